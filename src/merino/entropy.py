@@ -1,0 +1,234 @@
+"""Transformer entropy (paper Eqs. 7, 9/11, 12-15) and its lookup table (paper Fig. 2).
+
+Eq. 7 (subspace entropy of a linear map): for W in R^{m x n} with singular values s_j,
+    H(W) = E_W [ sum_j log(1 + s_j^2 / eps^2) ],
+the expectation over the random initialisation W_ij ~ N(0, init_std^2).  We compute it
+exactly per draw (the s_j^2 are the eigenvalues of the smaller Gram matrix, in float64) and
+average ``draws`` seeded draws.  The paper publishes neither the initialisation, eps, the log
+base nor the number of draws; our defaults (config ``entropy``) are recorded in every output.
+
+Eq. 12 (MHSA): per head h, Q, K and V are E x head_dim maps; the output projection is E x E:
+    H_MHSA(E) = 3 (E / head_dim) H(E x head_dim) + H(E x E).
+Eq. 13 (FFN): H_FFN(E, F) = H(E x F) + H(F x E) = 2 H(E x F).
+Eq. 14 (block i, L_i layers applied in sequence, shared or not):
+    H_i = L_i (alpha_MHSA H_MHSA(E_i) + alpha_FFN H_FFN(E_i, F_i)),   H = sum_i H_i.
+Eq. 9/11 (effectiveness): gamma = beta L / log2(w_hat), L = sum_i L_i.  The paper's Table 1
+values (0.008 for L=1, E=256 and 0.25 for L=24, E=64 with beta = 1/16) pin the base-2 log of
+the width.  For a block-wise model we take w_hat = min_i E_i, the narrowest block, which every
+signal passes through (for uniform models w_hat = E as in Table 1).
+Eq. 15 (MP objective): maximise H * exp(-kappa gamma) subject to the compute budget.  How
+gamma enters is not published; the multiplicative penalty with strength kappa (config
+``entropy.gamma_strength``) is our choice and is recorded with the results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .space import Architecture, SearchSpace
+
+
+@dataclass(frozen=True)
+class EntropyConstants:
+    """Every constant of the entropy (see module docstring); the defaults are documented in config."""
+
+    init_std: float = 0.02
+    epsilon: float = 0.02
+    log_base: float = math.e
+    draws: int = 3
+    seed: int = 0
+    beta: float = 1 / 16
+    gamma_strength: float = 8.0
+    alpha_mhsa: float = 0.5
+    alpha_ffn: float = 1.0
+    head_dim: int = 64
+
+    @classmethod
+    def from_config(cls, cfg: dict, head_dim: int) -> "EntropyConstants":
+        """From config ``entropy`` (or the part of it a lookup table needs; the rest keep defaults)."""
+        args = {k: cfg[k] for k in ("init_std", "epsilon", "draws", "seed", "beta", "gamma_strength") if k in cfg}
+        if "log_base" in cfg:
+            args["log_base"] = math.e if cfg["log_base"] == "e" else float(cfg["log_base"])
+        if "alpha" in cfg:
+            args["alpha_mhsa"], args["alpha_ffn"] = cfg["alpha"]["mhsa"], cfg["alpha"]["ffn"]
+        return cls(**args, head_dim=head_dim)
+
+    def table_key(self) -> dict:
+        """The constants a lookup table depends on (matrix entropies only)."""
+        return {k: getattr(self, k) for k in ("init_std", "epsilon", "log_base", "draws", "seed")}
+
+
+# ---- Eq. 7 -----------------------------------------------------------------------------------------
+def entropy_from_singular_values(s: torch.Tensor, epsilon: float, log_base: float = math.e) -> float:
+    """sum_j log(1 + s_j^2 / eps^2) in base ``log_base``."""
+    s2 = s.double() ** 2
+    return float(torch.log1p(s2 / epsilon**2).sum() / math.log(log_base))
+
+
+def matrix_entropy(w: torch.Tensor, epsilon: float, log_base: float = math.e) -> float:
+    """Eq. 7 for one given matrix, from its singular values (eigenvalues of the smaller Gram matrix)."""
+    w = w.double()
+    gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+    s2 = torch.linalg.eigvalsh(gram).clamp_min(0)
+    return float(torch.log1p(s2 / epsilon**2).sum() / math.log(log_base))
+
+
+def _draw_seed(seed: int, rows: int, cols: int, draw: int) -> int:
+    return int(np.random.SeedSequence([seed, rows, cols, draw]).generate_state(1)[0])
+
+
+def random_matrix(rows: int, cols: int, init_std: float, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(rows, cols, generator=gen, dtype=torch.float64) * init_std
+
+
+def expected_matrix_entropy(rows: int, cols: int, c: EntropyConstants) -> float:
+    """Eq. 7: the mean of H(W) over ``c.draws`` seeded draws of an initialised rows x cols matrix.
+
+    H(W) = H(W^T), so the shape is canonicalised (the same value for (m, n) and (n, m))."""
+    m, n = sorted((int(rows), int(cols)))
+    values = [
+        matrix_entropy(random_matrix(m, n, c.init_std, _draw_seed(c.seed, m, n, d)), c.epsilon, c.log_base)
+        for d in range(c.draws)
+    ]
+    return float(np.mean(values))
+
+
+# ---- lookup table (paper Fig. 2) -----------------------------------------------------------------------
+class EntropyLookupTable:
+    """Expected matrix entropies (Eq. 7) keyed by shape; shapes not in the table are computed on demand."""
+
+    def __init__(self, constants: EntropyConstants, entries: dict[tuple[int, int], float] | None = None):
+        self.constants = constants
+        self.entries: dict[tuple[int, int], float] = dict(entries or {})
+
+    def matrix(self, rows: int, cols: int) -> float:
+        key = tuple(sorted((int(rows), int(cols))))
+        if key not in self.entries:
+            self.entries[key] = expected_matrix_entropy(*key, self.constants)
+        return self.entries[key]
+
+    @classmethod
+    def build(cls, space: SearchSpace, constants: EntropyConstants, progress: bool = True) -> "EntropyLookupTable":
+        """Precompute every matrix shape ``space`` can produce (largest first, so the bar is honest)."""
+        from tqdm import tqdm
+
+        table = cls(constants)
+        shapes = sorted({tuple(sorted(s)) for s in space.matrix_shapes()}, key=lambda s: -s[0] * s[0] * s[1])
+        for m, n in tqdm(shapes, desc="entropy lookup", unit="shape", disable=not progress, mininterval=2):
+            table.matrix(m, n)
+        return table
+
+    def save(self, path: str | Path, provenance: dict | None = None) -> None:
+        data = {
+            "constants": asdict(self.constants),
+            "entries": [[m, n, v] for (m, n), v in sorted(self.entries.items())],
+            "provenance": provenance or {},
+        }
+        Path(path).write_text(json.dumps(data, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path, constants: EntropyConstants) -> "EntropyLookupTable":
+        """Load a table, refusing one built with other matrix-entropy constants."""
+        data = json.loads(Path(path).read_text())
+        built = EntropyConstants(**data["constants"]).table_key()
+        if built != constants.table_key():
+            diff = {k: (built[k], v) for k, v in constants.table_key().items() if built[k] != v}
+            raise ValueError(f"lookup table {str(path)!r} was built with other entropy constants "
+                             f"(table, config): {diff}; rebuild it")
+        return cls(constants, {(int(m), int(n)): float(v) for m, n, v in data["entries"]})
+
+    # ---- vectorised pieces for the search --------------------------------------------------------
+    def mhsa(self, e: int) -> float:
+        """Eq. 12."""
+        hd = self.constants.head_dim
+        return 3 * (e // hd) * self.matrix(e, hd) + self.matrix(e, e)
+
+    def ffn(self, e: int, f: int) -> float:
+        """Eq. 13."""
+        return 2 * self.matrix(e, f)
+
+    def grids(self, space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
+        """H_MHSA over the E grid (nE,) and H_FFN over the (E, F) grid (nE, nF)."""
+        mhsa = np.array([self.mhsa(int(e)) for e in space.e_grid])
+        ffn = np.array([[self.ffn(int(e), int(f)) for f in space.f_grid] for e in space.e_grid])
+        return mhsa, ffn
+
+
+# ---- Eqs. 9/11, 14, 15 on populations -------------------------------------------------------------------
+def effectiveness(n_layers, min_width, beta: float):
+    """Eq. 9/11: gamma = beta * L / log2(w_hat) (w_hat: the narrowest block width)."""
+    return beta * np.asarray(n_layers, dtype=np.float64) / np.log2(np.asarray(min_width, dtype=np.float64))
+
+
+def penalised(entropy, gamma, c: EntropyConstants):
+    """Eq. 15 objective: H * exp(-kappa * gamma)."""
+    return np.asarray(entropy) * np.exp(-c.gamma_strength * np.asarray(gamma))
+
+
+@dataclass(frozen=True)
+class EntropyBreakdown:
+    """Every entropy figure of one architecture (Table 1 columns)."""
+
+    mhsa: float
+    ffn: float
+    entropy: float
+    weighted_entropy: float
+    gamma: float
+    entropy_with_gamma: float
+    objective: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def architecture_entropy(arch: Architecture, table: EntropyLookupTable) -> EntropyBreakdown:
+    """Eq. 14 with and without alpha, gamma (Eq. 11) and the Eq. 15 objective for one architecture."""
+    c = table.constants
+    mhsa = sum(b.depth * table.mhsa(b.embed_dim) for b in arch.blocks)
+    ffn = sum(b.depth * table.ffn(b.embed_dim, b.ffn_dim) for b in arch.blocks)
+    weighted = c.alpha_mhsa * mhsa + c.alpha_ffn * ffn
+    gamma = float(effectiveness(arch.n_layers, min(arch.widths), c.beta))
+    return EntropyBreakdown(
+        mhsa=mhsa, ffn=ffn, entropy=mhsa + ffn, weighted_entropy=weighted, gamma=gamma,
+        entropy_with_gamma=float(penalised(mhsa + ffn, gamma, c)), objective=float(penalised(weighted, gamma, c)),
+    )
+
+
+def sampled_architecture_entropy(arch: Architecture, c: EntropyConstants, draws: int, seed: int) -> float:
+    """Eq. 14 (unweighted) computed exactly from freshly initialised weights: every block gets its own
+    random Q, K, V (per head), O, W1 and W2 (one set, as the layers of a block share them), and the
+    entropy is averaged over ``draws`` models.  This is the reference the lookup table is checked against."""
+    rng = np.random.default_rng(seed)
+    totals = []
+    for _ in range(draws):
+        total = 0.0
+        for b in arch.blocks:
+            e, f, hd = b.embed_dim, b.ffn_dim, c.head_dim
+
+            def h(rows, cols):
+                w = random_matrix(rows, cols, c.init_std, int(rng.integers(2**63)))
+                return matrix_entropy(w, c.epsilon, c.log_base)
+
+            mhsa = sum(h(e, hd) for _ in range(3 * (e // hd))) + h(e, e)
+            total += b.depth * (mhsa + h(e, f) + h(f, e))
+        totals.append(total)
+    return float(np.mean(totals))
+
+
+def lookup_error(archs: list[Architecture], table: EntropyLookupTable, draws: int, seed: int) -> list[dict]:
+    """Paper Fig. 2: lookup-table entropy (Eq. 14, no alpha) against the exact entropy of freshly
+    initialised weights, per architecture."""
+    rows = []
+    for k, arch in enumerate(archs):
+        looked_up = architecture_entropy(arch, table).entropy
+        exact = sampled_architecture_entropy(arch, table.constants, draws, seed=seed * 1_000_003 + k)
+        rows.append({"architecture": str(arch), "lookup_entropy": looked_up, "exact_entropy": exact,
+                     "relative_error": (looked_up - exact) / exact})
+    return rows

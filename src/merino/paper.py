@@ -1,0 +1,140 @@
+"""Paper tables and figures, ours beside the published numbers (``reference/paper.yaml``).
+
+The reference file holds the paper's figures as data; they are printed beside our results and
+never used as results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .cost import CostModel
+from .entropy import EntropyLookupTable, architecture_entropy
+from .space import Architecture, Block
+
+REFERENCE = Path(__file__).resolve().parent / "data" / "paper.yaml"
+# paper Table 3 / Table 8: the structure searched at each FLOPs target
+PAPER_BUDGETS = {"flops60G": "MeRino-52M", "flops110G": "MeRino-61M", "flops160G": "MeRino-64M"}
+
+
+def load_reference(path: str | Path = REFERENCE) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def paper_structures(reference: dict) -> dict[str, Architecture]:
+    """Paper Table 8 structures (FFN given as ratio R_i)."""
+    return {name: Architecture.from_dict(d, name=name) for name, d in reference["table8_structures"].items()}
+
+
+def _structure_columns(arch: Architecture) -> dict:
+    return {
+        "E": "-".join(map(str, arch.widths)),
+        "F": "-".join(map(str, arch.ffn_dims)),
+        "R": "-".join(f"{f / e:g}" for f, e in zip(arch.ffn_dims, arch.widths)),
+        "L": "-".join(map(str, arch.depths)),
+    }
+
+
+def table8(reference: dict, cost: CostModel, table: EntropyLookupTable, searched: dict[str, dict]) -> pd.DataFrame:
+    """Table 8 (and the params of Table 5, FLOPs of Table 3): the paper's structures priced by our cost
+    model next to the paper's figures, and our searched structure at the same FLOPs target.
+
+    ``searched`` maps a budget label (``flops60G`` ...) to its search result JSON."""
+    structures = paper_structures(reference)
+    t3 = reference["table3_language_modeling"]["models"]
+    t5 = reference["table5_parameter_sharing"]
+    rows = []
+    for budget, name in PAPER_BUDGETS.items():
+        target = budget.removeprefix("flops")
+        paper = {
+            "paper_params_shared_M": float(reference["table2_zero_shot"]["models"][name]["params_M"]),
+            "paper_params_unshared_M": float(t5[target]["without"]["params_M"]),
+            "paper_flops_G": float(t3[name][0]),
+        }
+        candidates = [("paper structure", structures[name], None)]
+        if budget in searched:
+            result = searched[budget]
+            arch = Architecture.from_dict(result["architecture"], name=f"searched@{budget}")
+            candidates.append((f"searched ({result['objective']})", arch, result))
+        for source, arch, result in candidates:
+            s = cost.summary(arch)
+            h = architecture_entropy(arch, table)
+            cert = (result or {}).get("certificate") or {}
+            rows.append({
+                "model": name, "budget": budget, "source": source, **_structure_columns(arch),
+                "params_shared_M": round(s["params_shared"] / 1e6, 2),
+                "params_unshared_M": round(s["params_unshared"] / 1e6, 2),
+                "flops_G": round(s["flops"] / 1e9, 2),
+                "entropy": round(h.entropy, 1), "gamma": round(h.gamma, 4), "objective": round(h.objective, 1),
+                "ea_gap_to_optimum_pct": cert.get("gap_pct"),
+                **paper,
+                "params_shared_rel_diff_pct": round(100 * (s["params_shared"] / 1e6 / paper["paper_params_shared_M"] - 1), 2),
+                "flops_rel_diff_pct": round(100 * (s["flops"] / 1e9 / paper["paper_flops_G"] - 1), 2),
+            })
+    return pd.DataFrame(rows)
+
+
+def table1_models(reference: dict, ffn_ratio: int = 4) -> dict[str, Architecture]:
+    """Table 1's 'wide' (L=1, E=256) and 'deep' (L=24, E=64) models, one block each, FFN = ffn_ratio * E."""
+    t = reference["table1_wide_vs_deep"]
+    cols = t["columns"]
+    out = {}
+    for name in ("wide", "deep"):
+        row = dict(zip(cols, t[name]))
+        e, l = int(row["E"]), int(row["L"])
+        out[name] = Architecture((Block(e, ffn_ratio * e, l),), name=name)
+    return out
+
+
+def table1(reference: dict, cost: CostModel, table: EntropyLookupTable, ffn_ratio: int = 4) -> pd.DataFrame:
+    """Table 1 entropy columns: entropy, effectiveness gamma and entropy with gamma, paper beside.
+    (The perplexity columns come from the correlation study's trained models.)"""
+    t = reference["table1_wide_vs_deep"]
+    rows = []
+    for name, arch in table1_models(reference, ffn_ratio).items():
+        paper = dict(zip(t["columns"], t[name]))
+        h = architecture_entropy(arch, table)
+        rows.append({
+            "model": name, "L": arch.n_layers, "E": arch.widths[0], "F": arch.ffn_dims[0],
+            "params_M": round(cost.params(arch) / 1e6, 2),
+            "entropy": round(h.entropy, 1), "gamma": round(h.gamma, 4),
+            "entropy_with_gamma": round(h.entropy_with_gamma, 1),
+            "paper_params_M": paper["params_M"], "paper_entropy": paper["entropy"],
+            "paper_gamma": paper["effective_gamma"], "paper_entropy_with_gamma": paper["entropy_with_gamma"],
+            "paper_perplexity": paper["perplexity"],
+        })
+    return pd.DataFrame(rows)
+
+
+def plot_lookup_error(df: pd.DataFrame, path: str | Path, paper_mean_error: float) -> None:
+    """Figure 2: lookup-table entropy against exact SVD entropy of freshly initialised models."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rel = df["relative_error"].abs()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
+    ax1.scatter(df["exact_entropy"], df["lookup_entropy"], s=10)
+    lo, hi = df[["exact_entropy", "lookup_entropy"]].min().min(), df[["exact_entropy", "lookup_entropy"]].max().max()
+    ax1.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax1.set_xlabel("exact entropy (SVD of fresh weights)")
+    ax1.set_ylabel("lookup-table entropy")
+    ax1.set_title(f"{len(df)} sampled architectures")
+    ax2.hist(100 * df["relative_error"], bins=30)
+    ax2.set_xlabel("relative error (%)")
+    ax2.set_title(f"mean |err| {100 * rel.mean():.4f}%, max {100 * rel.max():.4f}%\n"
+                  f"(paper: mean {100 * paper_mean_error:.2f}%)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def lookup_error_summary(df: pd.DataFrame) -> dict:
+    rel = df["relative_error"].abs()
+    return {"architectures": int(len(df)), "mean_abs_relative_error": float(rel.mean()),
+            "max_abs_relative_error": float(rel.max()), "median_abs_relative_error": float(np.median(rel))}

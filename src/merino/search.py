@@ -1,0 +1,287 @@
+"""Architecture search under a compute budget: the evolutionary algorithm of paper Algorithm 1,
+and an exact solver of the Eq. 15 mathematical programme that certifies it.
+
+Objectives are callables on gene populations (P, N, 3) returning scores (P,).  Entropy
+objectives are *separable*: score = pen(L, w_hat) * sum_i L_i g(E_i, F_i), which the exact
+solver exploits; other proxies (later) only need ``__call__``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cost import Budget, CostModel
+from .entropy import EntropyConstants, EntropyLookupTable, effectiveness
+from .space import SearchSpace
+
+# name -> (use alpha weights, use gamma penalty); paper Table 6 rows: none / gamma / gamma_alpha
+ENTROPY_OBJECTIVES = {
+    "entropy": (True, True),
+    "entropy_gamma": (False, True),
+    "entropy_plain": (False, False),
+}
+
+
+@dataclass
+class EntropyObjective:
+    """Eq. 15 objective on a search space: alpha-weighted block entropy (Eq. 14), times exp(-kappa gamma)."""
+
+    name: str
+    space: SearchSpace
+    block_values: np.ndarray  # (nE, nF): alpha_MHSA H_MHSA(E) + alpha_FFN H_FFN(E, F), per layer
+    constants: EntropyConstants
+    use_gamma: bool
+
+    @classmethod
+    def build(cls, name: str, space: SearchSpace, table: EntropyLookupTable) -> "EntropyObjective":
+        if name not in ENTROPY_OBJECTIVES:
+            raise ValueError(f"unknown objective {name!r}; expected one of {sorted(ENTROPY_OBJECTIVES)}")
+        use_alpha, use_gamma = ENTROPY_OBJECTIVES[name]
+        c = table.constants
+        mhsa, ffn = table.grids(space)
+        am, af = (c.alpha_mhsa, c.alpha_ffn) if use_alpha else (1.0, 1.0)
+        return cls(name, space, am * mhsa[:, None] + af * ffn, c, use_gamma)
+
+    def penalty(self, n_layers, min_width):
+        if not self.use_gamma:
+            return np.ones(np.broadcast(n_layers, min_width).shape)
+        return np.exp(-self.constants.gamma_strength * effectiveness(n_layers, min_width, self.constants.beta))
+
+    def __call__(self, genes: np.ndarray) -> np.ndarray:
+        e, _, l = self.space.decode(genes)
+        base = (l * self.block_values[genes[..., 0], genes[..., 1]]).sum(-1)
+        return base * self.penalty(l.sum(-1), e.min(-1))
+
+
+@dataclass
+class SearchResult:
+    genes: np.ndarray
+    score: float
+    mutations: int
+    evaluations: int
+    trace: list = field(default_factory=list)  # (mutations so far, best score)
+
+
+def _population_cost(space: SearchSpace, cost: CostModel, kind: str, genes: np.ndarray) -> np.ndarray:
+    return cost.batch(kind, *space.decode(genes))
+
+
+def smallest_cost(space: SearchSpace, cost: CostModel, kind: str) -> float:
+    """Cost of the cheapest architecture of the space (every gene at its minimum)."""
+    return float(_population_cost(space, cost, kind, np.zeros((1, space.n_blocks, 3), dtype=np.int64))[0])
+
+
+def check_budget(space: SearchSpace, cost: CostModel, budget: Budget) -> None:
+    """Raise if no architecture of ``space`` fits ``budget``."""
+    low = smallest_cost(space, cost, budget.kind)
+    if low > budget.value:
+        raise ValueError(f"budget {budget.label!r} ({budget.value:.4g} {budget.kind}) is below the smallest "
+                         f"architecture of the search space ({low:.4g} {budget.kind})")
+
+
+def evolutionary_search(space: SearchSpace, objective, cost: CostModel, budget: Budget, *, iterations: int,
+                        population: int, parents: int, seed: int, trace_every: int = 1000) -> SearchResult:
+    """Algorithm 1, vectorised by generations: each generation draws ``parents`` (K) architectures
+    uniformly from the population, gives each population/K children made by 1 + Geometric(1/2)
+    moves of Algorithm 2, drops children over the budget, scores the rest, and keeps the best
+    ``population`` (M) distinct architectures.
+    ``iterations`` (T) counts mutations, as in the paper.  Deterministic for a given ``seed``."""
+    check_budget(space, cost, budget)
+    rng = np.random.default_rng(seed)
+
+    def feasible(genes):
+        return space.valid_genes(genes) & (_population_cost(space, cost, budget.kind, genes) <= budget.value)
+
+    # initial population: uniform samples that fit the budget; else the smallest architecture (F0)
+    pop = np.zeros((0, space.n_blocks, 3), dtype=np.int64)
+    for _ in range(20):
+        draw = space.sample(rng, population)
+        pop = np.concatenate([pop, draw[feasible(draw)]])[:population]
+        if len(pop) >= population:
+            break
+    if not len(pop):
+        pop = np.zeros((1, space.n_blocks, 3), dtype=np.int64)
+    evaluations = len(pop)
+    scores = objective(pop)
+    pop, scores = _select(space, pop, scores, population)
+
+    per_parent = max(1, population // parents)
+    generation = per_parent * parents
+    trace, mutations = [], 0
+    while mutations < iterations:
+        n = min(generation, iterations - mutations)
+        chosen = np.repeat(pop[rng.integers(0, len(pop), parents)], per_parent, axis=0)[:n]
+        children = space.mutate(rng, chosen)
+        more = rng.random(n) < 0.5
+        while more.any():  # 1 + Geometric(1/2) moves per child
+            children[more] = space.mutate(rng, children[more])
+            more &= rng.random(n) < 0.5
+        mutations += n
+        children = children[feasible(children)]
+        if len(children):
+            evaluations += len(children)
+            pop, scores = _select(space, np.concatenate([pop, children]),
+                                  np.concatenate([scores, objective(children)]), population)
+        if mutations % trace_every < generation or mutations >= iterations:
+            trace.append((mutations, float(scores[0])))
+    return SearchResult(pop[0], float(scores[0]), mutations, evaluations, trace)
+
+
+def _select(space, genes, scores, keep):
+    """Distinct architectures sorted by score (desc, ties by key), the best ``keep``."""
+    keys = space.keys(genes)
+    _, first = np.unique(keys, return_index=True)
+    genes, scores, keys = genes[first], scores[first], keys[first]
+    order = np.lexsort((keys, -scores))[:keep]
+    return genes[order], scores[order]
+
+
+# ---- exact solver --------------------------------------------------------------------------------------
+@dataclass
+class _Half:
+    """Every combination of a run of consecutive blocks, reduced to per-key Pareto fronts."""
+
+    genes: np.ndarray   # (n, k, 3)
+    cost: np.ndarray    # (n,)
+    value: np.ndarray   # (n,) sum of L_i g(E_i, F_i)
+    layers: np.ndarray  # (n,) sum of L_i
+    e_first: np.ndarray  # (n,) E index of the first block
+    e_last: np.ndarray
+    e_min: np.ndarray
+
+
+MAX_HALF_COMBINATIONS = 20_000_000
+
+
+def _enumerate_half(space, objective, cost, kind, k, with_start, with_end) -> _Half:
+    ne, nf, nl = space.gene_sizes
+    per_block = ne * nf * nl
+    if per_block**k > MAX_HALF_COMBINATIONS:
+        raise ValueError(f"exact solver: {per_block}^{k} combinations per half of the search space exceed "
+                         f"{MAX_HALF_COMBINATIONS:,}; it handles up to 4 blocks of the paper's grid")
+    options = np.stack(np.meshgrid(np.arange(ne), np.arange(nf), np.arange(nl), indexing="ij"), -1).reshape(-1, 3)
+    idx = np.stack(np.meshgrid(*[np.arange(per_block)] * k, indexing="ij"), -1).reshape(-1, k)
+    genes = options[idx]  # (n, k, 3)
+    if space.non_decreasing_width and k > 1:
+        genes = genes[np.all(np.diff(genes[..., 0], axis=-1) >= 0, axis=-1)]
+    e, f, l = space.decode(genes)
+    c = cost.block_term(kind, e, f, l).sum(-1).astype(np.float64)
+    if k > 1:
+        c = c + cost.transition_term(kind, e[:, :-1], e[:, 1:]).sum(-1)
+    d = cost.embed_proj_dim
+    if with_start:
+        c = c + cost.constant_term(kind) + cost.transition_term(kind, d, e[:, 0])
+    if with_end:
+        c = c + cost.transition_term(kind, e[:, -1], d)
+    value = (l * objective.block_values[genes[..., 0], genes[..., 1]]).sum(-1)
+    return _Half(genes, c, value, l.sum(-1), genes[:, 0, 0], genes[:, -1, 0], genes[..., 0].min(-1))
+
+
+def _pareto(half: _Half, key: np.ndarray, budget: float) -> tuple[_Half, np.ndarray]:
+    """Keep, per key, the items no cheaper-or-equal item of the same key beats in value."""
+    ok = half.cost <= budget
+    sel = np.flatnonzero(ok)
+    order = sel[np.lexsort((-half.value[sel], half.cost[sel], key[sel]))]
+    k, v = key[order], half.value[order]
+    span = float(np.ptp(half.value)) + 1.0 if len(half.value) else 1.0
+    lifted = v + k.astype(np.float64) * 4 * span  # monotone across keys, so one running max serves all
+    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(lifted)[:-1]])
+    new_key = np.concatenate([[True], k[1:] != k[:-1]])
+    keep = order[new_key | (lifted > best_before)]
+    pick = lambda a: a[keep]  # noqa: E731
+    return _Half(pick(half.genes), pick(half.cost), pick(half.value), pick(half.layers), pick(half.e_first),
+                 pick(half.e_last), pick(half.e_min)), key[keep]
+
+
+def exact_search(space: SearchSpace, objective: EntropyObjective, cost: CostModel, budget: Budget) -> SearchResult:
+    """The global optimum of Eq. 15 over ``space`` (meet in the middle, no discretisation).
+
+    The objective is sum_i L_i g(E_i, F_i) times a factor of (total depth, narrowest width); the
+    cost is additive over blocks plus terms between neighbours.  Both halves of the block sequence
+    are enumerated and reduced to Pareto fronts (cost vs value) per (boundary width, narrowest
+    width, depth); each left item is then matched with the best affordable right item of every
+    compatible right key by binary search.  Handles additive budgets (flops, params)."""
+    if budget.kind not in ("flops", "params"):
+        raise ValueError(f"exact solver handles additive budgets (flops, params), not {budget.kind!r}")
+    check_budget(space, cost, budget)
+    n = space.n_blocks
+    kind, b = budget.kind, budget.value
+    if n == 1:
+        whole = _enumerate_half(space, objective, cost, kind, 1, True, True)
+        e, _, _ = space.decode(whole.genes)
+        score = np.where(whole.cost <= b, whole.value * objective.penalty(whole.layers, e.min(-1)), -np.inf)
+        i = int(np.argmax(score))
+        return SearchResult(whole.genes[i], float(score[i]), 0, len(score))
+    ne = space.gene_sizes[0]
+    max_layers = n * int(space.l_grid.max()) + 1
+    left = _enumerate_half(space, objective, cost, kind, math.ceil(n / 2), True, False)
+    right = _enumerate_half(space, objective, cost, kind, n - math.ceil(n / 2), False, True)
+    examined = len(left.cost) + len(right.cost)
+    lkey = (left.e_last * ne + left.e_min) * max_layers + left.layers
+    rkey = (right.e_first * ne + right.e_min) * max_layers + right.layers
+    left, _ = _pareto(left, lkey, b)
+    right, rkey = _pareto(right, rkey, b)
+    e_grid = space.e_grid
+    best = (-np.inf, None, None)
+    starts = np.flatnonzero(np.concatenate([[True], rkey[1:] != rkey[:-1]]))
+    ends = np.append(starts[1:], len(rkey))
+    for s, t in zip(starts, ends):
+        e_first, e_min, layers = right.e_first[s], right.e_min[s], right.layers[s]
+        rc, rv = right.cost[s:t], right.value[s:t]
+        compatible = left.e_last <= e_first if space.non_decreasing_width else np.ones(len(left.cost), bool)
+        remaining = b - left.cost - cost.transition_term(kind, e_grid[left.e_last], e_grid[e_first])
+        j = np.searchsorted(rc, remaining, side="right") - 1
+        ok = compatible & (j >= 0)
+        if not ok.any():
+            continue
+        total = np.where(ok, left.value + rv[np.maximum(j, 0)], -np.inf)
+        total = total * objective.penalty(left.layers + layers, e_grid[np.minimum(left.e_min, e_min)])
+        i = int(np.argmax(total))
+        if total[i] > best[0]:
+            best = (float(total[i]), i, s + int(j[i]))
+    if best[1] is None:
+        raise ValueError(f"exact solver found no architecture within budget {budget.label!r}")
+    genes = np.concatenate([left.genes[best[1]], right.genes[best[2]]])
+    return SearchResult(genes, best[0], 0, examined)
+
+
+def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel, objective_name: str,
+                  budget_label: str, settings: dict) -> dict:
+    """Run one search (Algorithm 1) as configured, certify it with the exact solver if asked, and
+    return the result file's content: architecture, its costs and entropy, search cost (time,
+    evaluations, energy; Table 4) and the gap to the optimum."""
+    from .entropy import architecture_entropy
+    from .provenance import Meter
+
+    budget = Budget.parse(budget_label)
+    objective = EntropyObjective.build(objective_name, space, table)
+    with Meter(settings["cpu_watts"]) as meter:
+        found = evolutionary_search(space, objective, cost, budget, iterations=settings["iterations"],
+                                    population=settings["population"], parents=settings["parents"],
+                                    seed=settings["seed"])
+    arch = space.to_architecture(found.genes, name=f"{objective_name}@{budget_label}")
+    certificate = None
+    if settings["certify"] and budget.kind in ("flops", "params"):
+        with Meter(settings["cpu_watts"]) as exact_meter:
+            best = exact_search(space, objective, cost, budget)
+        certificate = {
+            "optimum": best.score, "optimal_architecture": space.to_architecture(best.genes).to_dict(),
+            "gap_pct": 100 * (best.score - found.score) / best.score, "solver_wall_s": exact_meter.wall_s,
+            "candidates_enumerated": best.evaluations,
+        }
+    elif settings["certify"]:
+        certificate = {"skipped": f"the exact solver handles flops and params budgets, not {budget.kind}"}
+    return {
+        "objective": objective_name,
+        "budget": {"label": budget.label, "kind": budget.kind, "value": budget.value},
+        "architecture": arch.to_dict(),
+        "score": found.score,
+        "entropy": architecture_entropy(arch, table).to_dict(),
+        "cost": cost.summary(arch),
+        "search_cost": {**meter.record(), "mutations": found.mutations, "evaluations": found.evaluations},
+        "trace": found.trace,
+        "certificate": certificate,
+    }

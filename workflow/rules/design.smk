@@ -1,0 +1,89 @@
+# The design stage (no training): entropy lookup table, searches, Tables 1 and 8, Figure 2.
+
+
+rule lookup:
+    output:
+        "results/lookup/entropy_lookup.json",
+    params:
+        settings=lookup_settings(),
+    log:
+        "logs/lookup.log",
+    threads: 2
+    resources:
+        runtime=60,
+        mem_mb=4000,
+    script:
+        "../scripts/lookup.py"
+
+
+rule search:
+    input:
+        lookup=rules.lookup.output[0],
+    output:
+        "results/search/{objective}/{budget}.json",
+    params:
+        model=config["model"],
+        cost=config["cost"],
+        search_space=config["search_space"],
+        entropy=entropy_settings(),
+        search=search_settings(),
+    log:
+        "logs/search/{objective}/{budget}.log",
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    script:
+        "../scripts/search.py"
+
+
+rule table8:
+    input:
+        lookup=rules.lookup.output[0],
+        searches=[search_result(config["search"]["objective"], b) for b in PAPER_BUDGETS],
+    output:
+        table="results/tables/table8.csv",
+        provenance="results/tables/table8.provenance.json",
+    params:
+        model=config["model"],
+        cost=config["cost"],
+        entropy=entropy_settings(),
+    log:
+        "logs/table8.log",
+    script:
+        "../scripts/table8.py"
+
+
+rule table1:
+    input:
+        lookup=rules.lookup.output[0],
+    output:
+        table="results/tables/table1_entropy.csv",
+        provenance="results/tables/table1_entropy.provenance.json",
+    params:
+        model=config["model"],
+        cost=config["cost"],
+        entropy=entropy_settings(),
+    log:
+        "logs/table1.log",
+    script:
+        "../scripts/table1.py"
+
+
+rule fig2:
+    input:
+        lookup=rules.lookup.output[0],
+    output:
+        figure=report("figures/fig2_lookup_error.pdf", caption="../report/fig2.rst", category="Design"),
+        table="results/tables/fig2_lookup_error.csv",
+        summary="results/tables/fig2_lookup_error.json",
+    params:
+        search_space=config["search_space"],
+        entropy=lookup_settings()["entropy"] | {"head_dim": config["model"]["head_dim"]},
+        fig2=config["fig2"],
+    log:
+        "logs/fig2.log",
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    script:
+        "../scripts/fig2.py"
