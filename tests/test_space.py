@@ -1,4 +1,5 @@
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -66,7 +67,7 @@ def test_table8_structures_load_with_ffn_ratio():
 def test_invalid_architecture_names_the_block(tmp_path, data, message):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(ArchitectureError, match=message):
+    with pytest.raises(ArchitectureError, match=re.escape(message)):
         Architecture.load(path).validate()
 
 

@@ -4,7 +4,7 @@ Eq. 7 (subspace entropy of a linear map): for W in R^{m x n} with singular value
     H(W) = E_W [ sum_j log(1 + s_j^2 / eps^2) ],
 the expectation over the random initialisation W_ij ~ N(0, init_std^2).  We compute it
 exactly per draw (the s_j^2 are the eigenvalues of the smaller Gram matrix, in float64) and
-average ``draws`` seeded draws.  The paper publishes neither the initialisation, eps, the log
+average seeded draws until the standard error is below ``rel_tol``.  The paper publishes neither the initialisation, eps, the log
 base nor the number of draws; our defaults (config ``entropy``) are recorded in every output.
 
 Eq. 12 (MHSA): per head h, Q, K and V are E x head_dim maps; the output projection is E x E:
@@ -42,6 +42,8 @@ class EntropyConstants:
     epsilon: float = 0.02
     log_base: float = math.e
     draws: int = 3
+    max_draws: int = 64
+    rel_tol: float = 1e-4
     seed: int = 0
     beta: float = 1 / 16
     gamma_strength: float = 8.0
@@ -52,7 +54,8 @@ class EntropyConstants:
     @classmethod
     def from_config(cls, cfg: dict, head_dim: int) -> "EntropyConstants":
         """From config ``entropy`` (or the part of it a lookup table needs; the rest keep defaults)."""
-        args = {k: cfg[k] for k in ("init_std", "epsilon", "draws", "seed", "beta", "gamma_strength") if k in cfg}
+        keys = ("init_std", "epsilon", "draws", "max_draws", "rel_tol", "seed", "beta", "gamma_strength")
+        args = {k: cfg[k] for k in keys if k in cfg}
         if "log_base" in cfg:
             args["log_base"] = math.e if cfg["log_base"] == "e" else float(cfg["log_base"])
         if "alpha" in cfg:
@@ -61,7 +64,7 @@ class EntropyConstants:
 
     def table_key(self) -> dict:
         """The constants a lookup table depends on (matrix entropies only)."""
-        return {k: getattr(self, k) for k in ("init_std", "epsilon", "log_base", "draws", "seed")}
+        return {k: getattr(self, k) for k in ("init_std", "epsilon", "log_base", "draws", "max_draws", "rel_tol", "seed")}
 
 
 # ---- Eq. 7 -----------------------------------------------------------------------------------------
@@ -89,14 +92,20 @@ def random_matrix(rows: int, cols: int, init_std: float, seed: int) -> torch.Ten
 
 
 def expected_matrix_entropy(rows: int, cols: int, c: EntropyConstants) -> float:
-    """Eq. 7: the mean of H(W) over ``c.draws`` seeded draws of an initialised rows x cols matrix.
+    """Eq. 7: the mean of H(W) over seeded draws of an initialised rows x cols matrix.
 
-    H(W) = H(W^T), so the shape is canonicalised (the same value for (m, n) and (n, m))."""
+    At least ``c.draws`` draws; more (up to ``c.max_draws``) until the standard error of the mean
+    is at most ``c.rel_tol`` of it.  Small matrices fluctuate most and cost least, so they get the
+    extra draws.  H(W) = H(W^T): the shape is canonicalised, so (m, n) and (n, m) agree exactly."""
     m, n = sorted((int(rows), int(cols)))
-    values = [
-        matrix_entropy(random_matrix(m, n, c.init_std, _draw_seed(c.seed, m, n, d)), c.epsilon, c.log_base)
-        for d in range(c.draws)
-    ]
+    values = []
+    while len(values) < c.max_draws:
+        w = random_matrix(m, n, c.init_std, _draw_seed(c.seed, m, n, len(values)))
+        values.append(matrix_entropy(w, c.epsilon, c.log_base))
+        if len(values) >= c.draws:
+            mean, sem = np.mean(values), np.std(values, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+            if sem <= c.rel_tol * abs(mean):
+                break
     return float(np.mean(values))
 
 

@@ -26,7 +26,7 @@ def lookup_settings():
     return {
         "search_space": config["search_space"],
         "head_dim": config["model"]["head_dim"],
-        "entropy": {k: e[k] for k in ("init_std", "epsilon", "log_base", "draws", "seed")},
+        "entropy": {k: e[k] for k in ("init_std", "epsilon", "log_base", "draws", "max_draws", "rel_tol", "seed")},
     }
 
 

@@ -12,6 +12,8 @@ rule lookup:
     resources:
         runtime=60,
         mem_mb=4000,
+    conda:
+        "../../envs/merino.yaml"
     script:
         "../scripts/lookup.py"
 
@@ -32,6 +34,8 @@ rule search:
     resources:
         runtime=30,
         mem_mb=4000,
+    conda:
+        "../../envs/merino.yaml"
     script:
         "../scripts/search.py"
 
@@ -49,6 +53,8 @@ rule table8:
         entropy=entropy_settings(),
     log:
         "logs/table8.log",
+    conda:
+        "../../envs/merino.yaml"
     script:
         "../scripts/table8.py"
 
@@ -65,6 +71,8 @@ rule table1:
         entropy=entropy_settings(),
     log:
         "logs/table1.log",
+    conda:
+        "../../envs/merino.yaml"
     script:
         "../scripts/table1.py"
 
@@ -85,5 +93,7 @@ rule fig2:
     resources:
         runtime=30,
         mem_mb=4000,
+    conda:
+        "../../envs/merino.yaml"
     script:
         "../scripts/fig2.py"

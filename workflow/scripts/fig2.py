@@ -1,7 +1,9 @@
 """Rule fig2: lookup-table entropy vs exact entropy of freshly initialised sampled architectures."""
 import sys
+from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

@@ -1,7 +1,9 @@
 """Rule lookup: expected entropy of every matrix shape of the search space (paper Fig. 2's table)."""
 import sys
+from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
 from merino.entropy import EntropyConstants, EntropyLookupTable  # noqa: E402
 from merino.provenance import Meter, provenance  # noqa: E402

@@ -1,7 +1,9 @@
 """Rule search: Algorithm 1 for one objective and budget, certified by the exact solver."""
 import sys
+from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
 from merino.cost import CostModel  # noqa: E402
 from merino.entropy import EntropyConstants, EntropyLookupTable  # noqa: E402

@@ -1,7 +1,9 @@
 """Rule table1: entropy, effectiveness gamma and entropy with gamma of Table 1's wide and deep models."""
 import sys
+from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
 from merino.cost import CostModel  # noqa: E402
 from merino.entropy import EntropyConstants, EntropyLookupTable  # noqa: E402

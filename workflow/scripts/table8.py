@@ -1,8 +1,10 @@
 """Rule table8: paper Table 8 structures and our searched ones, costs beside the paper's."""
 import json
 import sys
+from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
 from merino.cost import CostModel  # noqa: E402
 from merino.entropy import EntropyConstants, EntropyLookupTable  # noqa: E402
