@@ -16,7 +16,7 @@ from .cost import CostModel
 from .entropy import EntropyLookupTable, architecture_entropy
 from .space import Architecture, Block
 
-REFERENCE = Path(__file__).resolve().parent / "data" / "paper.yaml"
+REFERENCE = Path(__file__).resolve().parent / "reference" / "paper.yaml"
 # paper Table 3 / Table 8: the structure searched at each FLOPs target
 PAPER_BUDGETS = {"flops60G": "MeRino-52M", "flops110G": "MeRino-61M", "flops160G": "MeRino-64M"}
 
