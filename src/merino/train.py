@@ -1,0 +1,397 @@
+"""Pretraining (paper: AdamW, lr 6e-4, 1000 warm-up steps, linear decay; The Pile, 8 x H100).
+
+One function, :func:`train`, runs on a CPU, one GPU, or several processes under ``torchrun``
+(DDP; NCCL on GPUs, Gloo on CPUs) and resumes from its last checkpoint.  Batches are a pure
+function of (seed, step), so a resumed run sees exactly the batches an uninterrupted one would,
+and the global batch is split over processes x gradient-accumulation micro-batches.
+
+The run's working state lives in ``work_dir`` (kept outside the final output, which a workflow
+manager may delete when a job dies): ``checkpoint/`` (model.safetensors, optimizer.pt,
+state.json; replaced atomically every ``checkpoint_every`` steps) and ``log.jsonl`` (step,
+loss, lr, tokens/s; appended across resumes).  At the end ``out_dir`` receives the final model
+(safetensors + config + tokenizer, loadable with ``AutoModelForCausalLM``), ``log.jsonl``,
+``metrics.json`` (validation perplexity, wall time) and ``loss.pdf``.
+
+Multi-process: ``torchrun --nproc_per_node N -m merino.train job.json`` (see :func:`main`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .data import PackedDataset, batch_indices, read_cache_meta
+from .model import MerinoConfig, MerinoForCausalLM
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, unusable checkpoint); the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters (config ``pretrain.training``)."""
+
+    steps: int = 600_000
+    batch_size: int = 1024          # sequences per optimizer step (global, all processes)
+    micro_batch_size: int = 16      # sequences per forward pass per process
+    seq_len: int = 1024
+    lr: float = 6e-4
+    warmup_steps: int = 1000
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    eval_batches: int = 50          # validation batches (of micro_batch_size) for the final perplexity
+    seed: int = 0
+    device: str = "auto"            # auto | cpu | cuda
+    bf16: bool = True               # bf16 autocast on CUDA (ignored on CPU)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr`` over ``warmup_steps``, then linear decay to 0 at ``steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    remaining = cfg.steps - step
+    return cfg.lr * max(0.0, remaining / max(1, cfg.steps - cfg.warmup_steps))
+
+
+# ---- distributed set-up -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _World:
+    rank: int
+    size: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_world(cfg: TrainConfig) -> _World:
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return _World(rank, size, torch.device("cuda", local))
+    return _World(rank, size, torch.device("cpu"))
+
+
+def _split_batch(cfg: TrainConfig, world: _World) -> int:
+    """Micro-batches per process per step; the global batch must divide evenly."""
+    per_process, rest = divmod(cfg.batch_size, world.size)
+    if rest or per_process % cfg.micro_batch_size:
+        raise ValueError(f"training.batch_size={cfg.batch_size} must be a multiple of processes ({world.size}) x "
+                         f"training.micro_batch_size ({cfg.micro_batch_size})")
+    return per_process // cfg.micro_batch_size
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------------
+_NOT_IN_FINGERPRINT = ("checkpoint_every", "log_every", "eval_batches")
+
+
+def run_fingerprint(model_config: MerinoConfig, cfg: TrainConfig, cache_dir: str | Path) -> str:
+    """sha256 of what determines the training trajectory: model config, training settings (not how
+    often it logs or saves) and the data; a checkpoint resumes only a run with the same fingerprint."""
+    meta = read_cache_meta(cache_dir)
+    model = {k: v for k, v in model_config.to_dict().items() if not k.startswith("_") and k != "transformers_version"}
+    training = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IN_FINGERPRINT}
+    data = {k: meta[k]["sha256"] for k in ("corpus", "tokenizer")}
+    blob = json.dumps({"model": model, "training": training, "data": data}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                     tokens: int, resumed_at: list[int], fingerprint: str) -> None:
+    """Write model, optimizer and step to ``path`` atomically (temp dir, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(_unalias(state), tmp / "model.safetensors")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "tokens": tokens, "resumed_at": resumed_at,
+                                                "fingerprint": fingerprint}))
+    old = path.with_name(path.name + ".old")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _unalias(state: dict) -> dict:
+    """safetensors refuses tensors that share memory (the tied LM head): keep the first name only."""
+    seen, out = set(), {}
+    for k, v in state.items():
+        if v.data_ptr() not in seen:
+            seen.add(v.data_ptr())
+            out[k] = v
+    return out
+
+
+def _previous_checkpoint(work: Path, fingerprint: str, main: bool) -> Path | None:
+    """The checkpoint to resume from: ``work/checkpoint`` (or ``checkpoint.old`` left by a kill
+    between the two renames of :func:`_save_checkpoint`) of a run with this fingerprint.  A
+    checkpoint of a different run (the model, training settings or data were edited) is discarded
+    with its log, so the edited run starts from step 0."""
+    for path in (work / "checkpoint", work / "checkpoint.old"):
+        if not path.exists():
+            continue
+        try:
+            previous = json.loads((path / "state.json").read_text()).get("fingerprint")
+        except (OSError, ValueError, AttributeError) as err:
+            raise TrainingError(f"checkpoint {path} is corrupt or incomplete ({err}); delete it to start over"
+                                ) from err
+        if previous == fingerprint:
+            return path
+        if main:
+            print(f"checkpoint {path} belongs to a different run (model, training settings or data changed): "
+                  "starting over", file=sys.stderr)
+            shutil.rmtree(path)
+            (work / "log.jsonl").unlink(missing_ok=True)
+    return None
+
+
+def _load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    try:
+        state = json.loads((path / "state.json").read_text())
+        weights = load_file(path / "model.safetensors")
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        tied = set(getattr(model, "_tied_weights_keys", {}) or {})
+        if unexpected or set(missing) - tied:
+            raise TrainingError(f"checkpoint {path} does not fit the model: missing {sorted(set(missing) - tied)}, "
+                                f"unexpected {sorted(unexpected)}")
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
+        raise TrainingError(f"checkpoint {path} is corrupt or incomplete ({err}); delete it to start over") from err
+    return state
+
+
+# ---- training loop ---------------------------------------------------------------------------------------
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, LayerNorms and embeddings' positions (1-d tensors)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def _batch(data: PackedDataset, indices: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.stack([data[int(i)] for i in indices]).to(device)
+
+
+@torch.no_grad()
+def evaluate_perplexity(model: torch.nn.Module, data: PackedDataset, batches: int, micro_batch_size: int,
+                        device: torch.device) -> dict:
+    """Mean next-token loss over the first ``batches`` x ``micro_batch_size`` sequences, and its exp."""
+    model.eval()
+    n = min(len(data), batches * micro_batch_size)
+    if n == 0:
+        raise ValueError("validation split has no complete sequence; lower seq_len or add data")
+    total, count = 0.0, 0
+    for start in range(0, n, micro_batch_size):
+        seq = _batch(data, np.arange(start, min(n, start + micro_batch_size)), device)
+        total += float(model_loss(model, seq, reduction="sum"))
+        count += seq[:, 1:].numel()
+    model.train()
+    return {"val_loss": total / count, "val_perplexity": math.exp(total / count), "val_tokens": count}
+
+
+def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path, cfg: TrainConfig,
+          work_dir: str | Path | None = None, tokenizer=None, progress: bool = True) -> dict:
+    """Train (or resume from ``work_dir``) a model; see the module docstring for the outputs."""
+    out = Path(out_dir)
+    work = Path(work_dir) if work_dir is not None else out / "work"
+    world = _init_world(cfg)
+    accum = _split_batch(cfg, world)
+    train_data = PackedDataset(cache_dir, "train", cfg.seq_len)
+    torch.manual_seed(cfg.seed)
+    model = MerinoForCausalLM(model_config).to(world.device)
+    optimizer = _optimizer(model, cfg)
+    checkpoint, fingerprint = work / "checkpoint", run_fingerprint(model_config, cfg, cache_dir)
+    step, tokens, resumed_at = 0, 0, []
+    previous = _previous_checkpoint(work, fingerprint, main=True) if world.main else None
+    if world.size > 1:
+        dist.barrier()  # rank 0 has discarded a stale checkpoint before the others look
+        if not world.main:
+            previous = _previous_checkpoint(work, fingerprint, main=False)
+    if previous is not None:
+        state = _load_checkpoint(previous, model, optimizer)
+        step, tokens, resumed_at = state["step"], state["tokens"], state["resumed_at"] + [state["step"]]
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world.size > 1 else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=world.device.type == "cuda" and cfg.bf16)
+    if world.main:
+        work.mkdir(parents=True, exist_ok=True)
+    log = open(work / "log.jsonl", "a") if world.main else None
+    bar = None
+    if world.main and progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc=f"train {out.name}", unit="step", mininterval=5)
+    started, window_tokens, window_start = time.time(), 0, time.perf_counter()
+    model.train()
+    while step < cfg.steps:
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        indices = batch_indices(len(train_data), cfg.batch_size, step, cfg.seed)
+        mine = indices.reshape(world.size, accum, cfg.micro_batch_size)[world.rank]
+        loss_sum = torch.zeros((), device=world.device)
+        for k in range(accum):
+            seq = _batch(train_data, mine[k], world.device)
+            sync = k == accum - 1 or world.size == 1
+            ctx = ddp.no_sync() if not sync else contextlib.nullcontext()
+            with ctx, autocast:
+                loss = model_loss(ddp, seq) / accum
+                loss.backward()
+            loss_sum += loss.detach()
+        if world.size > 1:
+            dist.all_reduce(loss_sum)
+            loss_sum /= world.size
+        value = float(loss_sum)
+        if not math.isfinite(value):
+            raise TrainingError(f"non-finite loss {value} at step {step}; the last good checkpoint in {checkpoint} "
+                                "is kept (lower training.lr or check the data)")
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        tokens += cfg.batch_size * cfg.seq_len
+        window_tokens += cfg.batch_size * cfg.seq_len
+        if world.main:
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                now = time.perf_counter()
+                log.write(json.dumps({"step": step, "loss": value, "lr": lr, "tokens": tokens,
+                                      "tokens_per_s": window_tokens / max(now - window_start, 1e-9)}) + "\n")
+                log.flush()
+                window_tokens, window_start = 0, now
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.3f}")
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                _save_checkpoint(checkpoint, model, optimizer, step, tokens, resumed_at, fingerprint)
+        if world.size > 1:
+            dist.barrier()
+    if bar is not None:
+        bar.close()
+    metrics = {}
+    if world.main:
+        log.close()
+        metrics = evaluate_perplexity(model, PackedDataset(cache_dir, "validation", cfg.seq_len), cfg.eval_batches,
+                                      cfg.micro_batch_size, world.device)
+        metrics.update(steps=step, tokens=tokens, resumed_at=resumed_at, train_wall_s=time.time() - started,
+                       params=sum(p.numel() for p in model.parameters()), training=asdict(cfg))
+        model.save_pretrained(out)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(out)
+        shutil.copyfile(work / "log.jsonl", out / "log.jsonl")
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        plot_loss(out / "log.jsonl", out / "loss.pdf")
+    if world.size > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return metrics
+
+
+def model_loss(model: torch.nn.Module, seq: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy of a packed batch (B, T+1): inputs seq[:, :-1], targets seq[:, 1:]."""
+    logits = model(input_ids=seq[:, :-1]).logits  # (B, T, V)
+    return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), seq[:, 1:].flatten(), reduction=reduction)
+
+
+def read_log(path: str | Path) -> list[dict]:
+    """The JSONL training log; a run resumed after a kill may repeat steps, the last record wins."""
+    records = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            records[r["step"]] = r
+    return [records[k] for k in sorted(records)]
+
+
+def plot_loss(log_path: str | Path, out_path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_log(log_path)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot([r["step"] for r in records], [r["loss"] for r in records])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title(Path(log_path).parent.name)
+    fig.tight_layout()
+    fig.savefig(out_path)
+    plt.close(fig)
+
+
+def launch_command(job_file: str | Path, gpus_per_node: int, nodes: int = 1, env: dict | None = None,
+                   port: int = 29500) -> list[str] | None:
+    """The command that runs :func:`main` on ``job_file`` with one process per GPU, or ``None`` when
+    one process (in this one) is enough.  One node: ``torchrun --standalone``.  Several nodes (inside
+    a SLURM allocation): ``srun`` starts one ``torchrun`` per node, meeting at the first node's host."""
+    import sys
+
+    if nodes < 1 or gpus_per_node < 0:
+        raise ValueError(f"resources: nodes={nodes} must be >= 1 and gpu={gpus_per_node} >= 0")
+    if nodes == 1 and gpus_per_node <= 1:
+        return None
+    per_node = max(gpus_per_node, 1)
+    run = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={per_node}"]
+    tail = ["-m", "merino.train", str(job_file)]
+    if nodes == 1:
+        return [*run, "--standalone", *tail]
+    env = os.environ if env is None else env
+    if "SLURM_JOB_NODELIST" not in env:
+        raise RuntimeError(f"resources.nodes={nodes} needs a SLURM allocation (SLURM_JOB_NODELIST is not set); "
+                           "run through the SLURM profile or set resources.nodes to 1")
+    import subprocess
+
+    hosts = subprocess.run(["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]], check=True,
+                           capture_output=True, text=True).stdout.split()
+    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", *run, f"--nnodes={nodes}", "--rdzv_backend=c10d",
+            f"--rdzv_endpoint={hosts[0]}:{port}", f"--rdzv_id={env.get('SLURM_JOB_ID', 'merino')}", *tail]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m merino.train job.json`` (alone or under torchrun).  The job file holds
+    ``model_config`` (a MerinoConfig dict), ``cache_dir``, ``out_dir``, ``work_dir``,
+    ``training`` (TrainConfig fields) and optionally ``tokenizer_dir``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("job")
+    job = json.loads(Path(ap.parse_args(argv).job).read_text())
+    tokenizer = None
+    if job.get("tokenizer_dir"):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(job["tokenizer_dir"])
+    train(MerinoConfig(**job["model_config"]), job["cache_dir"], job["out_dir"], TrainConfig(**job["training"]),
+          work_dir=job["work_dir"], tokenizer=tokenizer, progress=int(os.environ.get("RANK", "0")) == 0)
+
+
+if __name__ == "__main__":
+    main()
