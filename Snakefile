@@ -9,6 +9,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/design.smk"
+include: "workflow/rules/pretrain.smk"
 
 
 rule all:

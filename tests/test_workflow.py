@@ -46,6 +46,11 @@ def planned_jobs(workdir, config=None):
         ({"search": {"budgets": ["latency5ms"]}}, "budgets"),
         ({"search_space": {"embed_dim": {"min": 64, "max": 1000, "step": 64}}}, "search_space.embed_dim"),
         ({"search": {"parents": 1000}}, "search.parents=1000"),
+        ({"pretrain": {"train": ["MeRino-XL"]}}, "pretrain.train names 'MeRino-XL'"),
+        ({"pretrain": {"training": {"micro_batch_size": 3}}}, "micro_batch_size=3"),
+        ({"pretrain": {"models": {"MeRino-S60": {"search": {"objective": "entropy", "budget": "flops0.0001G"}}}}},
+         r"pretrain.models.MeRino-S60.search.budget='flops0.0001G' is below the smallest"),
+        ({"data": {"corpus": {"source": "web"}}}, "source"),
     ],
 )
 def test_malformed_config_stops_before_any_job(tmp_path, override, message):
@@ -76,18 +81,36 @@ def test_smoke_run_produces_every_output(tiny_run):
         assert record["provenance"]["inputs_sha256"]["lookup"]
     table8 = (tiny_run / "results/tables/table8.csv").read_text()
     assert "MeRino-64M" in table8 and "paper_flops_G" in table8
+    for model in ("MeRino-S60", "MeRino-S110", "MeRino-S160"):
+        out = tiny_run / "results/models" / model
+        for name in ("model.safetensors", "config.json", "tokenizer.json", "loss.pdf", "log.jsonl"):
+            assert (out / name).stat().st_size > 0, (model, name)
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert 1 < metrics["val_perplexity"] < 512  # below the uniform guess over the vocabulary
+        provenance = json.loads((out / "provenance.json").read_text())
+        assert provenance["settings"]["training"]["steps"] == 20
+        assert provenance["inputs_sha256"]["tokens_meta"] and provenance["settings"]["data"]["corpus_sha256"]
     assert planned_jobs(tiny_run) == {}
 
 
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        ({"search": {"population": 32}}, {"search": 3, "table8": 1, "all": 1}),
-        ({"entropy": {"gamma_strength": 4.0}}, {"search": 3, "table8": 1, "table1": 1, "all": 1}),
-        ({"entropy": {"epsilon": 0.03}}, {"lookup": 1, "search": 3, "table8": 1, "table1": 1, "fig2": 1, "all": 1}),
+        ({"search": {"population": 32}},
+         {"search": 3, "search_pretrain": 3, "pretrain": 3, "table8": 1, "all": 1}),
+        ({"entropy": {"gamma_strength": 4.0}},
+         {"search": 3, "search_pretrain": 3, "pretrain": 3, "table8": 1, "table1": 1, "all": 1}),
+        ({"entropy": {"epsilon": 0.03}},
+         {"lookup": 1, "lookup_pretrain": 1, "search": 3, "search_pretrain": 3, "pretrain": 3, "table8": 1,
+          "table1": 1, "fig2": 1, "all": 1}),
         ({"fig2": {"architectures": 7}}, {"fig2": 1, "all": 1}),
         ({"search": {"budgets": ["flops60G", "flops110G", "flops160G", "params2M"]}}, {"search": 1, "all": 1}),
         ({"cost": {"count_lm_head": True}}, {"search": 3, "table8": 1, "table1": 1, "all": 1}),
+        ({"pretrain": {"training": {"lr": 1.0e-3}}}, {"pretrain": 3, "all": 1}),
+        ({"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
+         {"search_pretrain": 3, "pretrain": 3, "all": 1}),
+        ({"data": {"tokenizer": {"vocab_size": 600}}}, {"prepare_data": 1, "pretrain": 3, "all": 1}),
+        ({"pretrain": {"resources": {"runtime": 5}}}, {}),
     ],
 )
 def test_an_edit_reruns_exactly_its_dependants(tiny_run, edit, expected):
@@ -96,7 +119,10 @@ def test_an_edit_reruns_exactly_its_dependants(tiny_run, edit, expected):
 
 def test_paper_config_dry_run_builds(tmp_path):
     out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-                          "--configfile", str(REPO / "config" / "paper.yaml"), "-n", "--cores", "2"],
+                          "--configfile", str(REPO / "config" / "paper.yaml"), "-n", "--cores", "2", "all",
+                          "results/models/MeRino-52M", "results/models/MeRino-61M", "results/models/MeRino-64M"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "search" in out.stdout
+    assert re.search(r"^pretrain\s+6$", out.stdout, re.M), out.stdout[-3000:]
+    assert "gpu=8" in out.stdout

@@ -13,25 +13,34 @@ check_config(config)
 
 OBJECTIVES = ["entropy", "entropy_gamma", "entropy_plain"]
 PAPER_BUDGETS = ["flops60G", "flops110G", "flops160G"]
+PAPER_STRUCTURES = ["MeRino-52M", "MeRino-61M", "MeRino-64M"]
 
 
 wildcard_constraints:
     objective="|".join(OBJECTIVES),
+    model=r"[A-Za-z0-9_.\-]+",
+    structure="|".join(PAPER_STRUCTURES),
     budget=r"(flops|params|memory)\d+(\.\d+)?[A-Z]+",
 
 
-def lookup_settings():
-    """The config values the lookup table depends on (nothing else, so other edits keep it)."""
+def design(scale="paper"):
+    """Model convention, cost convention and search space of a design scale: ``paper`` (the
+    top-level sections) or ``pretrain`` (the scaled-down models the default trains)."""
+    return config if scale == "paper" else config["pretrain"]["design"]
+
+
+def lookup_settings(scale="paper"):
+    """The config values a lookup table depends on (nothing else, so other edits keep it)."""
     e = config["entropy"]
     return {
-        "search_space": config["search_space"],
-        "head_dim": config["model"]["head_dim"],
+        "search_space": design(scale)["search_space"],
+        "head_dim": design(scale)["model"]["head_dim"],
         "entropy": {k: e[k] for k in ("init_std", "epsilon", "log_base", "draws", "max_draws", "rel_tol", "seed")},
     }
 
 
-def entropy_settings():
-    return {**config["entropy"], "head_dim": config["model"]["head_dim"]}
+def entropy_settings(scale="paper"):
+    return {**config["entropy"], "head_dim": design(scale)["model"]["head_dim"]}
 
 
 def search_settings():
@@ -39,8 +48,32 @@ def search_settings():
     return {k: v for k, v in config["search"].items() if k not in ("budgets", "objective")}
 
 
-def search_result(objective, budget):
-    return f"results/search/{objective}/{budget}.json"
+def search_result(objective, budget, scale="paper"):
+    prefix = "results" if scale == "paper" else f"results/{scale}"
+    return f"{prefix}/search/{objective}/{budget}.json"
+
+
+def model_entry(name):
+    models = config["pretrain"]["models"]
+    if name not in models:
+        raise ValueError(f"model {name!r} is not defined in config pretrain.models (defined: {sorted(models)})")
+    return models[name]
+
+
+def model_architecture(wildcards):
+    """The architecture file a model is trained from: a search result or a paper Table 8 structure."""
+    entry = model_entry(wildcards.model)
+    if "structure" in entry:
+        return f"results/architectures/{entry['structure']}.json"
+    s = entry["search"]
+    return search_result(s["objective"], s["budget"], s.get("scale", "pretrain"))
+
+
+def model_convention(name):
+    """Model section a trained model uses: the pretraining design scale for its searches, the paper's otherwise."""
+    entry = model_entry(name)
+    scale = "paper" if "structure" in entry else entry["search"].get("scale", "pretrain")
+    return design(scale)["model"]
 
 
 def main_searches():
@@ -49,6 +82,7 @@ def main_searches():
 
 def all_targets():
     return [
+        *[f"results/models/{m}" for m in config["pretrain"]["train"]],
         "results/lookup/entropy_lookup.json",
         *main_searches(),
         "results/tables/table8.csv",
