@@ -1,0 +1,120 @@
+"""Training throughput of MerinoForCausalLM against a GPT2LMHeadModel of equal FLOPs, same run.
+
+The MeRino model is a searched architecture (default: the embedded default's 0.55 GFLOPs search,
+or a fixed design-scale structure when that result does not exist yet).  The GPT-2 baseline has
+one uniform stack of width E = the MeRino model's widest block, FFN 4E, and the depth whose
+forward FLOPs (our cost model, same sequence length) come closest to the MeRino model's.  Both
+train with AdamW on the same random batches, the same threads and the same precision; rounds
+alternate between the two so drift hits both.  Goal: ratio (MeRino / GPT-2 tokens/s) >= 1.0.
+On CUDA the model FLOPs utilisation (6 x params x tokens/s over the bf16 peak) is printed too.
+
+    python benchmarks/train_speed.py [--arch results/pretrain/search/entropy/flops0.55G.json]
+        [--batch 16] [--seq 128] [--steps 10] [--rounds 3] [--device cpu|cuda] [--peak-tflops 989]
+"""
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from merino.cost import CostModel
+from merino.model import MerinoConfig, MerinoForCausalLM
+from merino.space import Architecture
+
+ROOT = Path(__file__).resolve().parents[1]
+FALLBACK = {"E": [128, 192, 256, 256], "F": [512, 640, 896, 1024], "L": [2, 2, 1, 1]}
+
+
+def merino_model(arch: Architecture, design: dict) -> MerinoForCausalLM:
+    m = design["model"]
+    return MerinoForCausalLM(MerinoConfig.from_architecture(
+        arch, vocab_size=m["vocab_size"], embed_proj_dim=m["embed_proj_dim"], max_position_embeddings=m["max_positions"],
+        head_dim=m["head_dim"], weight_sharing=m["weight_sharing"]))
+
+
+def gpt2_of_equal_flops(arch: Architecture, design: dict):
+    """GPT-2 of width max(E_i), FFN 4E, depth matching the MeRino model's forward FLOPs."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    m, width = design["model"], max(arch.widths)
+    target = CostModel.from_config(m, design["cost"]).flops(arch)
+    uniform = CostModel.from_config({**m, "embed_proj_dim": width}, design["cost"])
+    stack = lambda n: Architecture.from_dict({"E": [width], "F": [4 * width], "L": [n]})  # noqa: E731
+    depth = min(range(1, 65), key=lambda n: abs(uniform.flops(stack(n)) - target))
+    config = GPT2Config(vocab_size=m["vocab_size"], n_positions=m["max_positions"], n_embd=width, n_layer=depth,
+                        n_head=width // m["head_dim"], activation_function="relu", resid_pdrop=0.0, embd_pdrop=0.0,
+                        attn_pdrop=0.0, tie_word_embeddings=True)
+    config._attn_implementation = "sdpa"
+    flops = uniform.flops(stack(depth))
+    return GPT2LMHeadModel(config), target, flops
+
+
+def tokens_per_second(model, batch: torch.Tensor, steps: int, device: torch.device) -> float:
+    """Tokens/s over ``steps`` AdamW steps (forward, backward, update) after two warm-up steps."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def step():
+        with autocast:
+            loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(2):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch.numel() / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=ROOT / "config/config.yaml")
+    ap.add_argument("--arch", default=ROOT / "results/pretrain/search/entropy/flops0.55G.json")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak for MFU (H100 SXM: 989)")
+    args = ap.parse_args()
+    design = yaml.safe_load(Path(args.config).read_text())["pretrain"]["design"]
+    if Path(args.arch).exists():
+        arch, source = Architecture.load(args.arch), str(args.arch)
+    else:
+        arch, source = Architecture.from_dict(FALLBACK), "fixed design-scale structure (search result not found)"
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    merino = merino_model(arch, design).to(device)
+    gpt2, merino_flops, gpt2_flops = gpt2_of_equal_flops(arch, design)
+    gpt2 = gpt2.to(device)
+    print(f"MeRino {arch.to_dict()} from {source}: {merino_flops / 1e9:.3f} GFLOPs, "
+          f"{sum(p.numel() for p in merino.parameters()) / 1e6:.2f} M params")
+    print(f"GPT-2  E={gpt2.config.n_embd} L={gpt2.config.n_layer}: {gpt2_flops / 1e9:.3f} GFLOPs, "
+          f"{sum(p.numel() for p in gpt2.parameters()) / 1e6:.2f} M params")
+    print(f"device {device}, threads {torch.get_num_threads()}, batch {args.batch} x {args.seq} tokens, "
+          f"{args.steps} steps x {args.rounds} rounds")
+    batch = torch.randint(0, design["model"]["vocab_size"], (args.batch, args.seq), device=device)
+    rates = {"merino": [], "gpt2": []}
+    for _ in range(args.rounds):
+        rates["merino"].append(tokens_per_second(merino, batch, args.steps, device))
+        rates["gpt2"].append(tokens_per_second(gpt2, batch, args.steps, device))
+    merino_tps, gpt2_tps = statistics.median(rates["merino"]), statistics.median(rates["gpt2"])
+    print(f"MeRino {merino_tps:,.0f} tokens/s, GPT-2 {gpt2_tps:,.0f} tokens/s (medians)")
+    print(f"ratio MeRino / GPT-2 = {merino_tps / gpt2_tps:.2f} (goal >= 1.0)")
+    if device.type == "cuda":
+        for name, model, tps in (("MeRino", merino, merino_tps), ("GPT-2", gpt2, gpt2_tps)):
+            n = sum(p.numel() for p in model.parameters())
+            print(f"{name} MFU {6 * n * tps / (args.peak_tflops * 1e12):.1%} (6 x params x tokens/s)")
+
+
+if __name__ == "__main__":
+    main()
