@@ -205,6 +205,17 @@ def test_explicit_position_ids_override_the_default(generator):
     assert not torch.allclose(default, shifted)
 
 
+def test_inputs_embeds_replace_the_token_lookup(generator):
+    x = torch.randint(1, V, (2, 5))
+    with torch.no_grad():
+        by_ids = generator(x).logits
+        by_embeds = generator(inputs_embeds=generator.model.wte(x)).logits
+    torch.testing.assert_close(by_ids, by_embeds)
+    for bad in ({}, {"input_ids": x, "inputs_embeds": generator.model.wte(x)}):
+        with pytest.raises(ValueError, match="exactly one of input_ids and inputs_embeds"):
+            generator(**bad)
+
+
 # ---- 5. loss and training ---------------------------------------------------------------------------------
 def test_loss_is_shifted_cross_entropy():
     model = tiny_model()
@@ -241,6 +252,8 @@ def test_init():
     assert not layer.attn.qkv.bias.any() and not model.model.blocks[1].proj.bias.any()
     assert layer.fc_in.weight.std().item() == pytest.approx(0.05, rel=0.15)
     assert model.model.wte.weight.std().item() == pytest.approx(0.05, rel=0.15)
+    proj = model.model.blocks[1].proj  # width projections preserve the residual stream's scale
+    assert proj.weight.std().item() == pytest.approx(proj.in_features**-0.5, rel=0.15)
 
 
 # ---- 6. config validation ---------------------------------------------------------------------------------

@@ -166,6 +166,15 @@ class MerinoLayer(nn.Module):
         return x + self.dropout(self.fc_out(F.relu(self.fc_in(self.ln_2(x)))))
 
 
+class WidthProjection(nn.Linear):
+    """Linear map between residual streams of different widths (into a block, and back to D).
+
+    Initialised with std 1/sqrt(in_features), which preserves the residual stream's scale (the
+    paper does not say how these are initialised).  The 0.02 of the other matrices would shrink
+    the stream sqrt(in) * 0.02-fold at every width change, drowning the token signal under the
+    layers' outputs: on the embedded study models that slowed training two- to three-fold."""
+
+
 class MerinoBlock(nn.Module):
     """Block i: a projection from the incoming width when it differs from E_i, then L_i layers.
 
@@ -174,7 +183,7 @@ class MerinoBlock(nn.Module):
 
     def __init__(self, config: MerinoConfig, in_dim: int, embed_dim: int, ffn_dim: int, depth: int):
         super().__init__()
-        self.proj = nn.Linear(in_dim, embed_dim) if in_dim != embed_dim else nn.Identity()
+        self.proj = WidthProjection(in_dim, embed_dim) if in_dim != embed_dim else nn.Identity()
         self.depth = depth
         distinct = 1 if config.weight_sharing else depth
         self.layers = nn.ModuleList(MerinoLayer(config, embed_dim, ffn_dim) for _ in range(distinct))
@@ -196,7 +205,8 @@ class MerinoPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module):
         std = self.config.initializer_range
         if isinstance(module, nn.Linear):
-            init.normal_(module.weight, mean=0.0, std=std)
+            scale = module.in_features**-0.5 if isinstance(module, WidthProjection) else std
+            init.normal_(module.weight, mean=0.0, std=scale)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
@@ -220,24 +230,30 @@ class MerinoModel(MerinoPreTrainedModel):
             MerinoBlock(config, widths[i], e, f, l)
             for i, (e, f, l) in enumerate(zip(config.block_embed_dims, config.block_ffn_dims, config.block_depths))
         )
-        self.proj_out = nn.Linear(widths[-1], d) if widths[-1] != d else nn.Identity()
+        self.proj_out = WidthProjection(widths[-1], d) if widths[-1] != d else nn.Identity()
         self.ln_f = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.post_init()
 
-    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, **kwargs) -> BaseModelOutput:
-        """``attention_mask`` (B, T): 1 for tokens, 0 for (left) padding; positions then count tokens only."""
-        B, T = input_ids.shape
+    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.LongTensor | None = None, inputs_embeds: torch.Tensor | None = None,
+                **kwargs) -> BaseModelOutput:
+        """``attention_mask`` (B, T): 1 for tokens, 0 for (left) padding; positions then count tokens only.
+        ``inputs_embeds`` (B, T, D) replaces the token embedding lookup (positions are still added)."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids and inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.wte(input_ids)  # (B, T, D)
+        B, T = inputs_embeds.shape[:2]
         if T > self.config.max_position_embeddings:
             raise ValueError(f"sequence length {T} exceeds max_position_embeddings="
                              f"{self.config.max_position_embeddings}; truncate the input")
         if position_ids is None:
             if attention_mask is None:
-                position_ids = torch.arange(T, device=input_ids.device)[None, :]  # (1, T)
+                position_ids = torch.arange(T, device=inputs_embeds.device)[None, :]  # (1, T)
             else:
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
         mask = None if attention_mask is None else _attention_mask(attention_mask)
-        x = self.drop(self.wte(input_ids) + self.wpe(position_ids))  # (B, T, D)
+        x = self.drop(inputs_embeds + self.wpe(position_ids))  # (B, T, D)
         for block in self.blocks:
             x = block(x, mask)
         x = self.ln_f(self.proj_out(x))  # (B, T, D)
@@ -266,11 +282,12 @@ class MerinoForCausalLM(MerinoPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.embed_proj_dim, config.vocab_size, bias=False)
         self.post_init()
 
-    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None,
+    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
-                **kwargs) -> CausalLMOutputWithPast:
+                inputs_embeds: torch.Tensor | None = None, **kwargs) -> CausalLMOutputWithPast:
         """``labels`` (B, T) are the inputs themselves (shifted here); -100 marks positions without a loss."""
-        hidden = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
+        hidden = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                            inputs_embeds=inputs_embeds).last_hidden_state
         logits = self.lm_head(hidden)  # (B, T, V)
         loss = None
         if labels is not None:
@@ -288,6 +305,17 @@ class MerinoForCausalLM(MerinoPreTrainedModel, GenerationMixin):
                                       attention_mask: torch.Tensor | None = None, **kwargs) -> dict:
         """Every step sees the whole sequence so far (``generate`` would otherwise pass only the new token)."""
         return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def config_for(arch, convention: dict, tokenizer) -> MerinoConfig:
+    """Config of ``arch`` under a workflow ``model`` section (embed_proj_dim, max_positions, head_dim,
+    weight_sharing) with the tokenizer's vocabulary size and special tokens."""
+    return MerinoConfig.from_architecture(
+        arch, vocab_size=len(tokenizer), embed_proj_dim=convention["embed_proj_dim"],
+        max_position_embeddings=convention["max_positions"], head_dim=convention["head_dim"],
+        weight_sharing=convention["weight_sharing"], bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 def register() -> None:

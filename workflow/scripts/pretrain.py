@@ -14,7 +14,7 @@ SRC = str(Path(snakemake.scriptdir).parents[1] / "src")
 sys.path.insert(0, SRC)
 
 from merino.data import load_tokenizer, read_cache_meta  # noqa: E402
-from merino.model import MerinoConfig  # noqa: E402
+from merino.model import config_for  # noqa: E402
 from merino.provenance import provenance, write_json  # noqa: E402
 from merino.space import Architecture  # noqa: E402
 from merino.train import TrainConfig, launch_command, train  # noqa: E402
@@ -22,12 +22,7 @@ from merino.train import TrainConfig, launch_command, train  # noqa: E402
 p, out = snakemake.params, Path(snakemake.output[0])
 arch = Architecture.load(snakemake.input.architecture)
 tokenizer = load_tokenizer(snakemake.input.tokenizer)
-model_config = MerinoConfig.from_architecture(
-    arch, vocab_size=len(tokenizer), embed_proj_dim=p.model["embed_proj_dim"],
-    max_position_embeddings=p.model["max_positions"], head_dim=p.model["head_dim"],
-    weight_sharing=p.model["weight_sharing"], bos_token_id=tokenizer.bos_token_id,
-    eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-)
+model_config = config_for(arch, p.model, tokenizer)
 cfg = TrainConfig(**p.training)
 nodes = int(snakemake.resources.get("nodes", 1) or 1)
 gpus_per_node = int(snakemake.resources.get("gpu", 0) or 0) // nodes
