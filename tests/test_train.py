@@ -48,10 +48,13 @@ def test_lr_schedule():
 
 def test_training_learns_and_writes_outputs(tmp_path, token_cache):
     cache, tokenizer = token_cache
-    metrics = train(tiny_config(len(tokenizer)), cache, tmp_path / "model", tiny_training(), work_dir=tmp_path / "work",
-                    tokenizer=tokenizer, progress=False)
+    metrics = train(tiny_config(len(tokenizer)), cache, tmp_path / "model", tiny_training(eval_steps=(15,)),
+                    work_dir=tmp_path / "work", tokenizer=tokenizer, progress=False)
     log = read_log(tmp_path / "model" / "log.jsonl")
     assert len(log) == 30 and log[-1]["step"] == 30
+    half, full = metrics["val_history"]  # the intermediate evaluation, merged into step 15's record, and the final
+    assert half["step"] == 15 and log[14]["val_perplexity"] == half["val_perplexity"] and "loss" in log[14]
+    assert full == {"step": 30, "val_perplexity": metrics["val_perplexity"]} and full["val_perplexity"] < half["val_perplexity"]
     assert sum(r["loss"] for r in log[-5:]) / 5 < sum(r["loss"] for r in log[:3]) / 3 - 0.5  # nats
     assert metrics["val_perplexity"] < len(tokenizer) and metrics["resumed_at"] == []
     for name in ("model.safetensors", "config.json", "metrics.json", "loss.pdf", "tokenizer.json"):

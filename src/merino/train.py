@@ -58,7 +58,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 1000
     log_every: int = 10
-    eval_batches: int = 50          # validation batches (of micro_batch_size) for the final perplexity
+    eval_batches: int = 50          # validation batches (of micro_batch_size) for every perplexity
+    eval_steps: tuple[int, ...] = ()  # steps after which validation perplexity is also measured (logged)
     seed: int = 0
     device: str = "auto"            # auto | cpu | cuda
     bf16: bool = True               # bf16 autocast on CUDA (ignored on CPU)
@@ -248,6 +249,7 @@ def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, initial=step, desc=f"train {out.name}", unit="step", mininterval=5)
+    validation = PackedDataset(cache_dir, "validation", cfg.seq_len) if world.main else None
     started, window_tokens, window_start = time.time(), 0, time.perf_counter()
     model.train()
     while step < cfg.steps:
@@ -286,6 +288,11 @@ def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path
                                       "tokens_per_s": window_tokens / max(now - window_start, 1e-9)}) + "\n")
                 log.flush()
                 window_tokens, window_start = 0, now
+            if step in cfg.eval_steps and step < cfg.steps:
+                val = evaluate_perplexity(model, validation, cfg.eval_batches, cfg.micro_batch_size, world.device)
+                log.write(json.dumps({"step": step, "val_loss": val["val_loss"],
+                                      "val_perplexity": val["val_perplexity"]}) + "\n")
+                log.flush()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.3f}")
@@ -298,9 +305,11 @@ def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path
     metrics = {}
     if world.main:
         log.close()
-        metrics = evaluate_perplexity(model, PackedDataset(cache_dir, "validation", cfg.seq_len), cfg.eval_batches,
-                                      cfg.micro_batch_size, world.device)
-        metrics.update(steps=step, tokens=tokens, resumed_at=resumed_at, train_wall_s=time.time() - started,
+        metrics = evaluate_perplexity(model, validation, cfg.eval_batches, cfg.micro_batch_size, world.device)
+        history = [{"step": r["step"], "val_perplexity": r["val_perplexity"]}
+                   for r in read_log(work / "log.jsonl") if "val_perplexity" in r]
+        metrics.update(val_history=history + [{"step": step, "val_perplexity": metrics["val_perplexity"]}],
+                       steps=step, tokens=tokens, resumed_at=resumed_at, train_wall_s=time.time() - started,
                        params=sum(p.numel() for p in model.parameters()), training=asdict(cfg))
         model.save_pretrained(out)
         if tokenizer is not None:
@@ -321,12 +330,13 @@ def model_loss(model: torch.nn.Module, seq: torch.Tensor, reduction: str = "mean
 
 
 def read_log(path: str | Path) -> list[dict]:
-    """The JSONL training log; a run resumed after a kill may repeat steps, the last record wins."""
+    """The JSONL training log, one record per step (training and validation entries of a step merged);
+    a run resumed after a kill may repeat steps, the last value wins."""
     records = {}
     for line in Path(path).read_text().splitlines():
         if line.strip():
             r = json.loads(line)
-            records[r["step"]] = r
+            records.setdefault(r["step"], {}).update(r)
     return [records[k] for k in sorted(records)]
 
 
@@ -336,7 +346,7 @@ def plot_loss(log_path: str | Path, out_path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = read_log(log_path)
+    records = [r for r in read_log(log_path) if "loss" in r]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot([r["step"] for r in records], [r["loss"] for r in records])
     ax.set_xlabel("step")
