@@ -356,8 +356,8 @@ class _FakeHub:
     def __init__(self, base, spec, length=None):
         self.base, self.spec, self.length, self.opened = base, spec, length, {}
 
-    def __call__(self, name, config, split, streaming, text_field):
-        assert (name, config, streaming, text_field) == ("fake/pile", None, True, "text")
+    def __call__(self, name, config, split, streaming, text_field, revision):
+        assert (name, config, streaming, text_field, revision) == ("fake/pile", None, True, "text", None)
         assert split not in self.opened, f"hub split {split!r} opened twice"
         caps = self.spec.get("max_documents"), self.spec.get("max_chars")
         limit = _expected(self.base, split, *caps)[1] if any(c is not None for c in caps) else None

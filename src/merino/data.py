@@ -57,7 +57,7 @@ HUB_HELP = ("pre-stage the data: either export it to local text/JSONL files and 
             "HF_HUB_OFFLINE=1 set before starting Python")
 _COMMON_KEYS = {"source", "validation_fraction", "test_fraction", "max_documents", "max_chars"}
 _SOURCE_KEYS = {"embedded": set(), "files": {"train", "validation", "test", "sample_by", "text_field"},
-                "hub": {"name", "config", "train", "validation", "test", "streaming", "text_field"}}
+                "hub": {"name", "config", "revision", "train", "validation", "test", "streaming", "text_field"}}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def _corpus_documents(spec: dict) -> Iterator[tuple[str, str]]:
     else:
         names = {"train": "train"} | {s: spec[s] for s in SPLITS if spec.get(s)}
         given = {s: cap(_hub_documents(spec["name"], spec.get("config"), hub_split, bool(spec.get("streaming")),
-                                       spec.get("text_field", "text")))
+                                       spec.get("text_field", "text"), spec.get("revision")))
                  for s, hub_split in names.items()}
     return _carve(given, *fractions)
 
@@ -290,7 +290,8 @@ def _hub_offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-def _hub_documents(name: str, config: str | None, split: str, streaming: bool, text_field: str) -> Iterator[str]:
+def _hub_documents(name: str, config: str | None, split: str, streaming: bool, text_field: str,
+                   revision: str | None = None) -> Iterator[str]:
     """Texts of one split of a Hub dataset; fails fast with :data:`HUB_HELP` when it cannot be had.
 
     Offline mode (``HF_*_OFFLINE``) is honoured by ``datasets`` only when set before it is imported;
@@ -302,7 +303,7 @@ def _hub_documents(name: str, config: str | None, split: str, streaming: bool, t
         raise ConnectionError(f"cannot load {what}: the Hugging Face Hub is unreachable (offline mode: "
                               f"HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set); {HUB_HELP}")
     try:
-        ds = datasets.load_dataset(name, config, split=split, streaming=streaming)
+        ds = datasets.load_dataset(name, config, split=split, streaming=streaming, revision=revision)
     except Exception as err:  # offline, not cached, unknown name or config: the same remedies apply
         raise ConnectionError(f"cannot load {what} ({err}); if the Hugging Face Hub is unreachable from here, "
                               f"{HUB_HELP}") from err
