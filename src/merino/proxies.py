@@ -1,0 +1,166 @@
+"""Training-free proxies the paper compares entropy against (paper Sec. 4.1, Fig. 3).
+
+Every proxy is oriented so that higher means "predicted better" (the study correlates it with
+-perplexity):
+
+* **NTK condition number** (TE-NAS; Chen, Gong & Wang, ICLR 2021, Sec. 3.1): the empirical neural
+  tangent kernel Theta = J J^T of one real batch, J_i = d(sum of the logits of sample i)/d(theta),
+  and its condition number kappa = lambda_max / lambda_min, averaged over seeded re-initialisations.
+  A small kappa means trainable, so the score is -kappa.
+* **DSS-Score** (TF-TAS; Zhou et al., CVPR 2022, Eqs. 5-8): all weights made absolute, an all-ones
+  input, one backward pass of the summed output R.  Synaptic diversity of the attention
+  projections, sum_m ||dR/dW_m||_nuc * ||W_m||_nuc (Q, K, V and O separately), plus synaptic
+  saliency of the feed-forward layers, sum_n sum |dR/dW_n (.) W_n|.
+* **Decoder params** (LTS; Javaheripi et al., NeurIPS 2022): parameters outside the token and
+  position embeddings.
+* **Entropy** (ours, paper Eq. 15): from the lookup table, alpha-weighted and penalised by gamma
+  (``merino.entropy.architecture_entropy``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .entropy import EntropyLookupTable, architecture_entropy
+from .model import MerinoAttention, MerinoConfig, MerinoForCausalLM, MerinoLayer
+from .space import Architecture
+
+
+# ---- NTK condition number (TE-NAS) ----------------------------------------------------------------------
+def _summed_logits(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    return model(input_ids=batch).logits.sum()
+
+
+def ntk(model: nn.Module, batch: torch.Tensor,
+        output: Callable[[nn.Module, torch.Tensor], torch.Tensor] = _summed_logits) -> torch.Tensor:
+    """Empirical NTK (B, B) in float64: Theta_ij = <J_i, J_j>, J_i = d output(sample i) / d theta
+    over every trainable parameter (a shared or tied tensor counts once, its gradient gathering
+    every use)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows = []
+    for i in range(batch.shape[0]):
+        grads = torch.autograd.grad(output(model, batch[i:i + 1]), params, allow_unused=True)
+        rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
+                               for g, p in zip(grads, params)]))
+    jac = torch.stack(rows)  # (B, P)
+    gram = torch.zeros(jac.shape[0], jac.shape[0], dtype=torch.float64, device=jac.device)
+    for start in range(0, jac.shape[1], 1 << 22):  # float64 in column chunks: exact without a float64 copy of J
+        part = jac[:, start:start + (1 << 22)].double()
+        gram += part @ part.T
+    return gram
+
+
+def condition_number(gram: torch.Tensor) -> float:
+    """lambda_max / lambda_min of a symmetric positive semi-definite matrix (inf when singular)."""
+    eig = torch.linalg.eigvalsh(gram)
+    return math.inf if eig[0] <= 0 else float(eig[-1] / eig[0])
+
+
+def ntk_condition_number(config: MerinoConfig, batch: torch.Tensor, inits: int, seed: int) -> dict:
+    """TE-NAS kappa of a freshly initialised model on ``batch`` (B, T), averaged over ``inits`` seeds."""
+    kappas = []
+    for k in range(inits):
+        torch.manual_seed(seed * 1_000_003 + k)
+        model = MerinoForCausalLM(config).to(batch.device).eval()
+        kappas.append(condition_number(ntk(model, batch)))
+    return {"ntk_condition": float(np.mean(kappas)), "ntk_condition_per_init": kappas}
+
+
+# ---- DSS-Score (TF-TAS) ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoredMatrix:
+    """One weight matrix DSS scores: ``role`` "msa" (diversity) or "mlp" (saliency); ``rows`` picks a
+    matrix out of a fused parameter (Q, K and V of the fused projection)."""
+
+    role: str
+    name: str
+    param: nn.Parameter
+    rows: tuple[int, int] | None = None
+
+    def weight_and_grad(self) -> tuple[torch.Tensor, torch.Tensor]:
+        w, g = self.param.detach(), self.param.grad
+        return (w, g) if self.rows is None else (w[self.rows[0]:self.rows[1]], g[self.rows[0]:self.rows[1]])
+
+
+def merino_matrices(model: nn.Module) -> list[ScoredMatrix]:
+    """The attention and feed-forward matrices of a MeRino model, classified by the module they belong
+    to (never by shape: with E = F an FFN matrix has the shape of an attention one).  Block projections,
+    embeddings and the LM head belong to neither and are not scored, as in TF-TAS."""
+    out = []
+    for name, module in model.named_modules():
+        if isinstance(module, MerinoAttention):
+            e = module.out.in_features
+            for k, part in enumerate("qkv"):
+                out.append(ScoredMatrix("msa", f"{name}.qkv[{part}]", module.qkv.weight, (k * e, (k + 1) * e)))
+            out.append(ScoredMatrix("msa", f"{name}.out", module.out.weight))
+        elif isinstance(module, MerinoLayer):
+            out.append(ScoredMatrix("mlp", f"{name}.fc_in", module.fc_in.weight))
+            out.append(ScoredMatrix("mlp", f"{name}.fc_out", module.fc_out.weight))
+    return out
+
+
+def dss_from_gradients(matrices: Iterable[ScoredMatrix]) -> dict:
+    """TF-TAS Eqs. 6-8 from weights whose ``.grad`` holds dR/dW: diversity (MSA) + saliency (MLP)."""
+    diversity = saliency = 0.0
+    for m in matrices:
+        w, g = m.weight_and_grad()
+        if m.role == "msa":
+            diversity += float(torch.linalg.matrix_norm(g, "nuc") * torch.linalg.matrix_norm(w, "nuc"))
+        elif m.role == "mlp":
+            saliency += float((g * w).abs().sum())
+        else:
+            raise ValueError(f"unknown DSS role {m.role!r} for {m.name}; expected 'msa' or 'mlp'")
+    return {"dss_diversity": diversity, "dss_saliency": saliency, "dss": diversity + saliency}
+
+
+def _ones_summed_logits(model: nn.Module, seq_len: int) -> torch.Tensor:
+    d = model.config.embed_proj_dim
+    ones = torch.ones(1, seq_len, d, dtype=torch.float64, device=next(model.parameters()).device)
+    return model(inputs_embeds=ones).logits.sum()
+
+
+def dss_score(model: nn.Module, seq_len: int,
+              matrices: Callable[[nn.Module], list[ScoredMatrix]] = merino_matrices,
+              output: Callable[[nn.Module, int], torch.Tensor] = _ones_summed_logits) -> dict:
+    """DSS-Score of ``model`` (left untouched): a float64 copy with |weights|, all-ones input of
+    ``seq_len`` positions, backward of the summed output."""
+    probe = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        for p in probe.parameters():
+            p.abs_()
+    probe.zero_grad(set_to_none=True)
+    output(probe, seq_len).backward()
+    return dss_from_gradients(matrices(probe))
+
+
+# ---- Decoder params (LTS) -------------------------------------------------------------------------------
+def decoder_params(model: MerinoForCausalLM) -> int:
+    """Parameters outside the token and position embeddings (the tied LM head is the token embedding)."""
+    embeddings = {id(model.model.wte.weight), id(model.model.wpe.weight)}
+    return sum(p.numel() for p in model.parameters() if id(p) not in embeddings)
+
+
+# ---- all four ----------------------------------------------------------------------------------------
+def all_proxies(arch: Architecture, config: MerinoConfig, table: EntropyLookupTable, batch: torch.Tensor, *,
+                ntk_inits: int, dss_seq_len: int, seed: int) -> dict:
+    """Every proxy of one architecture, raw values and scores oriented so that higher is better."""
+    torch.manual_seed(seed)
+    model = MerinoForCausalLM(config).to(batch.device)
+    h = architecture_entropy(arch, table)
+    kappa = ntk_condition_number(config, batch, ntk_inits, seed)
+    dss = dss_score(model, dss_seq_len)
+    raw = {**kappa, **dss, "decoder_params": decoder_params(model), **{f"entropy_{k}": v for k, v in h.to_dict().items()}}
+    scores = {
+        "entropy": h.objective,
+        "ntk": -kappa["ntk_condition"],
+        "dss": dss["dss"],
+        "decoder_params": float(raw["decoder_params"]),
+    }
+    return {"scores": scores, "raw": raw}

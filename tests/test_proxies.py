@@ -1,0 +1,129 @@
+"""Training-free proxies: NTK of a network whose Jacobian is known, DSS-Score on hand-checked models,
+role (not shape) classification, and decoder params equal to the cost model's count."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from merino.cost import CostModel
+from merino.model import MerinoConfig, MerinoForCausalLM
+from merino.proxies import (ScoredMatrix, condition_number, decoder_params, dss_from_gradients, dss_score,
+                            merino_matrices, ntk, ntk_condition_number)
+from merino.space import Architecture
+
+
+def merino_config(arch: Architecture, shared=True, vocab=97, d=64):
+    return MerinoConfig.from_architecture(arch, vocab_size=vocab, embed_proj_dim=d, max_position_embeddings=32,
+                                          head_dim=32, weight_sharing=shared)
+
+
+ARCH = Architecture.from_dict({"E": [64, 96], "F": [128, 96], "L": [2, 1]})
+
+
+def test_ntk_of_a_linear_model_is_the_gram_matrix_plus_one():
+    """f(x) = w.x + b: J_i = (x_i, 1), so Theta = X X^T + 1 exactly."""
+    torch.manual_seed(0)
+    x = torch.randn(5, 7)
+    model = nn.Linear(7, 1)
+    theta = ntk(model, x, output=lambda m, xb: m(xb).sum())
+    expected = x.double() @ x.double().T + 1
+    torch.testing.assert_close(theta, expected, rtol=1e-5, atol=1e-5)
+    eig = np.linalg.eigvalsh(expected.numpy())
+    assert condition_number(theta) == pytest.approx(eig[-1] / eig[0], rel=1e-6)
+
+
+def test_ntk_gathers_every_use_of_a_shared_weight():
+    """g(x) = w.(w x) with w a 1x1 weight used twice: dg/dw = 2 w x, Theta_ij = 4 w^2 x_i x_j."""
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.5)
+    x = torch.tensor([[1.0], [2.0], [-3.0]])
+    theta = ntk(model, x, output=lambda m, xb: m(m(xb)).sum())
+    torch.testing.assert_close(theta, 4 * 1.5**2 * (x.double() @ x.double().T))
+
+
+def test_condition_number_of_known_spectra():
+    assert condition_number(torch.diag(torch.tensor([1.0, 4.0, 2.0], dtype=torch.float64))) == pytest.approx(4.0)
+    assert condition_number(torch.ones(3, 3, dtype=torch.float64)) == float("inf")  # rank one: singular
+
+
+def test_ntk_condition_number_of_a_merino_model_is_seeded_and_averaged():
+    config = merino_config(ARCH)
+    batch = torch.randint(0, 97, (6, 12), generator=torch.Generator().manual_seed(0))
+    a = ntk_condition_number(config, batch, inits=2, seed=3)
+    b = ntk_condition_number(config, batch, inits=2, seed=3)
+    assert a == b
+    assert all(np.isfinite(k) and k >= 1 for k in a["ntk_condition_per_init"])
+    assert a["ntk_condition"] == pytest.approx(np.mean(a["ntk_condition_per_init"]))
+    assert ntk_condition_number(config, batch, inits=1, seed=4)["ntk_condition"] != a["ntk_condition_per_init"][0]
+
+
+class _TwoLayerMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc_in = nn.Linear(3, 4, bias=False)
+        self.fc_out = nn.Linear(4, 2, bias=False)
+
+    def forward(self, x):
+        return self.fc_out(torch.relu(self.fc_in(x)))
+
+
+def test_dss_saliency_of_a_linear_relu_mlp_is_twice_its_output():
+    """With |W| and an all-ones input, R = 1^T |W2| |W1| 1 and sum |dR/dW (.) W| equals R for each
+    layer (synaptic flow is conserved), so the saliency is exactly 2 R."""
+    torch.manual_seed(0)
+    model = _TwoLayerMLP()
+    w1, w2 = model.fc_in.weight.detach().abs().double(), model.fc_out.weight.detach().abs().double()
+    r = float(torch.ones(2, dtype=torch.float64) @ w2 @ w1 @ torch.ones(3, dtype=torch.float64))
+    got = dss_score(model, seq_len=1,
+                    matrices=lambda m: [ScoredMatrix("mlp", "fc_in", m.fc_in.weight),
+                                        ScoredMatrix("mlp", "fc_out", m.fc_out.weight)],
+                    output=lambda m, t: m(torch.ones(t, 3, dtype=torch.float64)).sum())
+    assert got["dss_saliency"] == pytest.approx(2 * r, rel=1e-12) and got["dss_diversity"] == 0.0
+    assert (model.fc_in.weight < 0).any(), "the scored model must be left untouched"
+
+
+def test_dss_diversity_is_the_product_of_nuclear_norms():
+    w = nn.Parameter(torch.tensor([[3.0, 0.0], [0.0, -4.0], [1.0, 1.0], [0.0, 2.0]]))
+    w.grad = torch.tensor([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
+    top, bottom = ScoredMatrix("msa", "q", w, (0, 2)), ScoredMatrix("msa", "k", w, (2, 4))
+    # top: ||diag(1, 0)||_* = 1, ||diag(3, -4)||_* = 7; bottom: ||ones(2, 2)||_* = 2, ||[[1, 1], [0, 2]]||_* = sqrt(10)
+    got = dss_from_gradients([top, bottom])
+    assert got["dss_diversity"] == pytest.approx(1 * 7 + 2 * np.sqrt(10))
+    with pytest.raises(ValueError, match="role"):
+        dss_from_gradients([ScoredMatrix("embedding", "wte", w)])
+
+
+def test_dss_classifies_by_role_not_shape():
+    """E = F = 64: every matrix of a layer has a 64-wide shape, yet Q, K, V, O are attention and W1, W2 FFN."""
+    arch = Architecture.from_dict({"E": [64, 64], "F": [64, 64], "L": [3, 1]})
+    model = MerinoForCausalLM(merino_config(arch, shared=True))
+    matrices = merino_matrices(model)
+    roles = [(m.role, m.name.rsplit(".", 1)[-1]) for m in matrices]
+    per_layer = [("msa", "qkv[q]"), ("msa", "qkv[k]"), ("msa", "qkv[v]"), ("msa", "out"),
+                 ("mlp", "fc_in"), ("mlp", "fc_out")]
+    assert sorted(roles) == sorted(per_layer * 2)  # one shared layer per block, scored once
+    shapes = {tuple(m.param.shape) if m.rows is None else (m.rows[1] - m.rows[0], m.param.shape[1]) for m in matrices}
+    assert shapes == {(64, 64)}
+    unshared = merino_matrices(MerinoForCausalLM(merino_config(arch, shared=False)))
+    assert len(unshared) == 6 * 4
+
+
+def test_dss_score_of_a_merino_model_is_positive_and_deterministic():
+    torch.manual_seed(0)
+    model = MerinoForCausalLM(merino_config(ARCH))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a, b = dss_score(model, seq_len=8), dss_score(model, seq_len=8)
+    assert a == b and a["dss_diversity"] > 0 and a["dss_saliency"] > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("arch", [ARCH, Architecture.from_dict({"E": [64, 64, 128], "F": [64, 256, 128], "L": [1, 3, 2]})])
+def test_decoder_params_equal_the_cost_models_non_embedding_count(arch, shared):
+    model = MerinoForCausalLM(merino_config(arch, shared=shared))
+    cost = CostModel.from_config({"vocab_size": 97, "embed_proj_dim": 64, "max_positions": 32, "head_dim": 32,
+                                  "weight_sharing": shared},
+                                 {"flops_seq_len": 32, "count_lm_head": False, "memory_bits": 32, "memory_seq_len": 32})
+    assert decoder_params(model) == cost.non_embedding_params(arch)
+    assert decoder_params(model) == sum(p.numel() for p in model.parameters()) - (97 + 32) * 64
