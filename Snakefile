@@ -10,6 +10,7 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/design.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/correlation.smk"
 
 
 rule all:

@@ -51,6 +51,9 @@ def planned_jobs(workdir, config=None):
         ({"pretrain": {"models": {"MeRino-S60": {"search": {"objective": "entropy", "budget": "flops0.0001G"}}}}},
          r"pretrain.models.MeRino-S60.search.budget='flops0.0001G' is below the smallest"),
         ({"data": {"corpus": {"source": "web"}}}, "source"),
+        ({"correlation": {"architectures": 5}}, r"calibration.fraction=0.5 splits correlation.architectures=5"),
+        ({"correlation": {"proxies": {"ntk_seq_len": 1000}}}, r"correlation.proxies.ntk_seq_len=1000 exceeds"),
+        ({"correlation": {"design": {"search_space": {"depths": []}}}}, "depths"),
     ],
 )
 def test_malformed_config_stops_before_any_job(tmp_path, override, message):
@@ -90,6 +93,13 @@ def test_smoke_run_produces_every_output(tiny_run):
         provenance = json.loads((out / "provenance.json").read_text())
         assert provenance["settings"]["training"]["steps"] == 20
         assert provenance["inputs_sha256"]["tokens_meta"] and provenance["settings"]["data"]["corpus_sha256"]
+    study = (tiny_run / "results/tables/fig3_summary.csv").read_text()
+    for proxy in ("entropy", "ntk", "dss", "decoder_params", "half_vs_full_training", "entropy_calibrated"):
+        assert f"\n{proxy}," in study, proxy
+    assert len((tiny_run / "results/tables/fig3_correlation.csv").read_text().splitlines()) == 1 + 6
+    assert (tiny_run / "figures/fig3_correlation.pdf").stat().st_size > 0
+    table1 = (tiny_run / "results/tables/table1.csv").read_text()
+    assert "perplexity" in table1 and "paper_perplexity" in table1
     assert planned_jobs(tiny_run) == {}
 
 
@@ -99,18 +109,30 @@ def test_smoke_run_produces_every_output(tiny_run):
         ({"search": {"population": 32}},
          {"search": 3, "search_pretrain": 3, "pretrain": 3, "table8": 1, "all": 1}),
         ({"entropy": {"gamma_strength": 4.0}},
-         {"search": 3, "search_pretrain": 3, "pretrain": 3, "table8": 1, "table1": 1, "all": 1}),
+         {"search": 3, "search_pretrain": 3, "pretrain": 3, "table8": 1, "table1": 1, "correlation_proxies": 6,
+          "correlation_study": 1, "table1_complete": 1, "all": 1}),
         ({"entropy": {"epsilon": 0.03}},
-         {"lookup": 1, "lookup_pretrain": 1, "search": 3, "search_pretrain": 3, "pretrain": 3, "table8": 1,
-          "table1": 1, "fig2": 1, "all": 1}),
+         {"lookup": 1, "lookup_pretrain": 1, "lookup_correlation": 1, "search": 3, "search_pretrain": 3,
+          "pretrain": 3, "table8": 1, "table1": 1, "fig2": 1, "correlation_proxies": 6, "correlation_study": 1,
+          "table1_complete": 1, "all": 1}),
         ({"fig2": {"architectures": 7}}, {"fig2": 1, "all": 1}),
         ({"search": {"budgets": ["flops60G", "flops110G", "flops160G", "params2M"]}}, {"search": 1, "all": 1}),
-        ({"cost": {"count_lm_head": True}}, {"search": 3, "table8": 1, "table1": 1, "all": 1}),
+        ({"cost": {"count_lm_head": True}}, {"search": 3, "table8": 1, "table1": 1, "table1_complete": 1, "all": 1}),
         ({"pretrain": {"training": {"lr": 1.0e-3}}}, {"pretrain": 3, "all": 1}),
         ({"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
          {"search_pretrain": 3, "pretrain": 3, "all": 1}),
         ({"data": {"tokenizer": {"vocab_size": 600}}}, {"prepare_data": 1, "pretrain": 3, "all": 1}),
+        ({"correlation": {"data": {"tokenizer": {"vocab_size": 600}}}},
+         {"prepare_correlation_data": 1, "correlation_proxies": 6, "correlation_train": 8, "correlation_study": 1,
+          "table1_complete": 1, "all": 1}),
         ({"pretrain": {"resources": {"runtime": 5}}}, {}),
+        ({"correlation": {"architectures": 7}},
+         {"correlation_architecture": 1, "correlation_proxies": 1, "correlation_train": 1, "correlation_study": 1,
+          "all": 1}),
+        ({"correlation": {"bootstrap": {"samples": 100}}}, {"correlation_study": 1, "all": 1}),
+        ({"correlation": {"proxies": {"ntk_inits": 2}}}, {"correlation_proxies": 6, "correlation_study": 1, "all": 1}),
+        ({"correlation": {"training": {"lr": 1.0e-3}}},
+         {"correlation_train": 8, "correlation_study": 1, "table1_complete": 1, "all": 1}),
     ],
 )
 def test_an_edit_reruns_exactly_its_dependants(tiny_run, edit, expected):
@@ -125,4 +147,5 @@ def test_paper_config_dry_run_builds(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "search" in out.stdout
     assert re.search(r"^pretrain\s+6$", out.stdout, re.M), out.stdout[-3000:]
+    assert re.search(r"^correlation_train\s+83$", out.stdout, re.M)  # 81 sampled + Table 1's wide and deep
     assert "gpu=8" in out.stdout

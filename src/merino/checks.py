@@ -31,10 +31,39 @@ def check_config(config: dict) -> None:
         if budgets:
             _check_design(design, key, list(budgets.values()),
                           [f"pretrain.models.{n}.search.budget" for n in budgets])
-    training = pretrain["training"]
+    for name, entry in models.items():
+        scale = "paper" if "structure" in entry else entry["search"].get("scale", "pretrain")
+        model, key = (config["model"], "model") if scale == "paper" else (pretrain["design"]["model"],
+                                                                           "pretrain.design.model")
+        _check_training(pretrain["training"], "pretrain.training", model, f"{key} (model {name})")
+    _check_correlation(config["correlation"])
+
+
+def _check_training(training: dict, key: str, model: dict, model_key: str) -> None:
     if training["batch_size"] % training["micro_batch_size"]:
-        raise ConfigError(f"config pretrain.training.batch_size={training['batch_size']!r} must be a multiple of "
-                          f"pretrain.training.micro_batch_size={training['micro_batch_size']!r}")
+        raise ConfigError(f"config {key}.batch_size={training['batch_size']!r} must be a multiple of "
+                          f"{key}.micro_batch_size={training['micro_batch_size']!r}")
+    if training["seq_len"] > model["max_positions"]:
+        raise ConfigError(f"config {key}.seq_len={training['seq_len']!r} exceeds {model_key}.max_positions="
+                          f"{model['max_positions']!r}")
+
+
+def _check_correlation(c: dict) -> None:
+    _check_design(c["design"], "correlation.design.", [], [])
+    model = c["design"]["model"]
+    _check_training(c["training"], "correlation.training", model, "correlation.design.model")
+    for name in ("ntk_seq_len", "dss_seq_len"):
+        if c["proxies"][name] > model["max_positions"]:
+            raise ConfigError(f"config correlation.proxies.{name}={c['proxies'][name]!r} exceeds "
+                              f"correlation.design.model.max_positions={model['max_positions']!r}")
+    cal = c["calibration"]
+    if cal["enabled"]:
+        n_cal = int(round(cal["fraction"] * c["architectures"]))
+        if min(n_cal, c["architectures"] - n_cal) < 3:
+            raise ConfigError(f"config correlation.calibration.fraction={cal['fraction']!r} splits "
+                              f"correlation.architectures={c['architectures']!r} into {n_cal} and "
+                              f"{c['architectures'] - n_cal}; each side needs at least 3 (add architectures or set "
+                              f"correlation.calibration.enabled: false)")
 
 
 def _check_design(design: dict, prefix: str, budgets: list[str], budget_keys) -> None:

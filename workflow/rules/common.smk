@@ -21,12 +21,14 @@ wildcard_constraints:
     model=r"[A-Za-z0-9_.\-]+",
     structure="|".join(PAPER_STRUCTURES),
     budget=r"(flops|params|memory)\d+(\.\d+)?[A-Z]+",
+    candidate=r"a\d\d\d+|table1-(wide|deep)",
 
 
 def design(scale="paper"):
     """Model convention, cost convention and search space of a design scale: ``paper`` (the
-    top-level sections) or ``pretrain`` (the scaled-down models the default trains)."""
-    return config if scale == "paper" else config["pretrain"]["design"]
+    top-level sections), ``pretrain`` (the scaled-down models the default trains) or
+    ``correlation`` (the space the correlation study samples)."""
+    return config if scale == "paper" else config[scale]["design"]
 
 
 def lookup_settings(scale="paper"):
@@ -76,6 +78,46 @@ def model_convention(name):
     return design(scale)["model"]
 
 
+def correlation_candidates():
+    """The sampled architectures a000, a001, ... of the study."""
+    return [f"a{i:03d}" for i in range(config["correlation"]["architectures"])]
+
+
+def correlation_data():
+    """Tokenizer and token cache of the study: its own (correlation.data) or the shared ones."""
+    prefix = "results/correlation/data" if "data" in config["correlation"] else "results/data"
+    return {"tokenizer": f"{prefix}/tokenizer", "tokens": f"{prefix}/tokens"}
+
+
+def correlation_lookup():
+    """The study's lookup table: the main one when the study samples the paper's own space."""
+    same = lookup_settings("correlation") == lookup_settings("paper")
+    return "results/lookup/entropy_lookup.json" if same else "results/correlation/lookup/entropy_lookup.json"
+
+
+def correlation_architecture_settings(candidate):
+    """What one study architecture depends on: its index, the seed and the space; Table 1's models nothing."""
+    if candidate.startswith("table1-"):
+        return {"table1": candidate.removeprefix("table1-")}
+    c = config["correlation"]
+    space = {"search_space": design("correlation")["search_space"], "head_dim": design("correlation")["model"]["head_dim"]}
+    return {"index": int(candidate[1:]), "seed": c["seed"], **space}
+
+
+def correlation_model_convention(candidate):
+    """The study's model convention; Table 1's wide and deep models are plain (unshared) transformers."""
+    model = dict(design("correlation")["model"])
+    if candidate.startswith("table1-"):
+        model["weight_sharing"] = False
+    return model
+
+
+def correlation_training():
+    """The study's training budget, with a validation perplexity after half of it (ranking stability)."""
+    training = config["correlation"]["training"]
+    return {**training, "eval_steps": [training["steps"] // 2] if training["steps"] >= 2 else []}
+
+
 def main_searches():
     return [search_result(config["search"]["objective"], b) for b in config["search"]["budgets"]]
 
@@ -88,4 +130,6 @@ def all_targets():
         "results/tables/table8.csv",
         "results/tables/table1_entropy.csv",
         "figures/fig2_lookup_error.pdf",
+        "figures/fig3_correlation.pdf",
+        "results/tables/table1.csv",
     ]
