@@ -177,6 +177,10 @@ def plot_correlation(df: pd.DataFrame, summary: pd.DataFrame, path: str | Path, 
             ax.set_xlabel("NTK condition number (axis reversed)")
         else:
             ax.set_xlabel(label)
+        if proxy == "dss":
+            ax.set_xscale("log")  # the score spans orders of magnitude
+        elif proxy != "ntk":
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
         s = stats_all.loc[proxy]
         ax.set_title(f"{label}\nrho={s.spearman:.2f} [{s.spearman_lo:.2f}, {s.spearman_hi:.2f}]  "
                      f"tau={s.kendall:.2f} [{s.kendall_lo:.2f}, {s.kendall_hi:.2f}]", fontsize=9)
