@@ -5,7 +5,9 @@ or a fixed design-scale structure when that result does not exist yet).  The GPT
 one uniform stack of width E = the MeRino model's widest block, FFN 4E, and the depth whose
 forward FLOPs (our cost model, same sequence length) come closest to the MeRino model's.  Both
 train with AdamW on the same random batches, the same threads and the same precision; rounds
-alternate between the two so drift hits both.  Goal: ratio (MeRino / GPT-2 tokens/s) >= 1.0.
+alternate between the models so drift hits all.  Goal: ratio (MeRino / GPT-2 tokens/s) >= 1.0.
+When every block has the same E and F, a GPT-2 with exactly MeRino's layer shapes (width E, FFN F,
+sum L_i layers) is timed too: that ratio isolates the implementation from the architecture.
 On CUDA the model FLOPs utilisation (6 x params x tokens/s over the bf16 peak) is printed too.
 
     python benchmarks/train_speed.py [--arch results/pretrain/search/entropy/flops0.55G.json]
@@ -34,21 +36,27 @@ def merino_model(arch: Architecture, design: dict) -> MerinoForCausalLM:
         head_dim=m["head_dim"], weight_sharing=m["weight_sharing"]))
 
 
-def gpt2_of_equal_flops(arch: Architecture, design: dict):
-    """GPT-2 of width max(E_i), FFN 4E, depth matching the MeRino model's forward FLOPs."""
+def gpt2(design: dict, width: int, ffn: int, depth: int):
+    """A GPT-2 (ReLU, no dropout, tied head, SDPA attention) with ``depth`` layers of width/FFN given."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    m = design["model"]
+    config = GPT2Config(vocab_size=m["vocab_size"], n_positions=m["max_positions"], n_embd=width, n_inner=ffn,
+                        n_layer=depth, n_head=width // m["head_dim"], activation_function="relu", resid_pdrop=0.0,
+                        embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=True, bos_token_id=m["vocab_size"] - 1,
+                        eos_token_id=m["vocab_size"] - 1)
+    config._attn_implementation = "sdpa"
+    return GPT2LMHeadModel(config)
+
+
+def gpt2_of_equal_flops(arch: Architecture, design: dict):
+    """GPT-2 of width max(E_i), FFN 4E, depth matching the MeRino model's forward FLOPs."""
     m, width = design["model"], max(arch.widths)
     target = CostModel.from_config(m, design["cost"]).flops(arch)
     uniform = CostModel.from_config({**m, "embed_proj_dim": width}, design["cost"])
     stack = lambda n: Architecture.from_dict({"E": [width], "F": [4 * width], "L": [n]})  # noqa: E731
     depth = min(range(1, 65), key=lambda n: abs(uniform.flops(stack(n)) - target))
-    config = GPT2Config(vocab_size=m["vocab_size"], n_positions=m["max_positions"], n_embd=width, n_layer=depth,
-                        n_head=width // m["head_dim"], activation_function="relu", resid_pdrop=0.0, embd_pdrop=0.0,
-                        attn_pdrop=0.0, tie_word_embeddings=True)
-    config._attn_implementation = "sdpa"
-    flops = uniform.flops(stack(depth))
-    return GPT2LMHeadModel(config), target, flops
+    return gpt2(design, width, 4 * width, depth), target, uniform.flops(stack(depth))
 
 
 def tokens_per_second(model, batch: torch.Tensor, steps: int, device: torch.device) -> float:
@@ -94,26 +102,33 @@ def main():
     device = torch.device(args.device)
     torch.manual_seed(0)
     merino = merino_model(arch, design).to(device)
-    gpt2, merino_flops, gpt2_flops = gpt2_of_equal_flops(arch, design)
-    gpt2 = gpt2.to(device)
+    equal, merino_flops, gpt2_flops = gpt2_of_equal_flops(arch, design)
+    models = {"MeRino": merino, "GPT-2 equal FLOPs": equal.to(device)}
     print(f"MeRino {arch.to_dict()} from {source}: {merino_flops / 1e9:.3f} GFLOPs, "
           f"{sum(p.numel() for p in merino.parameters()) / 1e6:.2f} M params")
-    print(f"GPT-2  E={gpt2.config.n_embd} L={gpt2.config.n_layer}: {gpt2_flops / 1e9:.3f} GFLOPs, "
-          f"{sum(p.numel() for p in gpt2.parameters()) / 1e6:.2f} M params")
+    print(f"GPT-2 equal FLOPs  E={equal.config.n_embd} F={4 * equal.config.n_embd} L={equal.config.n_layer}: "
+          f"{gpt2_flops / 1e9:.3f} GFLOPs, {sum(p.numel() for p in equal.parameters()) / 1e6:.2f} M params")
+    if len(set(arch.widths)) == 1 and len(set(arch.ffn_dims)) == 1:
+        same = gpt2(design, arch.widths[0], arch.ffn_dims[0], arch.n_layers)
+        models["GPT-2 same shapes"] = same.to(device)
+        print(f"GPT-2 same shapes  E={arch.widths[0]} F={arch.ffn_dims[0]} L={arch.n_layers} (unshared)")
     print(f"device {device}, threads {torch.get_num_threads()}, batch {args.batch} x {args.seq} tokens, "
           f"{args.steps} steps x {args.rounds} rounds")
     batch = torch.randint(0, design["model"]["vocab_size"], (args.batch, args.seq), device=device)
-    rates = {"merino": [], "gpt2": []}
+    rates = {name: [] for name in models}
     for _ in range(args.rounds):
-        rates["merino"].append(tokens_per_second(merino, batch, args.steps, device))
-        rates["gpt2"].append(tokens_per_second(gpt2, batch, args.steps, device))
-    merino_tps, gpt2_tps = statistics.median(rates["merino"]), statistics.median(rates["gpt2"])
-    print(f"MeRino {merino_tps:,.0f} tokens/s, GPT-2 {gpt2_tps:,.0f} tokens/s (medians)")
-    print(f"ratio MeRino / GPT-2 = {merino_tps / gpt2_tps:.2f} (goal >= 1.0)")
+        for name, model in models.items():
+            rates[name].append(tokens_per_second(model, batch, args.steps, device))
+    tps = {name: statistics.median(r) for name, r in rates.items()}
+    print(", ".join(f"{name} {t:,.0f} tokens/s" for name, t in tps.items()) + " (medians)")
+    print(f"ratio MeRino / GPT-2 equal FLOPs = {tps['MeRino'] / tps['GPT-2 equal FLOPs']:.2f} (goal >= 1.0)")
+    if "GPT-2 same shapes" in tps:
+        print(f"ratio MeRino / GPT-2 same shapes = {tps['MeRino'] / tps['GPT-2 same shapes']:.2f} "
+              "(implementation alone)")
     if device.type == "cuda":
-        for name, model, tps in (("MeRino", merino, merino_tps), ("GPT-2", gpt2, gpt2_tps)):
+        for name, model in models.items():
             n = sum(p.numel() for p in model.parameters())
-            print(f"{name} MFU {6 * n * tps / (args.peak_tflops * 1e12):.1%} (6 x params x tokens/s)")
+            print(f"{name} MFU {6 * n * tps[name] / (args.peak_tflops * 1e12):.1%} (6 x params x tokens/s)")
 
 
 if __name__ == "__main__":
