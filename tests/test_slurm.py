@@ -46,6 +46,8 @@ def slurm_unavailable() -> str | None:
         if sinfo.returncode != 0:
             return f"no Slurm cluster answers (sinfo: {sinfo.stderr.strip()[:300]!r}); start one with .ci/slurm/start.sh"
         states = [s.rstrip("*~#!%$@^-") for s in sinfo.stdout.split()]
+        if not states:
+            return f"Slurm has no partition {PARTITION!r} (sinfo -s lists them); set MERINO_SLURM_PARTITION"
         if not any(s in ("idle", "mixed") for s in states):
             return f"no idle node in Slurm partition {PARTITION!r} (states: {states}); set MERINO_SLURM_PARTITION"
         sacct = subprocess.run(["sacct", "-n", "-X", "--starttime", "now-1minutes"], capture_output=True, text=True,
