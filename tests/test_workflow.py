@@ -2,6 +2,7 @@
 config, partial reruns (an edit reruns exactly the jobs that use the edited value) and the HTML report."""
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -204,6 +205,8 @@ def test_report_gathers_every_table_and_figure(tiny_run):
         assert path in sum(categories[category].values(), []), (path, category, categories)
 
     browser = next(filter(None, map(shutil.which, ("chromium-headless-shell", "chromium", "google-chrome"))), None)
+    if browser is None and os.environ.get("MERINO_REQUIRE_BROWSER") == "1":
+        pytest.fail("MERINO_REQUIRE_BROWSER=1, but no headless browser on PATH (apt: chromium-headless-shell)")
     if browser is None:
         pytest.skip("no headless browser (apt: chromium-headless-shell): the report's HTML was checked, not rendered")
     probe = tiny_run / "results/report-probe.html"
