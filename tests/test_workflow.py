@@ -1,11 +1,15 @@
 """The Snakemake layer: config errors before any job, a smoke run of the design DAG on a tiny
-config, and partial reruns (an edit reruns exactly the jobs that use the edited value)."""
+config, partial reruns (an edit reruns exactly the jobs that use the edited value) and the HTML report."""
+import base64
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+from html import unescape as html_unescape
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -149,3 +153,73 @@ def test_paper_config_dry_run_builds(tmp_path):
     assert re.search(r"^pretrain\s+6$", out.stdout, re.M), out.stdout[-3000:]
     assert re.search(r"^correlation_train\s+83$", out.stdout, re.M)  # 81 sampled + Table 1's wide and deep
     assert "gpu=8" in out.stdout
+
+
+# every table and figure the report must carry: path -> its category in workflow/rules (report(...))
+REPORTED = {
+    "results/tables/table8.csv": "Design",
+    "results/tables/table1_entropy.csv": "Design",
+    "figures/fig2_lookup_error.pdf": "Design",
+    "results/tables/fig2_lookup_error.csv": "Design",
+    "results/tables/fig2_lookup_error.json": "Design",
+    "figures/fig3_correlation.pdf": "Correlation study",
+    "results/tables/fig3_correlation.csv": "Correlation study",
+    "results/tables/fig3_summary.csv": "Correlation study",
+    "results/tables/table1.csv": "Correlation study",
+    **{f"results/models/{m}/loss.pdf": "Pretraining" for m in ("MeRino-S60", "MeRino-S110", "MeRino-S160")},
+}
+# in a headless browser, the report's own JavaScript app shows the category named in the URL's
+# fragment; what it renders is copied into <pre id="merino-seen"> for --dump-dom
+BROWSER_PROBE = """<script>
+window.addEventListener("load", () => setTimeout(() => {
+  app.showCategory(decodeURIComponent(location.hash.slice(1)));
+  setTimeout(() => {
+    const seen = document.createElement("pre");
+    seen.id = "merino-seen";
+    seen.textContent = document.querySelector("#app").innerText;
+    document.body.appendChild(seen);
+  }, 500);
+}, 500));
+</script>"""
+
+
+def report_variable(html: str, name: str) -> dict:
+    """A JSON variable of the report's app: `results` (path -> name, caption, data_uri, ...) or
+    `categories` (category -> subcategory -> paths)."""
+    match = re.search(rf"var {name} = (\{{.*?\}});\n", html, re.S)
+    assert match, f"no `var {name}` in the report"
+    return json.loads(match.group(1))
+
+
+def test_report_gathers_every_table_and_figure(tiny_run):
+    out = snakemake(tiny_run, "--report", "results/report.html")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    html = (tiny_run / "results/report.html").read_text()
+    results, categories = report_variable(html, "results"), report_variable(html, "categories")
+    for path, category in REPORTED.items():
+        assert path in results, (path, sorted(results))
+        record = results[path]
+        mime, data = record["data_uri"].split(",", 1)
+        assert base64.b64decode(data) == (tiny_run / path).read_bytes(), path  # the file itself is inside
+        assert record["caption"].strip(), path
+        assert path in sum(categories[category].values(), []), (path, category, categories)
+
+    browser = next(filter(None, map(shutil.which, ("chromium-headless-shell", "chromium", "google-chrome"))), None)
+    if browser is None and os.environ.get("MERINO_REQUIRE_BROWSER") == "1":
+        pytest.fail("MERINO_REQUIRE_BROWSER=1, but no headless browser on PATH (apt: chromium-headless-shell)")
+    if browser is None:
+        pytest.skip("no headless browser (apt: chromium-headless-shell): the report's HTML was checked, not rendered")
+    probe = tiny_run / "results/report-probe.html"
+    head, body_end, tail = html.rpartition("</body>")  # the last one: the bundled JS quotes "</body>" too
+    probe.write_text(head + BROWSER_PROBE + body_end + tail)
+    for category in sorted(set(REPORTED.values())):
+        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                              "--dump-dom", f"{probe.as_uri()}#{quote(category)}"],
+                             capture_output=True, text=True, timeout=120)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        seen = re.search(r'<pre id="merino-seen">(.*?)</pre>', dom.stdout, re.S)
+        assert seen, (category, dom.stdout[-2000:], dom.stderr[-2000:])
+        shown = [line.strip() for line in html_unescape(seen.group(1)).splitlines()]
+        assert category in shown, (category, shown)
+        for path, its_category in REPORTED.items():
+            assert (path in shown) == (its_category == category), (category, path, shown)

@@ -83,9 +83,21 @@ rule correlation_study:
         proxies=expand("results/correlation/proxies/{candidate}.json", candidate=correlation_candidates()),
         models=expand("results/correlation/models/{candidate}", candidate=correlation_candidates()),
     output:
-        table="results/tables/fig3_correlation.csv",
-        summary="results/tables/fig3_summary.csv",
-        figure="figures/fig3_correlation.pdf",
+        table=report(
+            "results/tables/fig3_correlation.csv",
+            caption="../report/fig3_table.rst",
+            category="Correlation study",
+        ),
+        summary=report(
+            "results/tables/fig3_summary.csv",
+            caption="../report/fig3_summary.rst",
+            category="Correlation study",
+        ),
+        figure=report(
+            "figures/fig3_correlation.pdf",
+            caption="../report/fig3.rst",
+            category="Correlation study",
+        ),
     params:
         entropy=entropy_settings("correlation"),
         bootstrap=config["correlation"]["bootstrap"],
@@ -104,7 +116,11 @@ rule table1_complete:
         wide="results/correlation/models/table1-wide",
         deep="results/correlation/models/table1-deep",
     output:
-        "results/tables/table1.csv",
+        report(
+            "results/tables/table1.csv",
+            caption="../report/table1.rst",
+            category="Correlation study",
+        ),
     params:
         model=design("correlation")["model"],
         training=correlation_training(),

@@ -45,7 +45,11 @@ rule table8:
         lookup=rules.lookup.output[0],
         searches=[search_result(config["search"]["objective"], b) for b in PAPER_BUDGETS],
     output:
-        table="results/tables/table8.csv",
+        table=report(
+            "results/tables/table8.csv",
+            caption="../report/table8.rst",
+            category="Design",
+        ),
         provenance="results/tables/table8.provenance.json",
     params:
         model=config["model"],
@@ -63,7 +67,11 @@ rule table1:
     input:
         lookup=rules.lookup.output[0],
     output:
-        table="results/tables/table1_entropy.csv",
+        table=report(
+            "results/tables/table1_entropy.csv",
+            caption="../report/table1_entropy.rst",
+            category="Design",
+        ),
         provenance="results/tables/table1_entropy.provenance.json",
     params:
         model=config["model"],
@@ -82,8 +90,16 @@ rule fig2:
         lookup=rules.lookup.output[0],
     output:
         figure=report("figures/fig2_lookup_error.pdf", caption="../report/fig2.rst", category="Design"),
-        table="results/tables/fig2_lookup_error.csv",
-        summary="results/tables/fig2_lookup_error.json",
+        table=report(
+            "results/tables/fig2_lookup_error.csv",
+            caption="../report/fig2_table.rst",
+            category="Design",
+        ),
+        summary=report(
+            "results/tables/fig2_lookup_error.json",
+            caption="../report/fig2_summary.rst",
+            category="Design",
+        ),
     params:
         search_space=config["search_space"],
         entropy=lookup_settings()["entropy"] | {"head_dim": config["model"]["head_dim"]},

@@ -60,7 +60,12 @@ rule pretrain:
         tokenizer=rules.prepare_data.output.tokenizer,
         tokens=rules.prepare_data.output.tokens,
     output:
-        directory("results/models/{model}"),
+        report(
+            directory("results/models/{model}"),
+            patterns=["{plot}.pdf"],
+            caption="../report/loss.rst",
+            category="Pretraining",
+        ),
     params:
         model=lambda w: model_convention(w.model),
         training=config["pretrain"]["training"],

@@ -1,0 +1,187 @@
+"""The workflow on a real Slurm cluster, through the shipped `profiles/slurm`.
+
+CI starts a single-node cluster with accounting first (`.ci/slurm/start.sh`, called by `.ci/run`);
+where `sbatch`/`sacct` are absent or no cluster answers, every test here is skipped with the reason
+(set MERINO_REQUIRE_SLURM=1 to make that a failure instead).  On another cluster, set
+MERINO_SLURM_ACCOUNT and MERINO_SLURM_PARTITION (defaults: the CI cluster's `merino` and `debug`).
+
+* the design stage of the tiny config (lookup, three searches, Table 8) runs as Slurm jobs that
+  `sacct` reports COMPLETED, and gives the same results as a local run of the same targets;
+* a rule that fails on its first attempt is resubmitted and succeeds; one that always fails is
+  submitted 1 + `retries` (profile) times; each failure is reported with the rule's log.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+ACCOUNT = os.environ.get("MERINO_SLURM_ACCOUNT", "merino")
+PARTITION = os.environ.get("MERINO_SLURM_PARTITION", "debug")
+DESIGN_TARGETS = ["results/tables/table8.csv", "results/search/entropy/flops60G.json"]
+# lookup, searches flops60G/110G/160G, table8 (flops60G is also Table 8's input)
+DESIGN_JOBS = {"lookup": 1, "search": 3, "table8": 1}
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE")
+
+pytestmark = pytest.mark.slurm
+
+
+def slurm_unavailable() -> str | None:
+    """Why the Slurm tests cannot run here, or None when a cluster with accounting answers."""
+    missing = [tool for tool in ("sbatch", "sacct", "sinfo") if shutil.which(tool) is None]
+    if missing:
+        return (f"Slurm is not installed ({', '.join(missing)} not on PATH); "
+                "CI starts a single-node cluster with .ci/slurm/start.sh")
+    try:
+        sinfo = subprocess.run(["sinfo", "-h", "-p", PARTITION, "-o", "%T"], capture_output=True, text=True,
+                               timeout=20)
+        if sinfo.returncode != 0:
+            return f"no Slurm cluster answers (sinfo: {sinfo.stderr.strip()[:300]!r}); start one with .ci/slurm/start.sh"
+        states = [s.rstrip("*~#!%$@^-") for s in sinfo.stdout.split()]
+        if not states:
+            return f"Slurm has no partition {PARTITION!r} (sinfo -s lists them); set MERINO_SLURM_PARTITION"
+        if not any(s in ("idle", "mixed") for s in states):
+            return f"no idle node in Slurm partition {PARTITION!r} (states: {states}); set MERINO_SLURM_PARTITION"
+        sacct = subprocess.run(["sacct", "-n", "-X", "--starttime", "now-1minutes"], capture_output=True, text=True,
+                               timeout=20)
+        if sacct.returncode != 0:
+            return (f"Slurm accounting does not answer (sacct: {sacct.stderr.strip()[:300]!r}); the SLURM executor "
+                    "plugin checks job status with sacct")
+    except subprocess.TimeoutExpired as e:
+        return f"Slurm does not answer ({e.cmd[0]} timed out after {e.timeout} s)"
+    return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm_cluster():
+    reason = slurm_unavailable()
+    if reason and os.environ.get("MERINO_REQUIRE_SLURM") == "1":
+        pytest.fail(f"MERINO_REQUIRE_SLURM=1, but {reason}")
+    if reason:
+        pytest.skip(reason)
+
+
+def snakemake(workdir, *args, snakefile=REPO / "Snakefile", timeout=300):
+    """One Snakemake call under `timeout -k 10`, so a hung status check cannot hang the suite."""
+    cmd = ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake", "-s", str(snakefile),
+           "-d", str(workdir), *map(str, args)]
+    started = time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    out.wall_s = time.time() - started
+    if out.returncode in (124, 137):
+        pytest.fail(f"snakemake timed out after {timeout} s: {' '.join(cmd)}\n{out.stderr[-4000:]}")
+    return out
+
+
+def slurm_args(workdir, jobs=2):
+    """profiles/slurm with this cluster's account and partition and short status-check intervals."""
+    return ["--profile", REPO / "profiles" / "slurm", "--jobs", jobs,
+            "--default-resources", f"slurm_account={ACCOUNT}", f"slurm_partition={PARTITION}", "runtime=10",
+            "mem_mb=1000",
+            "--slurm-init-seconds-before-status-checks", 1, "--seconds-between-status-checks", 2,
+            "--slurm-logdir", Path(workdir) / "slurm_logs", "--slurm-keep-successful-logs", "--latency-wait", 10]
+
+
+def submitted(out) -> list[str]:
+    """Slurm job IDs the executor reports having submitted, in order."""
+    return re.findall(r"has been submitted with SLURM jobid (\d+)", out.stdout + out.stderr)
+
+
+def sacct(job_ids, wait_s=30) -> dict[str, dict[str, str]]:
+    """job ID -> sacct's JobName, State, Account, Partition, ExitCode, once all are finished."""
+    fields = ["JobIDRaw", "JobName", "State", "Account", "Partition", "ExitCode"]
+    deadline = time.time() + wait_s
+    while True:
+        out = subprocess.run(["sacct", "-X", "-n", "-P", "-j", ",".join(job_ids), f"--format={','.join(fields)}"],
+                             capture_output=True, text=True, timeout=30, check=True)
+        rows = {r[0]: dict(zip(fields[1:], r[1:])) for r in (line.split("|") for line in out.stdout.splitlines())}
+        if (set(rows) == set(job_ids) and all(r["State"].split()[0] in TERMINAL for r in rows.values())) \
+                or time.time() > deadline:
+            return rows
+        time.sleep(1)
+
+
+def comparable(record: dict) -> dict:
+    """A search result without what legitimately differs between two runs (wall times, energy, provenance)."""
+    record = {k: v for k, v in record.items() if k not in ("provenance", "search_cost")}
+    if isinstance(record.get("certificate"), dict):
+        record["certificate"] = {k: v for k, v in record["certificate"].items() if not k.endswith("wall_s")}
+    return record
+
+
+def test_design_stage_runs_as_slurm_jobs_and_matches_a_local_run(tmp_path):
+    slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
+    config = ["--configfile", REPO / "config" / "config.yaml", TINY]
+    out = snakemake(slurm_dir, *config, *slurm_args(slurm_dir), *DESIGN_TARGETS, timeout=360)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-6000:]
+    print(f"Slurm run: {out.wall_s:.0f} s")
+
+    # every job ran as a Slurm job of this account and partition, and Slurm says it completed
+    job_ids = submitted(out)
+    assert len(job_ids) == sum(DESIGN_JOBS.values()), log[-6000:]
+    for rule, n in DESIGN_JOBS.items():
+        assert len(re.findall(rf"^rule {rule}:$", log, re.M)) == n, (rule, log[-6000:])
+    jobs = sacct(job_ids)
+    print("\n".join(f"{i} {r}" for i, r in jobs.items()))
+    assert set(jobs) == set(job_ids)
+    for job_id, row in jobs.items():
+        assert row["State"] == "COMPLETED" and row["ExitCode"] == "0:0", (job_id, row)
+        assert row["Account"] == ACCOUNT and row["Partition"] == PARTITION, (job_id, row)
+
+    # the same targets, run locally, give the same results
+    out = snakemake(local_dir, *config, "--cores", 2, *DESIGN_TARGETS, timeout=300)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
+    assert not submitted(out)
+    print(f"local run: {out.wall_s:.0f} s")
+    for budget in ("flops60G", "flops110G", "flops160G"):
+        name = f"results/search/entropy/{budget}.json"
+        on_slurm, local = (json.loads((d / name).read_text()) for d in (slurm_dir, local_dir))
+        assert comparable(on_slurm) == comparable(local), name
+        assert on_slurm["architecture"] and on_slurm["cost"]["flops"] <= on_slurm["budget"]["value"]
+        for key in ("mutations", "evaluations"):
+            assert on_slurm["search_cost"][key] == local["search_cost"][key], (name, key)
+    lookup = "results/lookup/entropy_lookup.json"
+    on_slurm, local = (json.loads((d / lookup).read_text()) for d in (slurm_dir, local_dir))
+    on_slurm.pop("provenance", None), local.pop("provenance", None)
+    assert on_slurm == local
+    table8 = "results/tables/table8.csv"
+    assert (slurm_dir / table8).read_text() == (local_dir / table8).read_text()
+
+
+def submitted_by_rule(out) -> dict[str, list[str]]:
+    """rule -> Slurm job IDs submitted for it, in order (from the executor's log-file paths)."""
+    jobs = {}
+    for job_id, rule in re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+?)/", out.stdout + out.stderr):
+        jobs.setdefault(rule, []).append(job_id)
+    return jobs
+
+
+def test_failed_slurm_job_is_retried_and_reported_with_its_log(tmp_path):
+    retries = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["retries"]
+    assert retries >= 1
+    # flaky fails on its first attempt and is resubmitted; broken fails on all 1 + retries attempts
+    out = snakemake(tmp_path, *slurm_args(tmp_path), "--keep-going", "flaky.txt", "broken.txt",
+                    snakefile=REPO / "tests" / "slurm" / "Snakefile", timeout=240)
+    log = out.stdout + out.stderr
+    assert out.returncode != 0, log[-6000:]  # broken never succeeds
+    jobs = submitted_by_rule(out)
+    assert {rule: len(ids) for rule, ids in jobs.items()} == {"flaky": 2, "broken": 1 + retries}, log[-6000:]
+    states = {i: r["State"] for i, r in sacct(jobs["flaky"] + jobs["broken"]).items()}
+    assert [states[i] for i in jobs["flaky"]] == ["FAILED", "COMPLETED"], states
+    assert {states[i] for i in jobs["broken"]} == {"FAILED"}, states
+    assert (tmp_path / "flaky.txt").read_text().strip() == "ok"
+    assert not (tmp_path / "broken.txt").exists()
+    # each failure is reported with the rule's log, whose content is shown, and its Slurm log is kept
+    for rule, why in (("flaky", "failing on purpose on the first attempt"), ("broken", "fails on purpose")):
+        assert f"Error in rule {rule}" in log and f"logs/{rule}.log" in log and why in log, (rule, log[-6000:])
+        failed_slurm_log = tmp_path / "slurm_logs" / f"rule_{rule}" / f"{jobs[rule][0]}.log"
+        assert failed_slurm_log.read_text().strip(), failed_slurm_log
