@@ -11,6 +11,11 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the value given."""
 
 
+def model_scale(entry: dict) -> str:
+    """The design scale of a ``pretrain.models`` entry: ``paper`` for a Table 8 structure, else its search's."""
+    return "paper" if "structure" in entry else entry["search"].get("scale", "pretrain")
+
+
 def check_config(config: dict) -> None:
     """Raise :class:`ConfigError` for the first problem found, before any job runs."""
     _check_design(config, "", config["search"]["budgets"], "search.budgets")
@@ -27,14 +32,13 @@ def check_config(config: dict) -> None:
     for scale, key in (("pretrain", "pretrain.design."), ("paper", "")):
         design = pretrain["design"] if scale == "pretrain" else config
         budgets = {n: m["search"]["budget"] for n, m in models.items()
-                   if "search" in m and m["search"].get("scale", "pretrain") == scale}
+                   if "search" in m and model_scale(m) == scale}
         if budgets:
             _check_design(design, key, list(budgets.values()),
                           [f"pretrain.models.{n}.search.budget" for n in budgets])
     for name, entry in models.items():
-        scale = "paper" if "structure" in entry else entry["search"].get("scale", "pretrain")
-        model, key = (config["model"], "model") if scale == "paper" else (pretrain["design"]["model"],
-                                                                           "pretrain.design.model")
+        paper = model_scale(entry) == "paper"
+        model, key = (config["model"], "model") if paper else (pretrain["design"]["model"], "pretrain.design.model")
         _check_training(pretrain["training"], "pretrain.training", model, f"{key} (model {name})")
     _check_correlation(config["correlation"])
 

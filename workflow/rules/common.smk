@@ -6,7 +6,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from merino.checks import check_config  # noqa: E402
+from merino.checks import check_config, model_scale  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_config(config)
@@ -68,14 +68,12 @@ def model_architecture(wildcards):
     if "structure" in entry:
         return f"results/architectures/{entry['structure']}.json"
     s = entry["search"]
-    return search_result(s["objective"], s["budget"], s.get("scale", "pretrain"))
+    return search_result(s["objective"], s["budget"], model_scale(entry))
 
 
 def model_convention(name):
     """Model section a trained model uses: the pretraining design scale for its searches, the paper's otherwise."""
-    entry = model_entry(name)
-    scale = "paper" if "structure" in entry else entry["search"].get("scale", "pretrain")
-    return design(scale)["model"]
+    return design(model_scale(model_entry(name)))["model"]
 
 
 def correlation_candidates():
