@@ -11,6 +11,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/design.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/correlation.smk"
+include: "workflow/rules/eval.smk"
 
 
 rule all:

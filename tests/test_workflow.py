@@ -11,6 +11,7 @@ from html import unescape as html_unescape
 from pathlib import Path
 from urllib.parse import quote
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -104,28 +105,51 @@ def test_smoke_run_produces_every_output(tiny_run):
     assert (tiny_run / "figures/fig3_correlation.pdf").stat().st_size > 0
     table1 = (tiny_run / "results/tables/table1.csv").read_text()
     assert "perplexity" in table1 and "paper_perplexity" in table1
+    for model in ("MeRino-S60", "GPT-width-S60"):
+        raw = tiny_run / "results/eval" / model
+        summary = json.loads((raw / "summary.json").read_text())
+        assert set(summary["tasks"]) == {"merino_word_order", "merino_continuation", "merino_heldout"}
+        assert summary["tasks"]["merino_word_order"]["samples"] == 40
+        assert json.loads((raw / "results.json").read_text())["configs"]["merino_word_order"]["dataset_path"] == "json"
+        assert len((raw / "samples_merino_word_order.jsonl").read_text().splitlines()) == 40
+    arch = json.loads((tiny_run / "results/models/GPT-width-S60/config.json").read_text())
+    assert arch["block_depths"] == [2] and arch["embed_proj_dim"] == arch["block_embed_dims"][0]
+    table2 = pd.read_csv(tiny_run / "results/tables/table2.csv")
+    ours = table2[table2.source == "ours"].set_index("model")
+    assert list(ours.index) == ["MeRino-S60", "GPT-width-S60"]
+    assert ours.loc["MeRino-S60", "avg"] == pytest.approx(ours.loc["MeRino-S60", ["merino_word_order",
+                                                                                  "merino_continuation"]].mean())
+    assert table2[table2.source == "paper"].set_index("model").loc["OPT-350M", "avg"] == 0.408
+    table3 = pd.read_csv(tiny_run / "results/tables/table3.csv").set_index("model")
+    assert table3.loc["MeRino-S60", "heldout_byte_ppl"] > 1
+    assert table3.loc["GPT-2-124M", "params_M"] == 124.44 and table3.loc["GPT-2-124M", "flops_G_paper"] == 290
     assert planned_jobs(tiny_run) == {}
+
+
+EVAL = {"evaluate": 2, "table2": 1, "table3": 1}      # both evaluated models (MeRino-S60, GPT-width-S60)
+EVAL_MERINO = {"evaluate": 1, "table2": 1, "table3": 1}
 
 
 @pytest.mark.parametrize(
     "edit, expected",
     [
         ({"search": {"population": 32}},
-         {"search": 3, "search_pretrain": 3, "pretrain": 3, "table8": 1, "all": 1}),
+         {"search": 3, "search_pretrain": 3, "pretrain": 3, "table8": 1, **EVAL_MERINO, "all": 1}),
         ({"entropy": {"gamma_strength": 4.0}},
          {"search": 3, "search_pretrain": 3, "pretrain": 3, "table8": 1, "table1": 1, "correlation_proxies": 6,
-          "correlation_study": 1, "table1_complete": 1, "all": 1}),
+          "correlation_study": 1, "table1_complete": 1, **EVAL_MERINO, "all": 1}),
         ({"entropy": {"epsilon": 0.03}},
          {"lookup": 1, "lookup_pretrain": 1, "lookup_correlation": 1, "search": 3, "search_pretrain": 3,
           "pretrain": 3, "table8": 1, "table1": 1, "fig2": 1, "correlation_proxies": 6, "correlation_study": 1,
-          "table1_complete": 1, "all": 1}),
+          "table1_complete": 1, **EVAL_MERINO, "all": 1}),
         ({"fig2": {"architectures": 7}}, {"fig2": 1, "all": 1}),
         ({"search": {"budgets": ["flops60G", "flops110G", "flops160G", "params2M"]}}, {"search": 1, "all": 1}),
-        ({"cost": {"count_lm_head": True}}, {"search": 3, "table8": 1, "table1": 1, "table1_complete": 1, "all": 1}),
-        ({"pretrain": {"training": {"lr": 1.0e-3}}}, {"pretrain": 3, "all": 1}),
+        ({"cost": {"count_lm_head": True}},
+         {"search": 3, "table8": 1, "table1": 1, "table1_complete": 1, "table3": 1, "all": 1}),
+        ({"pretrain": {"training": {"lr": 1.0e-3}}}, {"pretrain": 4, **EVAL, "all": 1}),
         ({"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
-         {"search_pretrain": 3, "pretrain": 3, "all": 1}),
-        ({"data": {"tokenizer": {"vocab_size": 600}}}, {"prepare_data": 1, "pretrain": 3, "all": 1}),
+         {"search_pretrain": 3, "naive": 1, "pretrain": 4, **EVAL, "all": 1}),
+        ({"data": {"tokenizer": {"vocab_size": 600}}}, {"prepare_data": 1, "pretrain": 4, **EVAL, "all": 1}),
         ({"correlation": {"data": {"tokenizer": {"vocab_size": 600}}}},
          {"prepare_correlation_data": 1, "correlation_proxies": 6, "correlation_train": 8, "correlation_study": 1,
           "table1_complete": 1, "all": 1}),
@@ -137,6 +161,12 @@ def test_smoke_run_produces_every_output(tiny_run):
         ({"correlation": {"proxies": {"ntk_inits": 2}}}, {"correlation_proxies": 6, "correlation_study": 1, "all": 1}),
         ({"correlation": {"training": {"lr": 1.0e-3}}},
          {"correlation_train": 8, "correlation_study": 1, "table1_complete": 1, "all": 1}),
+        ({"evaluation": {"local_tasks": {"multiple_choice": {"items": 30}}}}, {"eval_tasks": 1, **EVAL, "all": 1}),
+        ({"evaluation": {"batch_size": 8}}, {**EVAL, "all": 1}),
+        ({"evaluation": {"models": ["MeRino-S60"]}}, {"table2": 1, "table3": 1, "all": 1}),
+        ({"baselines": {"naive_scaling": {"base_depth": 1}}},
+         {"naive": 1, "pretrain": 1, "evaluate": 1, "table2": 1, "table3": 1, "all": 1}),
+        ({"evaluation": {"resources": {"runtime": 5}}}, {}),
     ],
 )
 def test_an_edit_reruns_exactly_its_dependants(tiny_run, edit, expected):
@@ -152,7 +182,8 @@ def test_paper_config_dry_run_builds(tmp_path):
     assert "search" in out.stdout
     assert re.search(r"^pretrain\s+6$", out.stdout, re.M), out.stdout[-3000:]
     assert re.search(r"^correlation_train\s+83$", out.stdout, re.M)  # 81 sampled + Table 1's wide and deep
-    assert "gpu=8" in out.stdout
+    assert re.search(r"^evaluate\s+9$", out.stdout, re.M) and re.search(r"^table2\s+1$", out.stdout, re.M)
+    assert "gpu=8" in out.stdout and "pretrained" not in out.stderr
 
 
 # every table and figure the report must carry: path -> its category in workflow/rules (report(...))
@@ -167,6 +198,8 @@ REPORTED = {
     "results/tables/fig3_summary.csv": "Correlation study",
     "results/tables/table1.csv": "Correlation study",
     **{f"results/models/{m}/loss.pdf": "Pretraining" for m in ("MeRino-S60", "MeRino-S110", "MeRino-S160")},
+    "results/tables/table2.csv": "Evaluation",
+    "results/tables/table3.csv": "Evaluation",
 }
 # in a headless browser, the report's own JavaScript app shows the category named in the URL's
 # fragment; what it renders is copied into <pre id="merino-seen"> for --dump-dom

@@ -12,8 +12,21 @@ class ConfigError(ValueError):
 
 
 def model_scale(entry: dict) -> str:
-    """The design scale of a ``pretrain.models`` entry: ``paper`` for a Table 8 structure, else its search's."""
-    return "paper" if "structure" in entry else entry["search"].get("scale", "pretrain")
+    """The design scale of a ``pretrain.models`` entry: ``paper`` for a Table 8 structure, else its search's
+    or naive scaling's."""
+    if "structure" in entry:
+        return "paper"
+    return (entry.get("search") or entry["naive"]).get("scale", "pretrain")
+
+
+def naive_model(config: dict, entry: dict):
+    """Architecture and model-convention overrides of a ``naive`` entry (see merino.baselines)."""
+    from .baselines import naive_architecture
+
+    n, scale = entry["naive"], model_scale(entry)
+    design = config if scale == "paper" else config["pretrain"]["design"]
+    cost = CostModel.from_config(design["model"], design["cost"])
+    return naive_architecture(cost, Budget.parse(n["budget"]), n["scaling"], **config["baselines"]["naive_scaling"])
 
 
 def check_config(config: dict) -> None:
@@ -37,10 +50,26 @@ def check_config(config: dict) -> None:
             _check_design(design, key, list(budgets.values()),
                           [f"pretrain.models.{n}.search.budget" for n in budgets])
     for name, entry in models.items():
+        if "naive" in entry:
+            try:
+                naive_model(config, entry)
+            except ValueError as err:
+                raise ConfigError(f"config pretrain.models.{name}.naive: {err}") from None
         paper = model_scale(entry) == "paper"
         model, key = (config["model"], "model") if paper else (pretrain["design"]["model"], "pretrain.design.model")
         _check_training(pretrain["training"], "pretrain.training", model, f"{key} (model {name})")
     _check_correlation(config["correlation"])
+    _check_evaluation(config)
+
+
+def _check_evaluation(config: dict) -> None:
+    from .baselines import PAPER_BASELINES
+
+    models = config["pretrain"]["models"]
+    for name in config["evaluation"]["models"]:
+        if name not in models and name not in PAPER_BASELINES:
+            raise ConfigError(f"config evaluation.models names {name!r}, which is neither in pretrain.models "
+                              f"({sorted(models)}) nor a paper baseline ({sorted(PAPER_BASELINES)})")
 
 
 def _check_training(training: dict, key: str, model: dict, model_key: str) -> None:

@@ -138,3 +138,63 @@ def lookup_error_summary(df: pd.DataFrame) -> dict:
     rel = df["relative_error"].abs()
     return {"architectures": int(len(df)), "mean_abs_relative_error": float(rel.mean()),
             "max_abs_relative_error": float(rel.max()), "median_abs_relative_error": float(np.median(rel))}
+
+
+def table2(summaries: dict[str, dict], reference: dict, metric: str, paper_names: dict[str, str],
+           params: dict[str, int]) -> pd.DataFrame:
+    """Table 2: zero-shot accuracy per multiple-choice task and their average, per model, and the paper's rows.
+
+    ``summaries`` maps a model to its evaluation summary (``{task: {metric: value}}``); ``paper_names``
+    maps a model to the paper's model it is compared with (its paper average goes beside ours).  The
+    paper's own rows follow ours (source ``paper``), on the paper's twelve tasks."""
+    t2 = reference["table2_zero_shot"]
+    rows = []
+    for model, summary in summaries.items():
+        acc = {task: m[metric] for task, m in summary.items() if metric in m}
+        paper = t2["models"].get(paper_names.get(model, model))
+        rows.append({"model": model, "source": "ours", "params_M": round(params[model] / 1e6, 2), **acc,
+                     "avg": float(np.mean(list(acc.values()))) if acc else np.nan,
+                     "paper_model": paper_names.get(model, model) if paper else None,
+                     "avg_paper": paper["avg"] if paper else np.nan})
+    for name, paper in t2["models"].items():
+        rows.append({"model": name, "source": "paper", "params_M": float(paper["params_M"]),
+                     **dict(zip(t2["tasks"], paper["acc"])), "avg": paper["avg"]})
+    return pd.DataFrame(rows)
+
+
+def table3(costs: dict[str, dict], summaries: dict[str, dict], reference: dict, paper_names: dict[str, str],
+           perplexity_tasks: dict[str, str]) -> pd.DataFrame:
+    """Table 3: params, FLOPs and perplexities per model, the paper's FLOPs, Jetson latency and perplexities beside.
+
+    ``costs`` maps every row's model to ``{params, flops, seq_len}`` (and ``flops_with_lm_head`` for the
+    paper's baselines); ``summaries`` holds the evaluated ones; ``perplexity_tasks`` maps an lm-eval task
+    to its column name (e.g. ``wikitext`` -> ``wikitext2``)."""
+    t3 = reference["table3_language_modeling"]
+    rows = []
+    for model, cost in costs.items():
+        row = {"model": model, "params_M": round(cost["params"] / 1e6, 2), "flops_G": cost["flops"] / 1e9,
+               "flops_with_lm_head_G": cost.get("flops_with_lm_head", np.nan) / 1e9, "flops_seq_len": cost["seq_len"]}
+        for task, column in perplexity_tasks.items():
+            metrics = summaries.get(model, {}).get(task)
+            if metrics:
+                row[f"{column}_word_ppl"] = metrics["word_perplexity"]
+                row[f"{column}_byte_ppl"] = metrics["byte_perplexity"]
+        paper_name = paper_names.get(model, model)
+        if paper_name in t3["models"]:
+            row["paper_model"] = paper_name
+            row.update({f"{c}_paper": v for c, v in zip(t3["columns"], t3["models"][paper_name])})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def row_cost(entry: dict) -> dict:
+    """Params and FLOPs of a table row: ``{"architecture": path, "model": ..., "cost": ...}`` (priced by
+    :class:`CostModel`) or ``{"baseline": name, "seq_len": T}`` (a paper baseline's config)."""
+    from .baselines import baseline_cost
+
+    if "baseline" in entry:
+        return baseline_cost(entry["baseline"], entry["seq_len"])
+    arch = Architecture.load(entry["architecture"])
+    s = CostModel.from_config(entry["model"], entry["cost"]).summary(arch)
+    return {"params": s["params_shared"] if entry["model"]["weight_sharing"] else s["params_unshared"],
+            "flops": s["flops"], "seq_len": entry["cost"]["flops_seq_len"]}

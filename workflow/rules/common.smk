@@ -6,7 +6,8 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from merino.checks import check_config, model_scale  # noqa: E402
+from merino.baselines import PAPER_BASELINES  # noqa: E402
+from merino.checks import check_config, model_scale, naive_model  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_config(config)
@@ -21,6 +22,8 @@ wildcard_constraints:
     model=r"[A-Za-z0-9_.\-]+",
     structure="|".join(PAPER_STRUCTURES),
     budget=r"(flops|params|memory)\d+(\.\d+)?[A-Z]+",
+    scaling="depth|width",
+    scale="pretrain|paper",
     candidate=r"a\d\d\d+|table1-(wide|deep)",
 
 
@@ -63,17 +66,48 @@ def model_entry(name):
 
 
 def model_architecture(wildcards):
-    """The architecture file a model is trained from: a search result or a paper Table 8 structure."""
-    entry = model_entry(wildcards.model)
+    """The architecture file a model is trained from: a search result, a paper Table 8 structure or a
+    naive-scaling GPT."""
+    return architecture_file(wildcards.model)
+
+
+def architecture_file(name):
+    entry = model_entry(name)
     if "structure" in entry:
         return f"results/architectures/{entry['structure']}.json"
+    if "naive" in entry:
+        n = entry["naive"]
+        return f"results/naive/{model_scale(entry)}/{n['scaling']}/{n['budget']}.json"
     s = entry["search"]
     return search_result(s["objective"], s["budget"], model_scale(entry))
 
 
 def model_convention(name):
-    """Model section a trained model uses: the pretraining design scale for its searches, the paper's otherwise."""
-    return design(model_scale(model_entry(name)))["model"]
+    """Model section a trained model uses: its design scale's (the pretraining design for its searches, the
+    paper's for Table 8 structures), with a naive GPT's embedding width and no sharing."""
+    entry = model_entry(name)
+    model = dict(design(model_scale(entry))["model"])
+    if "naive" in entry:
+        model.update(naive_model(config, entry)[1])
+    return model
+
+
+def trained(name):
+    """Whether a Table 2/3 row is trained here (else it is a paper baseline with Hub weights)."""
+    return name in config["pretrain"]["models"]
+
+
+def cost_entry(name):
+    """How a Table 3 row is priced: its architecture under its conventions, or a baseline's config."""
+    if trained(name):
+        return {"architecture": architecture_file(name), "model": model_convention(name),
+                "cost": design(model_scale(model_entry(name)))["cost"]}
+    return {"baseline": name, "seq_len": config["cost"]["flops_seq_len"]}
+
+
+def paper_names():
+    """Model -> the paper's model it is compared with (an entry's `paper`, else its own name)."""
+    return {n: e.get("paper", n) for n, e in config["pretrain"]["models"].items()}
 
 
 def correlation_candidates():
@@ -130,4 +164,6 @@ def all_targets():
         "figures/fig2_lookup_error.pdf",
         "figures/fig3_correlation.pdf",
         "results/tables/table1.csv",
+        "results/tables/table2.csv",
+        "results/tables/table3.csv",
     ]

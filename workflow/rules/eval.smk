@@ -1,0 +1,111 @@
+# Evaluation: naive-scaling GPT baselines, lm-eval tasks, one evaluation job per model, Tables 2 and 3.
+
+
+rule naive:
+    output:
+        "results/naive/{scale}/{scaling}/{budget}.json",
+    params:
+        model=lambda w: design(w.scale)["model"],
+        cost=lambda w: design(w.scale)["cost"],
+        naive=config["baselines"]["naive_scaling"],
+    log:
+        "logs/naive/{scale}/{scaling}/{budget}.log",
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/naive.py"
+
+
+rule eval_tasks:
+    output:
+        directory("results/tasks"),
+    params:
+        tasks=config["evaluation"]["tasks"],
+        corpus=config["data"]["corpus"],
+        local_tasks=config["evaluation"]["local_tasks"],
+        task_data=config["evaluation"]["task_data"],
+    log:
+        "logs/tasks.log",
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/eval_tasks.py"
+
+
+def evaluation_settings():
+    """What an evaluation depends on (not the list of models)."""
+    return {k: v for k, v in config["evaluation"].items() if k not in ("models", "resources")}
+
+
+rule evaluate:
+    input:
+        unpack(lambda w: {"model": f"results/models/{w.model}"} if trained(w.model) else {}),
+        tasks=rules.eval_tasks.output[0],
+    output:
+        directory("results/eval/{model}"),
+    params:
+        pretrained=lambda w: f"results/models/{w.model}" if trained(w.model) else PAPER_BASELINES[w.model].hub_id,
+        evaluation=evaluation_settings(),
+    log:
+        "logs/eval/{model}.log",
+    threads: config["evaluation"]["resources"]["cpus"]
+    resources:
+        gpu=config["evaluation"]["resources"]["gpu"],
+        mem_mb=config["evaluation"]["resources"]["mem_mb"],
+        runtime=config["evaluation"]["resources"]["runtime"],
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+def evaluated_models():
+    return config["evaluation"]["models"]
+
+
+def table3_rows():
+    """Evaluated models, then every paper model priced offline (baselines and Table 8 structures)."""
+    rows = {m: cost_entry(m) for m in evaluated_models()}
+    for name in PAPER_BASELINES:
+        rows.setdefault(name, {"baseline": name, "seq_len": config["cost"]["flops_seq_len"]})
+    for name in PAPER_STRUCTURES:
+        rows.setdefault(name, {"architecture": f"results/architectures/{name}.json",
+                               "model": design("paper")["model"], "cost": design("paper")["cost"]})
+    return rows
+
+
+rule table2:
+    input:
+        evals=expand("results/eval/{model}", model=evaluated_models()),
+        architectures=[cost_entry(m)["architecture"] for m in evaluated_models() if trained(m)],
+    output:
+        report("results/tables/table2.csv", caption="../report/table2.rst", category="Evaluation"),
+    params:
+        models=evaluated_models(),
+        costs={m: cost_entry(m) for m in evaluated_models()},
+        paper_names=paper_names(),
+        metric=config["evaluation"]["metric"],
+    log:
+        "logs/table2.log",
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/table2.py"
+
+
+rule table3:
+    input:
+        evals=expand("results/eval/{model}", model=evaluated_models()),
+        architectures=[r["architecture"] for r in table3_rows().values() if "architecture" in r],
+    output:
+        report("results/tables/table3.csv", caption="../report/table3.rst", category="Evaluation"),
+    params:
+        models=evaluated_models(),
+        costs=table3_rows(),
+        paper_names=paper_names(),
+    log:
+        "logs/table3.log",
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/table3.py"

@@ -1,0 +1,30 @@
+"""Rule evaluate: one model through lm-eval (zero-shot), raw output kept beside a summary."""
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+
+from merino.evaluate import check_task_data, evaluate, save_raw, summarize  # noqa: E402
+from merino.provenance import provenance, write_json  # noqa: E402
+
+p, out = snakemake.params, Path(snakemake.output[0])
+torch.set_num_threads(snakemake.threads)
+e = p.evaluation
+check_task_data(e["tasks"], e["task_data"])
+device = e["device"] if e["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+started = time.time()
+results = evaluate(p.pretrained, e["tasks"], [snakemake.input.tasks, Path(snakemake.input.tasks) / "staged"],
+                   batch_size=e["batch_size"], device=device, limit=e["limit"], seed=e["seed"],
+                   bootstrap_iters=e["bootstrap_iters"])
+save_raw(results, out)
+inputs = {"tasks": Path(snakemake.input.tasks) / "tasks.json"}
+if snakemake.input.get("model"):
+    inputs["model"] = Path(snakemake.input.model) / "model.safetensors"
+write_json(out / "summary.json", {"model": snakemake.wildcards.model, "pretrained": str(p.pretrained),
+                                  "device": device, "tasks": summarize(results),
+                                  "provenance": provenance({"evaluation": e}, inputs, seed=e["seed"],
+                                                           wall_s=time.time() - started)})

@@ -1,0 +1,19 @@
+"""Rule table3: params, FLOPs and perplexities (paper Table 3), the paper's figures beside."""
+import json
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+
+from merino.paper import load_reference, row_cost, table3  # noqa: E402
+from merino.provenance import provenance, write_table  # noqa: E402
+from merino.tasks import PERPLEXITY_TASKS  # noqa: E402
+
+p = snakemake.params
+summaries = {m: json.loads((Path(d) / "summary.json").read_text())["tasks"] for m, d in zip(p.models, snakemake.input.evals)}
+costs = {m: row_cost(entry) for m, entry in p.costs.items()}
+df = table3(costs, summaries, load_reference(), p.paper_names, PERPLEXITY_TASKS)
+write_table(df, snakemake.output[0], provenance({"costs": p.costs, "paper_names": p.paper_names},
+                                                {m: Path(d) / "summary.json" for m, d in zip(p.models, snakemake.input.evals)}))
+print(df.to_string(), file=sys.stderr)
