@@ -25,6 +25,7 @@ evolutionary search and the exact solver take ``latency<N>ms-<device>`` budgets 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import tempfile
 import time
@@ -87,6 +88,14 @@ def _threads(threads: int | None):
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def _load() -> float | None:
+    """The 1-minute load average (how busy a shared machine was), where the OS tells it."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _sync(device: torch.device) -> None:
@@ -153,6 +162,7 @@ def measure_models(models: Mapping[str, nn.Module | Callable[[], nn.Module]], de
                          f"warmup={warmup!r}, batch_size={batch_size!r}, seq_len={seq_len!r}")
     dev, dt = torch.device(device), resolve_dtype(dtype)
     names = list(models)
+    load_before = _load()
     with _threads(threads) as n_threads:
         torch.manual_seed(seed)
         runs = {}
@@ -184,6 +194,7 @@ def measure_models(models: Mapping[str, nn.Module | Callable[[], nn.Module]], de
             "threads": n_threads, "device": str(dev), "device_name": device_name(dev), "dtype": _dtype_name(dt),
             "torch_version": torch.__version__, "inference_mode": True,
             "schedule": "round-robin: each round times one call of every model, the first model rotating",
+            "load_average": [load_before, _load()],
         },
         "models": {name: {**summarize(samples[name]),
                           "params": sum(p.numel() for p in runs[name][0].parameters())} for name in names},
@@ -435,7 +446,7 @@ def _table_items(space: SearchSpace, convention: dict, batch_size: int, seq_len:
 def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label: str = "cpu",
                         device: str | torch.device = "cpu", batch_size: int = 1, seq_len: int = 128,
                         warmup: int = 2, repeats: int = 10, passes: int = 5, threads: int | None = None,
-                        dtype: str | torch.dtype = torch.float32, statistic: str = "median", seed: int = 0,
+                        dtype: str | torch.dtype = torch.float32, statistic: str = "mean", seed: int = 0,
                         progress: bool = False) -> LatencyTable:
     """Measure the latency table of ``space`` on ``device`` (see the module docstring).
 
@@ -443,7 +454,10 @@ def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label
     head_dim, weight_sharing).  Every entry is measured in ``passes`` passes over all entries in a
     fresh seeded random order (a slow spell of a shared machine spreads over all of them); each
     pass builds the module, makes ``warmup`` untimed and ``repeats`` timed calls and frees it.  An
-    entry is the ``statistic`` (median or mean) of its passes x repeats samples.  ``device_label``
+    entry is the ``statistic`` of its passes x repeats samples: the mean (default; means add up, so
+    the predicted sum is the mean of the whole model) or the median (robust, but on a busy machine
+    the median of a sub-millisecond call misses the preemptions a whole forward pass always
+    suffers, and the predictor comes out ~30 % low there).  ``device_label``
     is the name budgets use (``latency50ms-<device_label>``)."""
     if statistic not in ("median", "mean"):
         raise ValueError(f"statistic must be 'median' or 'mean', got {statistic!r}")
@@ -458,7 +472,7 @@ def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label
     items, widths = _table_items(space, conv, batch_size, seq_len)
     samples = {key: [] for key, _, _ in items}
     rng = np.random.default_rng(seed)
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), _load()
     with _threads(threads) as n_threads:
         from tqdm import tqdm
 
@@ -491,6 +505,7 @@ def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label
         "seq_len": seq_len, "dtype": _dtype_name(dt), "statistic": statistic, "warmup": warmup,
         "repeats": repeats, "passes": passes, "seed": seed, "torch_version": torch.__version__,
         "entries": len(items), "wall_s": round(time.perf_counter() - started, 3),
+        "load_average": [load_before, _load()],
         "median_relative_iqr": float(np.median(spread)),  # how noisy the entries were
     }
     return LatencyTable(device_label, conv, e_values, f_values, layer_ms, widths, projection_ms,
