@@ -71,8 +71,8 @@ def main():
         a = r["architecture"]
         print(f"{'-'.join(map(str, a['E'])):<20} {'-'.join(map(str, a['F'])):<22} {'-'.join(map(str, a['L'])):<10} "
               f"{r['predicted_ms']:9.2f} {r['measured_ms']:9.2f} {100 * r['rel_error']:6.1f}%")
-    print(f"mean |rel error| {100 * check['mean_abs_rel_error']:.1f} %, median {100 * check['median_abs_rel_error']:.1f} %,"
-          f" max {100 * check['max_abs_rel_error']:.1f} %, bias {100 * check['mean_rel_error']:+.1f} %; "
+    print(f"mean |rel error| {100 * check['mean_abs_rel_error']:.1f} %, "
+          f"median {100 * check['median_abs_rel_error']:.1f} %, max {100 * check['max_abs_rel_error']:.1f} %, bias {100 * check['mean_rel_error']:+.1f} %; "
           f"Spearman rho {check['spearman']:.3f}, Kendall tau {check['kendall']:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(check, indent=1) + "\n")

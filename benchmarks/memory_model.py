@@ -37,8 +37,9 @@ def main():
         for r in check_memory_model(cost, archs, convention):
             a, mb = r["architecture"], 2**20
             print(f"{name:<19} {'-'.join(map(str, a['E'])):<18} {'-'.join(map(str, a['F'])):<20} "
-                  f"{r['model_bytes'] / mb:9.3f} {r['measured_bytes'] / mb:9.3f} {r['model_activation_bytes'] / mb:9.3f} "
-                  f"{r['measured_activation_bytes'] / mb:9.3f} {100 * r['rel_error']:+6.1f}%")
+                  f"{r['model_bytes'] / mb:9.3f} {r['measured_bytes'] / mb:9.3f} "
+                  f"{r['model_activation_bytes'] / mb:9.3f} {r['measured_activation_bytes'] / mb:9.3f} "
+                  f"{100 * r['rel_error']:+6.1f}%")
     print("weights: counted = measured exactly in every row; error = model / measured - 1 (positive: model above)")
 
 

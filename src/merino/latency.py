@@ -41,8 +41,6 @@ from torch import nn
 from .cost import CostModel, additive_total
 from .space import Architecture, SearchSpace
 
-PAPER_PROTOCOL = {"batch_size": 1, "seq_len": 128, "repeats": 16, "statistic": "mean",
-                  "device": "NVIDIA Jetson Nano"}
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
 CONVENTION_KEYS = ("vocab_size", "embed_proj_dim", "max_positions", "head_dim", "weight_sharing")
@@ -150,9 +148,10 @@ def measure_models(models: Mapping[str, nn.Module | Callable[[], nn.Module]], de
     random weights suffice).  Each model is moved to ``device`` and ``dtype`` (in place) and called on
     ``inputs``: None draws ``batch_size`` x ``seq_len`` token ids below its ``config.vocab_size``; a
     callable gets the model and returns them; a tensor, tuple (positional) or dict (keywords) is used
-    as is (floating-point tensors cast to ``dtype``).  Every model gets ``warmup`` untimed calls, then each round times one call of every model,
-    the starting model rotating round by round.  ``ratios`` (with ``reference``) divide every model's
-    mean and median by the reference's, and take the median of the per-round ratios."""
+    as is (floating-point tensors cast to ``dtype``).  Every model gets ``warmup`` untimed calls, then
+    each round times one call of every model, the starting model rotating round by round.  ``ratios``
+    (with ``reference``) divide every model's mean and median by the reference's, and take the median
+    of the per-round ratios (the steadiest on a shared machine: both calls of a pair saw the same load)."""
     if not models:
         raise ValueError("measure_models needs at least one model")
     if reference is not None and reference not in models:
@@ -257,7 +256,8 @@ def measure_peak_memory(model: nn.Module, device: str | torch.device = "cpu", ba
             with tempfile.TemporaryDirectory() as tmp:
                 trace = Path(tmp) / "trace.json"
                 prof.export_chrome_trace(str(trace))
-                events = [e["args"] for e in json.loads(trace.read_text())["traceEvents"] if e.get("name") == "[memory]"]
+                events = json.loads(trace.read_text())["traceEvents"]
+            events = [e["args"] for e in events if e.get("name") == "[memory]"]
             # the running total is process-wide: its level before the first event is the baseline
             base = events[0]["Total Allocated"] - events[0]["Bytes"] if events else 0
             peak = max((e["Total Allocated"] for e in events), default=base) - base
