@@ -21,39 +21,62 @@ populations with the same formulas that price a single architecture.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from .space import Architecture
 
-COST_KINDS = ("flops", "params", "memory")
+COST_KINDS = ("flops", "params", "memory", "latency")
 _UNITS = {
     "flops": {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12},
     "params": {"K": 1e3, "M": 1e6, "G": 1e9},
     "memory": {"KB": 2**10, "MB": 2**20, "GB": 2**30},
+    "latency": {"us": 1e-3, "ms": 1.0, "s": 1e3},  # latency budgets are held in milliseconds
 }
-_BUDGET_RE = re.compile(r"^(flops|params|memory)(\d+(?:\.\d+)?)([A-Z]+)$")
+# what a budget label looks like (the workflow's schema and wildcard constraints should accept the same)
+BUDGET_PATTERN = r"^(flops|params|memory|latency)(\d+(?:\.\d+)?)([A-Za-z]+)(?:-([A-Za-z0-9][A-Za-z0-9_.-]*))?$"
+_BUDGET_RE = re.compile(BUDGET_PATTERN)
+MODEL_KINDS = ("flops", "params", "memory")  # the kinds CostModel prices; latency needs a device's table
 
 
 @dataclass(frozen=True)
 class Budget:
-    """A ComputeCost budget such as ``flops60G``, ``params50M`` or ``memory64MB`` (Eq. 15 constraint)."""
+    """A ComputeCost budget (Eq. 15 constraint) such as ``flops60G``, ``params50M``, ``memory64MB`` or
+    ``latency50ms-cpu``.
+
+    Memory units are binary (1 MB = 2**20 bytes), so the paper's "10 % of a 4 GB device" is
+    ``memory409.6MB``.  A latency budget names the device whose latency table
+    (:class:`merino.latency.LatencyTable`) prices it; its ``value`` is in milliseconds."""
 
     kind: str
     value: float
     label: str
+    device: str | None = None
 
     @classmethod
     def parse(cls, label: str) -> "Budget":
-        m = _BUDGET_RE.match(label)
+        m = _BUDGET_RE.match(label) if isinstance(label, str) else None
         if not m or m.group(3) not in _UNITS[m.group(1)]:
             raise ValueError(
                 f"budget {label!r} is not of the form <kind><number><unit> with kind in {COST_KINDS} and unit in "
-                f"{ {k: list(v) for k, v in _UNITS.items()} } (e.g. 'flops60G', 'params50M', 'memory64MB')"
+                f"{ {k: list(v) for k, v in _UNITS.items()} }, and -<device> after a latency budget "
+                f"(e.g. 'flops60G', 'params50M', 'memory64MB', 'latency50ms-cpu')"
             )
-        kind, number, unit = m.groups()
-        return cls(kind, float(number) * _UNITS[kind][unit], label)
+        kind, number, unit, device = m.groups()
+        if kind == "latency" and device is None:
+            raise ValueError(f"budget {label!r}: a latency budget must name the device whose latency table prices "
+                             f"it, as latency<number><unit>-<device> (e.g. 'latency50ms-cpu')")
+        if kind != "latency" and device is not None:
+            raise ValueError(f"budget {label!r}: only latency budgets name a device; {kind} does not depend on one "
+                             f"(write {label.rsplit('-', 1)[0]!r})")
+        return cls(kind, float(number) * _UNITS[kind][unit], label, device)
+
+    @property
+    def unit(self) -> str:
+        """The unit ``value`` is in."""
+        return {"flops": "FLOPs", "params": "parameters", "memory": "bytes", "latency": "ms"}[self.kind]
 
 
 @dataclass(frozen=True)
@@ -103,17 +126,17 @@ class CostModel:
 
     def block_term(self, kind: str, e, f, l):
         """Cost of one block that does not depend on its neighbours (``memory``: weight bytes only)."""
+        _check_model_kind(kind)
         if kind == "flops":
             return l * self.layer_flops(e, f)
         params = self.layer_params(e, f) * (1 if self.shared else l)
         if kind == "params":
             return params
-        if kind == "memory":
-            return params * self.memory_bits / 8
-        raise ValueError(f"unknown cost kind {kind!r}; expected one of {COST_KINDS}")
+        return params * self.memory_bits / 8
 
     def transition_term(self, kind: str, e_in, e_out):
         """Cost of the projection between two consecutive widths (D at both ends of the model)."""
+        _check_model_kind(kind)
         if kind == "flops":
             return self.projection_flops(e_in, e_out)
         params = self.projection_params(e_in, e_out)
@@ -121,6 +144,7 @@ class CostModel:
 
     def constant_term(self, kind: str) -> float:
         """Cost that no architecture choice changes: embeddings, final LayerNorm, LM head."""
+        _check_model_kind(kind)
         d, v = self.embed_proj_dim, self.vocab_size
         if kind == "flops":
             return 2 * self.seq_len * d * v if self.count_lm_head else 0
@@ -146,10 +170,7 @@ class CostModel:
     def batch(self, kind: str, e, f, l) -> np.ndarray:
         """Cost of every architecture in arrays (P, N) of E, F, L."""
         e, f, l = (np.asarray(x, dtype=np.int64) for x in (e, f, l))
-        d = np.full(e.shape[:-1] + (1,), self.embed_proj_dim, dtype=np.int64)
-        widths = np.concatenate([d, e, d], axis=-1)
-        total = self.constant_term(kind) + self.block_term(kind, e, f, l).sum(-1).astype(np.float64)
-        total = total + self.transition_term(kind, widths[..., :-1], widths[..., 1:]).sum(-1)
+        total = additive_total(KindCost(self, kind), e, f, l)
         if kind == "memory":
             total = total + self.block_activation_bytes(e, f).max(-1)
         return total
@@ -172,7 +193,21 @@ class CostModel:
         return self.cost("flops", arch)
 
     def memory_bytes(self, arch: Architecture) -> float:
-        """Weights at ``memory_bits`` plus peak activations for one sequence of ``memory_seq_len`` tokens."""
+        """Weights at ``memory_bits`` plus peak activations for one sequence of ``memory_seq_len`` tokens.
+
+        What it counts: the weights (tied LM head once), the hidden states at D and the logits
+        (:meth:`activation_bytes_floor`), plus the largest block's in-layer activations
+        (:meth:`block_activation_bytes`).  Measured on CPU (``merino.latency.check_memory_model``:
+        torch profiler memory events, fp32, batch 1, 128 tokens) the weights match exactly and the
+        activation peak of our implementation is the logits phase, T (D + V), alone: the blocks'
+        activations are freed before the LM head runs.  So this is an upper bound, above the
+        measured peak by the largest block's term: +6-9 % of the total at the embedded design scale
+        (V = 4096, D = 128), +1.1 % for the paper's Table 8 structures (V = 50257, D = 768).  With
+        small vocabularies a layer's activations outgrow the logits and the peak moves into the blocks:
+        the correlation design (V = 512, T = 32) is still bounded (+2-5 %), but with a few dozen tokens
+        this is no longer a bound, because our layers also hold the residual streams of the enclosing
+        calls, both the FFN's hidden and ReLU outputs (2 T F) and flash attention's buffers, while CPU
+        attention never materialises the h T^2 scores counted here."""
         return self.cost("memory", arch)
 
     def with_sharing(self, shared: bool) -> "CostModel":
@@ -187,3 +222,84 @@ class CostModel:
             "flops": self.flops(arch),
             "memory_bytes": self.memory_bytes(arch),
         }
+
+
+def _check_model_kind(kind: str) -> None:
+    if kind == "latency":
+        raise ValueError("latency is priced by a device's latency table (merino.latency.LatencyTable), not by "
+                         "CostModel; get the pricing with merino.cost.pricing(cost, budget, latency_tables)")
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown cost kind {kind!r}; expected one of {COST_KINDS}")
+
+
+# ---- pricing: what the searches constrain --------------------------------------------------------------
+class KindCost:
+    """One kind of a :class:`CostModel` behind the interface the searches use (a *pricing*).
+
+    A pricing has ``kind``, ``additive`` (cost = constant + sum of block terms + sum of terms
+    between neighbouring widths, which the exact solver needs), ``embed_proj_dim``,
+    ``block_term(e, f, l)``, ``transition_term(e_in, e_out)``, ``constant_term()``,
+    ``batch(e, f, l)`` (arrays (P, N) -> (P,)) and ``check_space(space)``.
+    :class:`merino.latency.LatencyTable` is the other implementation."""
+
+    def __init__(self, model: CostModel, kind: str):
+        _check_model_kind(kind)
+        self.model, self.kind = model, kind
+        self.additive = kind != "memory"  # memory adds the largest block's activations, a max over blocks
+
+    @property
+    def embed_proj_dim(self) -> int:
+        return self.model.embed_proj_dim
+
+    def block_term(self, e, f, l):
+        return self.model.block_term(self.kind, e, f, l)
+
+    def transition_term(self, e_in, e_out):
+        return self.model.transition_term(self.kind, e_in, e_out)
+
+    def constant_term(self) -> float:
+        return self.model.constant_term(self.kind)
+
+    def batch(self, e, f, l) -> np.ndarray:
+        return self.model.batch(self.kind, e, f, l)
+
+    def check_space(self, space) -> None:
+        """The analytic kinds price every architecture."""
+
+
+def pricing(cost: CostModel, budget: "Budget | str", latency=None):
+    """The pricing a search constrains under ``budget`` (a :class:`Budget`, or the name of a CostModel kind).
+
+    ``latency``: the latency table(s) a latency budget may refer to: one table, a mapping device ->
+    table, or None.  A latency budget picks the table of its device; the table must have been measured
+    under ``cost``'s model convention (embedding width, vocabulary, head width)."""
+    if isinstance(budget, str):
+        if budget == "latency":
+            raise ValueError("a latency cost needs a Budget that names its device (e.g. 'latency50ms-cpu')")
+        return KindCost(cost, budget)
+    if budget.kind != "latency":
+        return KindCost(cost, budget.kind)
+    tables = latency_tables(latency)
+    if budget.device not in tables:
+        given = f"the tables given are for {sorted(tables)}" if tables else "no latency table was given"
+        raise ValueError(f"budget {budget.label!r} needs the latency table of device {budget.device!r}, but "
+                         f"{given}; build it on that device with merino.latency.build_latency_table and pass it")
+    table = tables[budget.device]
+    table.check_convention(cost)
+    return table
+
+
+def additive_total(price, e, f, l) -> np.ndarray:
+    """constant + sum_i block_i + sum of the transitions D -> E_1 -> ... -> E_N -> D, for arrays (P, N)."""
+    e, f, l = (np.asarray(x, dtype=np.int64) for x in (e, f, l))
+    d = np.full(e.shape[:-1] + (1,), price.embed_proj_dim, dtype=np.int64)
+    widths = np.concatenate([d, e, d], axis=-1)
+    total = price.constant_term() + price.block_term(e, f, l).sum(-1).astype(np.float64)
+    return total + price.transition_term(widths[..., :-1], widths[..., 1:]).sum(-1)
+
+
+def latency_tables(latency) -> dict:
+    """``latency`` as a mapping device -> table: None, one table (keyed by its ``device``) or a mapping."""
+    if latency is None:
+        return {}
+    return dict(latency) if isinstance(latency, Mapping) else {latency.device: latency}

@@ -4,6 +4,11 @@ and an exact solver of the Eq. 15 mathematical programme that certifies it.
 Objectives are callables on gene populations (P, N, 3) returning scores (P,).  Entropy
 objectives are *separable*: score = pen(L, w_hat) * sum_i L_i g(E_i, F_i), which the exact
 solver exploits; other proxies (later) only need ``__call__``.
+
+Budgets are priced by a *pricing* (:func:`merino.cost.pricing`): a CostModel kind (flops,
+params, memory) or, for ``latency<N>ms-<device>``, that device's measured latency table
+(:class:`merino.latency.LatencyTable`, passed as ``latency``).  Both price whole populations
+at once; the additive ones (flops, params, latency) are also solved exactly.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cost import Budget, CostModel
+from .cost import Budget, CostModel, latency_tables, pricing
 from .entropy import EntropyConstants, EntropyLookupTable, effectiveness
 from .space import SearchSpace
 
@@ -65,35 +70,43 @@ class SearchResult:
     trace: list = field(default_factory=list)  # (mutations so far, best score)
 
 
-def _population_cost(space: SearchSpace, cost: CostModel, kind: str, genes: np.ndarray) -> np.ndarray:
-    return cost.batch(kind, *space.decode(genes))
+def _population_cost(space: SearchSpace, price, genes: np.ndarray) -> np.ndarray:
+    return price.batch(*space.decode(genes))
 
 
-def smallest_cost(space: SearchSpace, cost: CostModel, kind: str) -> float:
-    """Cost of the cheapest architecture of the space (every gene at its minimum)."""
-    return float(_population_cost(space, cost, kind, np.zeros((1, space.n_blocks, 3), dtype=np.int64))[0])
+def smallest_cost(space: SearchSpace, cost: CostModel, kind: str | Budget, latency=None) -> float:
+    """Cost of the smallest architecture of the space (every gene at its minimum) under a CostModel
+    kind or a budget (a latency budget needs ``latency``, see :func:`merino.cost.pricing`)."""
+    price = pricing(cost, kind, latency)
+    return float(_population_cost(space, price, np.zeros((1, space.n_blocks, 3), dtype=np.int64))[0])
 
 
-def check_budget(space: SearchSpace, cost: CostModel, budget: Budget) -> None:
-    """Raise if no architecture of ``space`` fits ``budget``."""
-    low = smallest_cost(space, cost, budget.kind)
+def check_budget(space: SearchSpace, cost: CostModel, budget: Budget, latency=None):
+    """Raise if the smallest architecture of ``space`` does not fit ``budget``; return the budget's pricing."""
+    price = pricing(cost, budget, latency)
+    price.check_space(space)
+    low = float(_population_cost(space, price, np.zeros((1, space.n_blocks, 3), dtype=np.int64))[0])
     if low > budget.value:
-        raise ValueError(f"budget {budget.label!r} ({budget.value:.4g} {budget.kind}) is below the smallest "
-                         f"architecture of the search space ({low:.4g} {budget.kind})")
+        unit = "ms" if budget.kind == "latency" else budget.kind
+        raise ValueError(f"budget {budget.label!r} ({budget.value:.4g} {unit}) is below the smallest "
+                         f"architecture of the search space ({low:.4g} {unit})")
+    return price
 
 
 def evolutionary_search(space: SearchSpace, objective, cost: CostModel, budget: Budget, *, iterations: int,
-                        population: int, parents: int, seed: int, trace_every: int = 1000) -> SearchResult:
+                        population: int, parents: int, seed: int, trace_every: int = 1000,
+                        latency=None) -> SearchResult:
     """Algorithm 1, vectorised by generations: each generation draws ``parents`` (K) architectures
     uniformly from the population, gives each population/K children made by 1 + Geometric(1/2)
     moves of Algorithm 2, drops children over the budget, scores the rest, and keeps the best
     ``population`` (M) distinct architectures.
-    ``iterations`` (T) counts mutations, as in the paper.  Deterministic for a given ``seed``."""
-    check_budget(space, cost, budget)
+    ``iterations`` (T) counts mutations, as in the paper.  Deterministic for a given ``seed``.
+    ``latency``: the latency table(s) a latency budget refers to (:func:`merino.cost.pricing`)."""
+    price = check_budget(space, cost, budget, latency)
     rng = np.random.default_rng(seed)
 
     def feasible(genes):
-        return space.valid_genes(genes) & (_population_cost(space, cost, budget.kind, genes) <= budget.value)
+        return space.valid_genes(genes) & (_population_cost(space, price, genes) <= budget.value)
 
     # initial population: uniform samples that fit the budget; else the smallest architecture (F0)
     pop = np.zeros((0, space.n_blocks, 3), dtype=np.int64)
@@ -154,9 +167,10 @@ class _Half:
 
 
 MAX_HALF_COMBINATIONS = 20_000_000
+ADDITIVE_KINDS = ("flops", "params", "latency")
 
 
-def _enumerate_half(space, objective, cost, kind, k, with_start, with_end) -> _Half:
+def _enumerate_half(space, objective, price, k, with_start, with_end) -> _Half:
     ne, nf, nl = space.gene_sizes
     per_block = ne * nf * nl
     if per_block**k > MAX_HALF_COMBINATIONS:
@@ -168,14 +182,14 @@ def _enumerate_half(space, objective, cost, kind, k, with_start, with_end) -> _H
     if space.non_decreasing_width and k > 1:
         genes = genes[np.all(np.diff(genes[..., 0], axis=-1) >= 0, axis=-1)]
     e, f, l = space.decode(genes)
-    c = cost.block_term(kind, e, f, l).sum(-1).astype(np.float64)
+    c = price.block_term(e, f, l).sum(-1).astype(np.float64)
     if k > 1:
-        c = c + cost.transition_term(kind, e[:, :-1], e[:, 1:]).sum(-1)
-    d = cost.embed_proj_dim
+        c = c + price.transition_term(e[:, :-1], e[:, 1:]).sum(-1)
+    d = price.embed_proj_dim
     if with_start:
-        c = c + cost.constant_term(kind) + cost.transition_term(kind, d, e[:, 0])
+        c = c + price.constant_term() + price.transition_term(d, e[:, 0])
     if with_end:
-        c = c + cost.transition_term(kind, e[:, -1], d)
+        c = c + price.transition_term(e[:, -1], d)
     value = (l * objective.block_values[genes[..., 0], genes[..., 1]]).sum(-1)
     return _Half(genes, c, value, l.sum(-1), genes[:, 0, 0], genes[:, -1, 0], genes[..., 0].min(-1))
 
@@ -196,29 +210,30 @@ def _pareto(half: _Half, key: np.ndarray, budget: float) -> tuple[_Half, np.ndar
                  pick(half.e_last), pick(half.e_min)), key[keep]
 
 
-def exact_search(space: SearchSpace, objective: EntropyObjective, cost: CostModel, budget: Budget) -> SearchResult:
+def exact_search(space: SearchSpace, objective: EntropyObjective, cost: CostModel, budget: Budget,
+                 latency=None) -> SearchResult:
     """The global optimum of Eq. 15 over ``space`` (meet in the middle, no discretisation).
 
     The objective is sum_i L_i g(E_i, F_i) times a factor of (total depth, narrowest width); the
     cost is additive over blocks plus terms between neighbours.  Both halves of the block sequence
     are enumerated and reduced to Pareto fronts (cost vs value) per (boundary width, narrowest
     width, depth); each left item is then matched with the best affordable right item of every
-    compatible right key by binary search.  Handles additive budgets (flops, params)."""
-    if budget.kind not in ("flops", "params"):
-        raise ValueError(f"exact solver handles additive budgets (flops, params), not {budget.kind!r}")
-    check_budget(space, cost, budget)
+    compatible right key by binary search.  Handles additive budgets (flops, params, latency)."""
+    if budget.kind not in ADDITIVE_KINDS:
+        raise ValueError(f"exact solver handles additive budgets {ADDITIVE_KINDS}, not {budget.kind!r}")
+    price = check_budget(space, cost, budget, latency)
     n = space.n_blocks
-    kind, b = budget.kind, budget.value
+    b = budget.value
     if n == 1:
-        whole = _enumerate_half(space, objective, cost, kind, 1, True, True)
+        whole = _enumerate_half(space, objective, price, 1, True, True)
         e, _, _ = space.decode(whole.genes)
         score = np.where(whole.cost <= b, whole.value * objective.penalty(whole.layers, e.min(-1)), -np.inf)
         i = int(np.argmax(score))
         return SearchResult(whole.genes[i], float(score[i]), 0, len(score))
     ne = space.gene_sizes[0]
     max_layers = n * int(space.l_grid.max()) + 1
-    left = _enumerate_half(space, objective, cost, kind, math.ceil(n / 2), True, False)
-    right = _enumerate_half(space, objective, cost, kind, n - math.ceil(n / 2), False, True)
+    left = _enumerate_half(space, objective, price, math.ceil(n / 2), True, False)
+    right = _enumerate_half(space, objective, price, n - math.ceil(n / 2), False, True)
     examined = len(left.cost) + len(right.cost)
     lkey = (left.e_last * ne + left.e_min) * max_layers + left.layers
     rkey = (right.e_first * ne + right.e_min) * max_layers + right.layers
@@ -232,7 +247,7 @@ def exact_search(space: SearchSpace, objective: EntropyObjective, cost: CostMode
         e_first, e_min, layers = right.e_first[s], right.e_min[s], right.layers[s]
         rc, rv = right.cost[s:t], right.value[s:t]
         compatible = left.e_last <= e_first if space.non_decreasing_width else np.ones(len(left.cost), bool)
-        remaining = b - left.cost - cost.transition_term(kind, e_grid[left.e_last], e_grid[e_first])
+        remaining = b - left.cost - price.transition_term(e_grid[left.e_last], e_grid[e_first])
         j = np.searchsorted(rc, remaining, side="right") - 1
         ok = compatible & (j >= 0)
         if not ok.any():
@@ -249,10 +264,12 @@ def exact_search(space: SearchSpace, objective: EntropyObjective, cost: CostMode
 
 
 def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel, objective_name: str,
-                  budget_label: str, settings: dict) -> dict:
+                  budget_label: str, settings: dict, latency=None) -> dict:
     """Run one search (Algorithm 1) as configured, certify it with the exact solver if asked, and
     return the result file's content: architecture, its costs and entropy, search cost (time,
-    evaluations, energy; Table 4) and the gap to the optimum."""
+    evaluations, energy; Table 4) and the gap to the optimum.  ``latency``: latency table(s) (one,
+    or device -> table) for a latency budget; the record gives the architecture's predicted
+    latency on every table passed."""
     from .entropy import architecture_entropy
     from .provenance import Meter
 
@@ -261,22 +278,25 @@ def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel
     with Meter(settings["cpu_watts"]) as meter:
         found = evolutionary_search(space, objective, cost, budget, iterations=settings["iterations"],
                                     population=settings["population"], parents=settings["parents"],
-                                    seed=settings["seed"])
+                                    seed=settings["seed"], latency=latency)
     arch = space.to_architecture(found.genes, name=f"{objective_name}@{budget_label}")
     certificate = None
-    if settings["certify"] and budget.kind in ("flops", "params"):
+    if settings["certify"] and budget.kind in ADDITIVE_KINDS:
         with Meter(settings["cpu_watts"]) as exact_meter:
-            best = exact_search(space, objective, cost, budget)
+            best = exact_search(space, objective, cost, budget, latency=latency)
         certificate = {
             "optimum": best.score, "optimal_architecture": space.to_architecture(best.genes).to_dict(),
             "gap_pct": 100 * (best.score - found.score) / best.score, "solver_wall_s": exact_meter.wall_s,
             "candidates_enumerated": best.evaluations,
         }
     elif settings["certify"]:
-        certificate = {"skipped": f"the exact solver handles flops and params budgets, not {budget.kind}"}
-    return {
+        certificate = {"skipped": f"the exact solver handles {', '.join(ADDITIVE_KINDS)} budgets, not {budget.kind}"}
+    budget_record = {"label": budget.label, "kind": budget.kind, "value": budget.value, "unit": budget.unit}
+    if budget.device is not None:
+        budget_record["device"] = budget.device
+    record = {
         "objective": objective_name,
-        "budget": {"label": budget.label, "kind": budget.kind, "value": budget.value},
+        "budget": budget_record,
         "architecture": arch.to_dict(),
         "score": found.score,
         "entropy": architecture_entropy(arch, table).to_dict(),
@@ -285,3 +305,7 @@ def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel
         "trace": found.trace,
         "certificate": certificate,
     }
+    if latency is not None:
+        record["latency"] = {device: {"predicted_ms": t.predict(arch), "table": t.describe()}
+                             for device, t in latency_tables(latency).items()}
+    return record

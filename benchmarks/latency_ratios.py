@@ -1,0 +1,87 @@
+"""Paper Table 3 latency on this machine: the paper's baselines and MeRino-52M/61M/64M, random weights,
+batch 1, 128 tokens, all measured in one process, interleaved round by round (merino.latency.measure_models);
+latency and ratio to MeRino-64M beside the paper's NVIDIA Jetson Nano figures (e.g. OPT-350M / MeRino-64M =
+559 / 114 = 4.9x).  Baselines are built from transformers config classes with their published
+hyper-parameters (no download); MeRino from the paper's Table 8 structures under config `model`.
+
+    PYTHONPATH=src python benchmarks/latency_ratios.py [--repeats 16] [--threads 2] [--dtype float32]
+        [--models GPT-2-124M,MeRino-64M] [--json out.json]
+"""
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+
+from merino.latency import measure_models, merino_model
+from merino.paper import load_reference, paper_structures
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_MODEL = "MeRino-64M"
+
+
+def baselines() -> dict:
+    """name -> factory of the paper's baselines (published hyper-parameters, random weights)."""
+    from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, OPTConfig, OPTForCausalLM
+
+    opt = dict(vocab_size=50272, max_position_embeddings=2048)
+    return {
+        "Pythia-70M": lambda: GPTNeoXForCausalLM(GPTNeoXConfig(
+            vocab_size=50304, hidden_size=512, num_hidden_layers=6, num_attention_heads=8, intermediate_size=2048,
+            max_position_embeddings=2048, rotary_pct=0.25, use_parallel_residual=True, tie_word_embeddings=False,
+            use_cache=False)),
+        "GPT-2-124M": lambda: GPT2LMHeadModel(GPT2Config(use_cache=False)),
+        "OPT-125M": lambda: OPTForCausalLM(OPTConfig(
+            hidden_size=768, num_hidden_layers=12, num_attention_heads=12, ffn_dim=3072, word_embed_proj_dim=768,
+            do_layer_norm_before=True, use_cache=False, **opt)),
+        "OPT-350M": lambda: OPTForCausalLM(OPTConfig(
+            hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096, word_embed_proj_dim=512,
+            do_layer_norm_before=False, use_cache=False, **opt)),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=ROOT / "config/config.yaml", help="its `model` section is MeRino's convention")
+    ap.add_argument("--repeats", type=int, default=16, help="timed rounds (paper: 16); fewer for a quick look")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--models", default=None, help="comma-separated subset (MeRino-64M is always measured)")
+    ap.add_argument("--json", default=None, help="also write the full result here")
+    args = ap.parse_args()
+
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    ref = load_reference()
+    paper = {name: row[1] for name, row in ref["table3_language_modeling"]["models"].items()}  # jetson_latency_ms
+    models = baselines()
+    for name, arch in paper_structures(ref).items():
+        models[name] = lambda arch=arch: merino_model(arch, cfg["model"])
+    if args.models:
+        keep = set(args.models.split(",")) | {REFERENCE_MODEL}
+        unknown = keep - set(models)
+        if unknown:
+            ap.error(f"unknown models {sorted(unknown)}; known: {sorted(models)}")
+        models = {k: v for k, v in models.items() if k in keep}
+
+    run = measure_models(models, reference=REFERENCE_MODEL, seq_len=args.seq_len, warmup=args.warmup,
+                         repeats=args.repeats, threads=args.threads, dtype=args.dtype)
+    p = run["protocol"]
+    print(f"{p['device_name']}, {p['threads']} threads, {p['dtype']}, torch {p['torch_version']}: batch "
+          f"{p['batch_size']}, {p['seq_len']} tokens, {p['repeats']} interleaved rounds after {p['warmup']} warm-up")
+    print(f"{'model':<12} {'params M':>8} {'mean ms':>9} {'median ms':>9} {'std ms':>7}  {'x64M mean':>9} "
+          f"{'x64M paired':>11}  {'paper Jetson ms':>15} {'paper x64M':>10}")
+    for name, m in run["models"].items():
+        r = run["ratios"][name]
+        jetson = paper.get(name)
+        paper_ratio = f"{jetson / paper[REFERENCE_MODEL]:.2f}" if jetson else "-"
+        print(f"{name:<12} {m['params'] / 1e6:8.1f} {m['mean_ms']:9.1f} {m['median_ms']:9.1f} {m['std_ms']:7.1f}  "
+              f"{r['mean']:9.2f} {r['paired_median']:11.2f}  {jetson if jetson else '-':>15} {paper_ratio:>10}")
+    if args.json:
+        run["paper_jetson_ms"] = {k: paper[k] for k in run["models"] if k in paper}
+        Path(args.json).write_text(json.dumps(run, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
