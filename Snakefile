@@ -12,6 +12,7 @@ include: "workflow/rules/design.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/correlation.smk"
 include: "workflow/rules/eval.smk"
+include: "workflow/rules/latency.smk"
 
 
 rule all:

@@ -31,7 +31,11 @@ def naive_model(config: dict, entry: dict):
 
 def check_config(config: dict) -> None:
     """Raise :class:`ConfigError` for the first problem found, before any job runs."""
-    _check_design(config, "", config["search"]["budgets"], "search.budgets")
+    devices = config["latency"]["devices"]
+    _check_design(config, "", config["search"]["budgets"], "search.budgets", devices)
+    paper_scale = config["latency"]["scale"] == "paper"
+    _check_design(config if paper_scale else config["pretrain"]["design"], "" if paper_scale else "pretrain.design.",
+                  config["latency"]["budgets"], "latency.budgets", devices)
     search = config["search"]
     if search["parents"] > search["population"]:
         raise ConfigError(f"config search.parents={search['parents']!r} exceeds search.population="
@@ -48,7 +52,7 @@ def check_config(config: dict) -> None:
                    if "search" in m and model_scale(m) == scale}
         if budgets:
             _check_design(design, key, list(budgets.values()),
-                          [f"pretrain.models.{n}.search.budget" for n in budgets])
+                          [f"pretrain.models.{n}.search.budget" for n in budgets], devices)
     for name, entry in models.items():
         if "naive" in entry:
             try:
@@ -70,6 +74,14 @@ def _check_evaluation(config: dict) -> None:
         if name not in models and name not in PAPER_BASELINES:
             raise ConfigError(f"config evaluation.models names {name!r}, which is neither in pretrain.models "
                               f"({sorted(models)}) nor a paper baseline ({sorted(PAPER_BASELINES)})")
+    lat = config["latency"]
+    timed = [*config["evaluation"]["models"], *lat["paper_models"]]
+    if lat["reference"] not in timed:
+        raise ConfigError(f"config latency.reference={lat['reference']!r} is not timed: name one of "
+                          f"evaluation.models or latency.paper_models ({timed})")
+    if lat["table3_device"] not in lat["devices"]:
+        raise ConfigError(f"config latency.table3_device={lat['table3_device']!r} is not in latency.devices "
+                          f"({sorted(lat['devices'])})")
 
 
 def _check_training(training: dict, key: str, model: dict, model_key: str) -> None:
@@ -99,7 +111,7 @@ def _check_correlation(c: dict) -> None:
                               f"correlation.calibration.enabled: false)")
 
 
-def _check_design(design: dict, prefix: str, budgets: list[str], budget_keys) -> None:
+def _check_design(design: dict, prefix: str, budgets: list[str], budget_keys, devices=()) -> None:
     """The search space and model convention of one design scale, and budgets searched in it."""
     head_dim = design["model"]["head_dim"]
     try:
@@ -117,6 +129,9 @@ def _check_design(design: dict, prefix: str, budgets: list[str], budget_keys) ->
         except ValueError as err:
             raise ConfigError(f"config {key}: {err}") from None
         if budget.kind == "latency":
+            if budget.device not in devices:
+                raise ConfigError(f"config {key}={label!r} names device {budget.device!r}, which latency.devices "
+                                  f"does not declare ({sorted(devices)})")
             continue  # priced by the device's measured latency table; the search checks it against that
         low = smallest_cost(space, cost, budget.kind)
         if low > budget.value:

@@ -163,17 +163,25 @@ def table2(summaries: dict[str, dict], reference: dict, metric: str, paper_names
 
 
 def table3(costs: dict[str, dict], summaries: dict[str, dict], reference: dict, paper_names: dict[str, str],
-           perplexity_tasks: dict[str, str]) -> pd.DataFrame:
-    """Table 3: params, FLOPs and perplexities per model, the paper's FLOPs, Jetson latency and perplexities beside.
+           perplexity_tasks: dict[str, str], latency: dict) -> pd.DataFrame:
+    """Table 3: params, FLOPs, latency and perplexities per model; the paper's FLOPs, Jetson latency and
+    perplexities beside, and latency ratios to the same reference model (ours measured, the paper's Jetson).
 
     ``costs`` maps every row's model to ``{params, flops, seq_len}`` (and ``flops_with_lm_head`` for the
     paper's baselines); ``summaries`` holds the evaluated ones; ``perplexity_tasks`` maps an lm-eval task
-    to its column name (e.g. ``wikitext`` -> ``wikitext2``)."""
+    to its column name (e.g. ``wikitext`` -> ``wikitext2``); ``latency`` is a latency job's result."""
     t3 = reference["table3_language_modeling"]
+    jetson = dict(zip(t3["models"], (v[t3["columns"].index("jetson_latency_ms")] for v in t3["models"].values())))
+    ref = latency["reference"]
     rows = []
     for model, cost in costs.items():
+        timed = latency["models"].get(model)
         row = {"model": model, "params_M": round(cost["params"] / 1e6, 2), "flops_G": cost["flops"] / 1e9,
-               "flops_with_lm_head_G": cost.get("flops_with_lm_head", np.nan) / 1e9, "flops_seq_len": cost["seq_len"]}
+               "flops_with_lm_head_G": cost.get("flops_with_lm_head", np.nan) / 1e9, "flops_seq_len": cost["seq_len"],
+               "latency_ms": timed["mean_ms"] if timed else np.nan,
+               "latency_median_ms": timed["median_ms"] if timed else np.nan,
+               "latency_std_ms": timed["std_ms"] if timed else np.nan,
+               f"latency_ratio_to_{ref}": latency["ratios"][model]["paired_median"] if timed else np.nan}
         for task, column in perplexity_tasks.items():
             metrics = summaries.get(model, {}).get(task)
             if metrics:
@@ -183,8 +191,42 @@ def table3(costs: dict[str, dict], summaries: dict[str, dict], reference: dict, 
         if paper_name in t3["models"]:
             row["paper_model"] = paper_name
             row.update({f"{c}_paper": v for c, v in zip(t3["columns"], t3["models"][paper_name])})
+            if ref in jetson:
+                row[f"latency_ratio_to_{ref}_paper"] = jetson[paper_name] / jetson[ref]
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    df.attrs["latency_protocol"] = latency["protocol"]
+    return df
+
+
+def plot_accuracy_latency(table2: pd.DataFrame, table3: pd.DataFrame, reference: dict, path: str | Path,
+                          device: str) -> None:
+    """Figure 1: average zero-shot accuracy against latency, bubble area proportional to FLOPs; ours
+    (measured on ``device``, our tasks) on the left, the paper's (Jetson Nano, its twelve tasks) on the right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ours = table2[table2.source == "ours"].merge(table3, on="model", suffixes=("", "_t3"))
+    t3 = reference["table3_language_modeling"]
+    paper = pd.DataFrame([{"model": m, "avg": v["avg"], "latency_ms": t3["models"][m][1], "flops_G": t3["models"][m][0]}
+                          for m, v in reference["table2_zero_shot"]["models"].items()])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, df, title in ((axes[0], ours, f"ours: {device}, batch 1"), (axes[1], paper, "paper: Jetson Nano")):
+        size = 1500 * df["flops_G"] / df["flops_G"].max()
+        merino = df["model"].str.startswith("MeRino")
+        for mask, colour, label in ((merino, "tab:red", "MeRino"), (~merino, "tab:blue", "baselines")):
+            ax.scatter(df.loc[mask, "latency_ms"], df.loc[mask, "avg"], s=size[mask], alpha=0.5, c=colour, label=label)
+        for _, r in df.iterrows():
+            ax.annotate(r["model"], (r["latency_ms"], r["avg"]), fontsize=7, ha="center", va="bottom")
+        ax.set_xlabel("latency (ms)")
+        ax.set_ylabel("average accuracy")
+        ax.set_title(f"{title} (bubble area ~ FLOPs)")
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def row_cost(entry: dict) -> dict:

@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from merino.baselines import PAPER_BASELINES  # noqa: E402
 from merino.checks import check_config, model_scale, naive_model  # noqa: E402
+from merino.cost import Budget  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_config(config)
@@ -21,7 +22,7 @@ wildcard_constraints:
     objective="|".join(OBJECTIVES),
     model=r"[A-Za-z0-9_.\-]+",
     structure="|".join(PAPER_STRUCTURES),
-    budget=r"(flops|params|memory)\d+(\.\d+)?[A-Z]+",
+    budget=r"(flops|params|memory|latency)\d+(\.\d+)?[A-Za-z]+(-[A-Za-z0-9][A-Za-z0-9_.]*)?",
     scaling="depth|width",
     scale="pretrain|paper",
     candidate=r"a\d\d\d+|table1-(wide|deep)",
@@ -51,6 +52,16 @@ def entropy_settings(scale="paper"):
 def search_settings():
     """Search settings a single search depends on (not the list of budgets or the main objective)."""
     return {k: v for k, v in config["search"].items() if k not in ("budgets", "objective")}
+
+
+def latency_table_input(scale="paper"):
+    """Input function: the device's latency table when a search's budget is a latency one."""
+
+    def tables(wildcards):
+        budget = Budget.parse(wildcards.budget)
+        return {"latency": f"results/{scale}/latency/{budget.device}/lookup.json"} if budget.kind == "latency" else {}
+
+    return tables
 
 
 def search_result(objective, budget, scale="paper"):
@@ -166,4 +177,8 @@ def all_targets():
         "results/tables/table1.csv",
         "results/tables/table2.csv",
         "results/tables/table3.csv",
+        "figures/fig1_accuracy_latency.pdf",
+        *[search_result(config["search"]["objective"], b, config["latency"]["scale"])
+          for b in config["latency"]["budgets"]],
+        *[f"results/{config['latency']['scale']}/latency/{d}/predictor_check.json" for d in config["latency"]["devices"]],
     ]

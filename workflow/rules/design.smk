@@ -20,6 +20,7 @@ rule lookup:
 
 rule search:
     input:
+        unpack(latency_table_input("paper")),
         lookup=rules.lookup.output[0],
     output:
         "results/search/{objective}/{budget}.json",

@@ -96,6 +96,7 @@ rule table2:
 rule table3:
     input:
         evals=expand("results/eval/{model}", model=evaluated_models()),
+        latency=f"results/latency/{config['latency']['table3_device']}/latency.json",
         architectures=[r["architecture"] for r in table3_rows().values() if "architecture" in r],
     output:
         report("results/tables/table3.csv", caption="../report/table3.rst", category="Evaluation"),
@@ -109,3 +110,19 @@ rule table3:
         "../../envs/merino.yaml"
     script:
         "../scripts/table3.py"
+
+
+rule fig1:
+    input:
+        table2=rules.table2.output[0],
+        table3=rules.table3.output[0],
+    output:
+        report("figures/fig1_accuracy_latency.pdf", caption="../report/fig1.rst", category="Evaluation"),
+    params:
+        device=config["latency"]["table3_device"],
+    log:
+        "logs/fig1.log",
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/fig1.py"

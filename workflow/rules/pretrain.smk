@@ -13,6 +13,7 @@ use rule lookup as lookup_pretrain with:
 
 use rule search as search_pretrain with:
     input:
+        unpack(latency_table_input("pretrain")),
         lookup=rules.lookup_pretrain.output[0],
     output:
         "results/pretrain/search/{objective}/{budget}.json",

@@ -13,7 +13,10 @@ from merino.tasks import PERPLEXITY_TASKS  # noqa: E402
 p = snakemake.params
 summaries = {m: json.loads((Path(d) / "summary.json").read_text())["tasks"] for m, d in zip(p.models, snakemake.input.evals)}
 costs = {m: row_cost(entry) for m, entry in p.costs.items()}
-df = table3(costs, summaries, load_reference(), p.paper_names, PERPLEXITY_TASKS)
-write_table(df, snakemake.output[0], provenance({"costs": p.costs, "paper_names": p.paper_names},
-                                                {m: Path(d) / "summary.json" for m, d in zip(p.models, snakemake.input.evals)}))
+latency = json.loads(Path(snakemake.input.latency).read_text())
+df = table3(costs, summaries, load_reference(), p.paper_names, PERPLEXITY_TASKS, latency)
+inputs = {m: Path(d) / "summary.json" for m, d in zip(p.models, snakemake.input.evals)}
+write_table(df, snakemake.output[0], provenance({"costs": p.costs, "paper_names": p.paper_names,
+                                                 "latency_protocol": latency["protocol"]},
+                                                {**inputs, "latency": snakemake.input.latency}))
 print(df.to_string(), file=sys.stderr)

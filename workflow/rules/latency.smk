@@ -1,0 +1,87 @@
+# On-device latency (paper Table 3 protocol) of every model, per-device latency lookup tables (latency budgets)
+# and the predictor's check against measured architectures.
+
+
+def device_settings(device):
+    if device not in config["latency"]["devices"]:
+        raise ValueError(f"device {device!r} is not declared in config latency.devices "
+                         f"({sorted(config['latency']['devices'])})")
+    return config["latency"]["devices"][device]
+
+
+def timed_models():
+    """Every model a latency job times: the evaluated ones, then the paper's (random weights)."""
+    rows = {m: cost_entry(m) for m in config["evaluation"]["models"]}
+    for name in config["latency"]["paper_models"]:
+        rows.setdefault(name, {"baseline": name} if name in PAPER_BASELINES else
+                        {"architecture": f"results/architectures/{name}.json", "model": design("paper")["model"]})
+    return rows
+
+
+rule latency:
+    input:
+        architectures=[r["architecture"] for r in timed_models().values() if "architecture" in r],
+    output:
+        "results/latency/{device}/latency.json",
+    params:
+        device=lambda w: device_settings(w.device),
+        protocol=config["latency"]["protocol"],
+        models=timed_models(),
+        reference=config["latency"]["reference"],
+    log:
+        "logs/latency/{device}.log",
+    threads: lambda w: device_settings(w.device)["cpus"]
+    resources:
+        gpu=lambda w: device_settings(w.device).get("gpu", 0),
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/latency.py"
+
+
+rule latency_table:
+    output:
+        "results/{scale}/latency/{device}/lookup.json",
+    params:
+        device=lambda w: device_settings(w.device),
+        protocol=config["latency"]["protocol"],
+        table=config["latency"]["table"],
+        model=lambda w: design(w.scale)["model"],
+        search_space=lambda w: design(w.scale)["search_space"],
+    log:
+        "logs/latency/{scale}/{device}/lookup.log",
+    threads: lambda w: device_settings(w.device)["cpus"]
+    resources:
+        gpu=lambda w: device_settings(w.device).get("gpu", 0),
+        runtime=120,
+        mem_mb=8000,
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/latency_table.py"
+
+
+rule latency_check:
+    input:
+        table="results/{scale}/latency/{device}/lookup.json",
+    output:
+        "results/{scale}/latency/{device}/predictor_check.json",
+    params:
+        device=lambda w: device_settings(w.device),
+        protocol=config["latency"]["protocol"],
+        check=config["latency"]["check"],
+        search_space=lambda w: design(w.scale)["search_space"],
+        head_dim=lambda w: design(w.scale)["model"]["head_dim"],
+    log:
+        "logs/latency/{scale}/{device}/predictor_check.log",
+    threads: lambda w: device_settings(w.device)["cpus"]
+    resources:
+        gpu=lambda w: device_settings(w.device).get("gpu", 0),
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/latency_check.py"
