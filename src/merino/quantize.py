@@ -12,23 +12,28 @@ Quantization for Generative Pre-trained Transformers" (ICLR 2023), in plain torc
 * :func:`rtn_quantize` is the round-to-nearest baseline with the same grid.
 
 The grid is asymmetric min-max per output row (the range always contains 0), over groups of
-``group_size`` consecutive input columns (-1: one group per row).  As in the paper's reference code,
-a group's grid is taken from its weights at the moment its first column is quantized, i.e. after
-the error updates of the columns before it; ``static_groups`` takes every grid from the original
-weights instead (the reference code's option, and what llmcompressor does; forced by ``act_order``
-with groups, so codes stay in the original column order).
+``group_size`` consecutive input columns (-1: one group per row).  A group's grid is taken from its
+weights when its first column is reached, i.e. after the error updates of all columns before it, so
+the lazy-batch result equals the column-by-column one exactly.  (The paper's reference code does the
+same except that a group starting inside a block sees its weights without the updates of that
+block's earlier columns; with ``group_size`` a multiple of ``block_size``, e.g. 128 and 128, the two
+agree.)  ``static_groups`` takes every grid from the original weights instead (the reference code's
+option, and what llmcompressor does); ``act_order`` with groups implies it, so that codes stay in
+the original column order.
 
-:func:`quantize_model` quantizes a whole causal LM sequentially (GPTQ paper Sec. 4, "quantizing
-layer by layer"): every ``nn.Linear`` and transformers ``Conv1D`` except the output embedding, in
-the order the forward pass first applies them, each one's Hessian gathered by a forward pre-hook
-while the calibration batch runs through the model whose earlier modules are already quantized.
+:func:`quantize_model` quantizes a whole causal LM sequentially, as the paper's implementation does
+(each part calibrated on the outputs of the already-quantized parts before it): every ``nn.Linear``
+and transformers ``Conv1D`` except the output embedding, in the order the forward pass first
+applies them, each one's Hessian gathered by a forward pre-hook while the calibration batch runs
+through the model whose earlier modules are already quantized.
 For MeRino these are the attention (qkv, out) and FFN (fc_in, fc_out) matrices of every layer and
 the width projections; token and position embeddings, LayerNorms, biases and the tied LM head stay
-in full precision (as in the GPTQ paper, which keeps embeddings and the output layer in FP16).  A
+in full precision (the paper's code likewise quantizes the transformer layers only).  A
 layer that MeRino applies L_i times (weight sharing) is ONE module: its hook fires L_i times per
 forward, its Hessian sums over all L_i applications, and it is quantized once.
 
-:func:`save_quantized` writes integer codes (8-bit as uint8; 4-, 2- and 1-bit packed into uint8),
+:func:`save_quantized` writes the integer codes (unsigned, since the grid is asymmetric with a zero
+point: 8-bit as uint8, 4- and 2-bit packed two and four to a uint8),
 per-group scales and zero points, the unquantized tensors and the model config; :func:`load_quantized`
 rebuilds the model from its config with the *dequantized* weights.  Inference therefore runs the
 ordinary float forward (CPU or CUDA): there are no integer kernels here (on CPU, weight-only
@@ -182,13 +187,14 @@ def gptq_quantize(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec,
     order = torch.argsort(torch.diag(H), descending=True) if spec.act_order else torch.arange(cols, device=W.device)
     W, H = W[:, order], H[order][:, order]
     U = _inverse_hessian_factor(H, spec.percdamp)
-    codes, loss = torch.zeros_like(W), 0.0
+    codes, loss = torch.zeros_like(W), torch.zeros((), dtype=dtype, device=W.device)
+    group_of = (order // gs).tolist()  # the group of the column quantized j-th
     for i1 in range(0, cols, spec.block_size):
         i2 = min(i1 + spec.block_size, cols)
         W1, E1 = W[:, i1:i2].clone(), torch.zeros(rows, i2 - i1, dtype=dtype, device=W.device)
         for i in range(i2 - i1):
             j = i1 + i
-            g = int(order[j]) // gs
+            g = group_of[j]
             if not static and j % gs == 0:  # group g starts here: its grid from its current weights
                 ahead = W[:, i2:j + gs] - E1[:, :i] @ U[i1:j, i2:j + gs]  # columns past this block, brought up to date
                 scales[:, g], zeros[:, g] = _grid(torch.cat([W1[:, i:i + gs], ahead], dim=1), maxq)
@@ -196,12 +202,12 @@ def gptq_quantize(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec,
             codes[:, j] = _codes(w[:, None], scales[:, g], zeros[:, g], maxq)[:, 0]
             q = scales[:, g] * (codes[:, j] - zeros[:, g])
             err = (w - q) / U[j, j]
-            loss += float(err.square().sum()) / 2
+            loss += err.square().sum() / 2
             W1[:, i:] -= err[:, None] * U[j, i1 + i:i2][None, :]
             E1[:, i] = err
         W[:, i2:] -= E1 @ U[i1:i2, i2:]  # lazy batch update of all later columns
     codes = codes[:, torch.argsort(order)]
-    return _pack_weight(codes, scales, zeros, spec, cols, {"loss": loss, "dead_columns": int(dead.sum())})
+    return _pack_weight(codes, scales, zeros, spec, cols, {"loss": float(loss), "dead_columns": int(dead.sum())})
 
 
 # ---- calibration ------------------------------------------------------------------------------------------
@@ -331,8 +337,12 @@ def quantize_model(model: nn.Module, spec: QuantSpec, calibration: Calibration |
     stops after the module's last application.  A module applied k times per forward (MeRino's
     shared layer, k = L_i) accumulates all k inputs and is quantized once.  RTN needs no calibration.
     Modules the forward never reaches stay unquantized (listed in ``unquantized``)."""
-    description = calibration.description if isinstance(calibration, Calibration) else None
-    tokens = calibration.tokens if isinstance(calibration, Calibration) else calibration
+    if isinstance(calibration, Calibration):
+        tokens, description = calibration.tokens, calibration.description
+    else:
+        tokens, description = calibration, None
+        if tokens is not None:
+            description = {"n_samples": len(tokens), "seq_len": tokens.shape[1], "source": "token ids given by the caller"}
     candidates = quantizable_modules(model)
     was_training = model.training
     model.eval()
