@@ -7,7 +7,7 @@ Quantization for Generative Pre-trained Transformers" (ICLR 2023), in plain torc
   H = 2 X Xᵀ of its layer-wise loss ||WX - ŴX||² over the calibration inputs X: dampening
   (``percdamp`` of the mean diagonal), dead columns (H_jj = 0) zeroed, the upper Cholesky factor
   of H⁻¹, columns quantized one at a time with the error spread over the columns not yet
-  quantized, in lazy blocks of ``block_size`` columns (Algorithm 1, lines 4-11).  Optional
+  quantized, in lazy blocks of ``block_size`` columns (the two loops of Algorithm 1).  Optional
   ``act_order`` (columns by decreasing H_jj; the paper's "act-order" heuristic), off by default.
 * :func:`rtn_quantize` is the round-to-nearest baseline with the same grid.
 
@@ -152,7 +152,7 @@ def rtn_quantize(W: torch.Tensor, spec: QuantSpec) -> QuantizedWeight:
 
 
 def _inverse_hessian_factor(H: torch.Tensor, percdamp: float) -> torch.Tensor:
-    """Upper Cholesky factor U of (H + λI)⁻¹, λ = percdamp * mean(diag H) (Algorithm 1, line 2)."""
+    """Upper Cholesky factor U of (H + λI)⁻¹, λ = percdamp * mean(diag H) (Algorithm 1's Cholesky(H⁻¹)ᵀ)."""
     H = H + percdamp * torch.mean(torch.diag(H)) * torch.eye(len(H), dtype=H.dtype, device=H.device)
     return torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
 
