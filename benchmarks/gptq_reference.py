@@ -81,8 +81,8 @@ def train_gpt2(args, tokenizer, cache: Path, work: Path):
     """A GPT-2 trained from random init with AdamW (warm-up, linear decay); kept in ``work`` for reruns."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    saved = work / f"gpt2-{args.layers}x{args.width}-h{args.heads}-v{args.vocab}-{args.steps}x{args.batch}x{args.seq_len}" \
-                   f"-lr{args.lr}-seed{args.seed}"
+    saved = work / (f"gpt2-{args.layers}x{args.width}-h{args.heads}-v{args.vocab}-"
+                    f"{args.steps}x{args.batch}x{args.seq_len}-lr{args.lr}-seed{args.seed}")
     if (saved / "config.json").is_file():
         return GPT2LMHeadModel.from_pretrained(saved).eval()
     torch.manual_seed(args.seed)
@@ -245,7 +245,8 @@ def main(argv=None):
     tokenizer, cache = prepare(args, work)
     model = train_gpt2(args, tokenizer, cache, work)
     print(f"GPT-2 {args.layers} layers x {args.width}, vocabulary {len(tokenizer)}, trained {args.steps} steps of "
-          f"{args.batch} x {args.seq_len} tokens on the embedded corpus (data + training {time.perf_counter() - started:.0f} s)")
+          f"{args.batch} x {args.seq_len} tokens on the embedded corpus "
+          f"(data + training {time.perf_counter() - started:.0f} s)")
     validation = PackedDataset(cache, "validation", args.seq_len)
 
     def ppl(m):

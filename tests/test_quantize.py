@@ -16,7 +16,7 @@ from merino.quantize import (QuantSpec, draw_calibration, gptq_quantize, load_qu
 from merino.train import model_loss
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def one_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -143,7 +143,6 @@ def tiny_merino(weight_sharing=True, vocab=128):
 @pytest.fixture(scope="module")
 def trained():
     """A tiny MeRino (block 0: one layer applied 3 times) trained 150 steps on a learnable chain."""
-    torch.set_num_threads(1)
     g = torch.Generator().manual_seed(1)
     data, validation, calibration = (markov_tokens(150 * 16, 33, 128, g), markov_tokens(256, 33, 128, g),
                                      markov_tokens(16, 32, 128, g))

@@ -81,7 +81,8 @@ class QuantSpec:
         if not (isinstance(self.bits, int) and 2 <= self.bits <= 8):
             raise ValueError(f"bits must be an integer from 2 to 8, got {self.bits!r}")
         if not (isinstance(self.group_size, int) and (self.group_size == -1 or self.group_size >= 1)):
-            raise ValueError(f"group_size must be -1 (one group per row) or a positive integer, got {self.group_size!r}")
+            raise ValueError(f"group_size must be -1 (one group per row) or a positive integer, "
+                             f"got {self.group_size!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not self.percdamp >= 0:
@@ -342,7 +343,8 @@ def quantize_model(model: nn.Module, spec: QuantSpec, calibration: Calibration |
     else:
         tokens, description = calibration, None
         if tokens is not None:
-            description = {"n_samples": len(tokens), "seq_len": tokens.shape[1], "source": "token ids given by the caller"}
+            description = {"n_samples": len(tokens), "seq_len": tokens.shape[1],
+                           "source": "token ids given by the caller"}
     candidates = quantizable_modules(model)
     was_training = model.training
     model.eval()
@@ -382,7 +384,7 @@ def quantize_model(model: nn.Module, spec: QuantSpec, calibration: Calibration |
 
 # ---- storage ----------------------------------------------------------------------------------------------
 def _codes_per_byte(bits: int) -> int:
-    """Codes stored per uint8: 8 // bits when bits divides 8 (8, 4, 2, 1 bits), else 1 (unpacked)."""
+    """Codes stored per uint8: 8 // bits when bits divides 8 (8, 4 and 2 bits), else 1 (3, 5, 6, 7: unpacked)."""
     return 8 // bits if 8 % bits == 0 else 1
 
 
@@ -408,7 +410,7 @@ def unpack_codes(packed: torch.Tensor, bits: int, cols: int) -> torch.Tensor:
 
 def save_quantized(model: nn.Module, quantized: QuantizedModel, out_dir: str | Path) -> dict:
     """Write ``out_dir``: ``model.safetensors`` (per quantized module ``<name>.weight.codes`` uint8, packed
-    for 4/2/1 bits, ``.scales`` float32 and ``.zeros`` uint8 (rows, groups); every other tensor of the
+    for 4 and 2 bits, ``.scales`` float32 and ``.zeros`` uint8 (rows, groups); every other tensor of the
     state dict as it is), ``quantization.json`` (format, spec, calibration, modules with shape, layout
     and stats, sizes; also in the safetensors metadata) and the model's ``config.json``.
     Returns the sizes: bytes on disk, of the codes, of scales + zero points, of the full-precision rest,
