@@ -13,6 +13,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/correlation.smk"
 include: "workflow/rules/eval.smk"
 include: "workflow/rules/latency.smk"
+include: "workflow/rules/quantize.smk"
 
 
 rule all:

@@ -8,11 +8,13 @@ hyper-parameters (no download); MeRino from the paper's Table 8 structures under
         [--models GPT-2-124M,MeRino-64M] [--json out.json]
 """
 import argparse
+import functools
 import json
 from pathlib import Path
 
 import yaml
 
+from merino.baselines import PAPER_BASELINES, baseline_model
 from merino.latency import measure_models, merino_model
 from merino.paper import load_reference, paper_structures
 
@@ -21,23 +23,8 @@ REFERENCE_MODEL = "MeRino-64M"
 
 
 def baselines() -> dict:
-    """name -> factory of the paper's baselines (published hyper-parameters, random weights)."""
-    from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, OPTConfig, OPTForCausalLM
-
-    opt = dict(vocab_size=50272, max_position_embeddings=2048)
-    return {
-        "Pythia-70M": lambda: GPTNeoXForCausalLM(GPTNeoXConfig(
-            vocab_size=50304, hidden_size=512, num_hidden_layers=6, num_attention_heads=8, intermediate_size=2048,
-            max_position_embeddings=2048, rotary_pct=0.25, use_parallel_residual=True, tie_word_embeddings=False,
-            use_cache=False)),
-        "GPT-2-124M": lambda: GPT2LMHeadModel(GPT2Config(use_cache=False)),
-        "OPT-125M": lambda: OPTForCausalLM(OPTConfig(
-            hidden_size=768, num_hidden_layers=12, num_attention_heads=12, ffn_dim=3072, word_embed_proj_dim=768,
-            do_layer_norm_before=True, use_cache=False, **opt)),
-        "OPT-350M": lambda: OPTForCausalLM(OPTConfig(
-            hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096, word_embed_proj_dim=512,
-            do_layer_norm_before=False, use_cache=False, **opt)),
-    }
+    """name -> factory of the paper's baselines (merino.baselines: published hyper-parameters, random weights)."""
+    return {name: functools.partial(baseline_model, name, "cpu") for name in PAPER_BASELINES}
 
 
 def main():

@@ -11,6 +11,7 @@ from html import unescape as html_unescape
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -123,32 +124,50 @@ def test_smoke_run_produces_every_output(tiny_run):
     table3 = pd.read_csv(tiny_run / "results/tables/table3.csv").set_index("model")
     assert table3.loc["MeRino-S60", "heldout_byte_ppl"] > 1
     assert table3.loc["GPT-2-124M", "params_M"] == 124.44 and table3.loc["GPT-2-124M", "flops_G_paper"] == 290
+    assert table3.loc["MeRino-52M", "latency_ratio_to_MeRino-52M"] == 1.0
+    assert table3.loc["MeRino-S60", "latency_ms"] > 0 and np.isnan(table3.loc["GPT-2-124M", "latency_ms"])
+    latency = json.loads((tiny_run / "results/latency/cpu/latency.json").read_text())
+    assert latency["protocol"]["threads"] == 1 and latency["protocol"]["seq_len"] == 32
+    assert all(len(m["samples_ms"]) == 3 for m in latency["models"].values())
+    assert (tiny_run / "figures/fig1_accuracy_latency.pdf").stat().st_size > 0
+    check = json.loads((tiny_run / "results/pretrain/latency/cpu/predictor_check.json").read_text())
+    assert check["architectures"] == len(check["rows"]) == 3 and all(r["measured_ms"] > 0 for r in check["rows"])
+    for budget in ("latency1000ms-cpu", "memory10MB"):
+        record = json.loads((tiny_run / f"results/pretrain/search/entropy/{budget}.json").read_text())
+        assert record["budget"]["label"] == budget
+    fig6 = pd.read_csv(tiny_run / "results/tables/fig6_quantization.csv").set_index("scheme")
+    assert list(fig6.index) == ["fp32", "int8", "int4"] and (fig6["model"] == "MeRino-S60").all()
+    assert fig6.loc["int4", "size_MB"] < fig6.loc["int8", "size_MB"] < fig6.loc["fp32", "size_MB"]
+    assert abs(fig6.loc["int8", "merino_heldout_byte_ppl"] / fig6.loc["fp32", "merino_heldout_byte_ppl"] - 1) < 0.01
     assert planned_jobs(tiny_run) == {}
 
 
-EVAL = {"evaluate": 2, "table2": 1, "table3": 1}      # both evaluated models (MeRino-S60, GPT-width-S60)
-EVAL_MERINO = {"evaluate": 1, "table2": 1, "table3": 1}
+TABLES = {"table2": 1, "table3": 1, "fig1": 1}
+QUANTIZED = {"quantize": 2, "evaluate_quantized": 2, "fig6": 1}   # MeRino-S60 at INT8 and INT4
+# a change to MeRino-S60 (searched, timed, evaluated, quantized) / to both evaluated models
+MERINO = {"pretrain": 3, "latency": 1, "evaluate": 1, **QUANTIZED, **TABLES}
+EVAL = {"evaluate": 2, **QUANTIZED, **TABLES}
 
 
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        ({"search": {"population": 32}},
-         {"search": 3, "search_pretrain": 3, "pretrain": 3, "table8": 1, **EVAL_MERINO, "all": 1}),
+        ({"search": {"population": 32}},   # 5 searches at the pretraining design: 3 models, latency, memory
+         {"search": 3, "search_pretrain": 5, "table8": 1, **MERINO, "all": 1}),
         ({"entropy": {"gamma_strength": 4.0}},
-         {"search": 3, "search_pretrain": 3, "pretrain": 3, "table8": 1, "table1": 1, "correlation_proxies": 6,
-          "correlation_study": 1, "table1_complete": 1, **EVAL_MERINO, "all": 1}),
+         {"search": 3, "search_pretrain": 5, "table8": 1, "table1": 1, "correlation_proxies": 6,
+          "correlation_study": 1, "table1_complete": 1, **MERINO, "all": 1}),
         ({"entropy": {"epsilon": 0.03}},
-         {"lookup": 1, "lookup_pretrain": 1, "lookup_correlation": 1, "search": 3, "search_pretrain": 3,
-          "pretrain": 3, "table8": 1, "table1": 1, "fig2": 1, "correlation_proxies": 6, "correlation_study": 1,
-          "table1_complete": 1, **EVAL_MERINO, "all": 1}),
+         {"lookup": 1, "lookup_pretrain": 1, "lookup_correlation": 1, "search": 3, "search_pretrain": 5,
+          "table8": 1, "table1": 1, "fig2": 1, "correlation_proxies": 6, "correlation_study": 1,
+          "table1_complete": 1, **MERINO, "all": 1}),
         ({"fig2": {"architectures": 7}}, {"fig2": 1, "all": 1}),
         ({"search": {"budgets": ["flops60G", "flops110G", "flops160G", "params2M"]}}, {"search": 1, "all": 1}),
         ({"cost": {"count_lm_head": True}},
-         {"search": 3, "table8": 1, "table1": 1, "table1_complete": 1, "table3": 1, "all": 1}),
-        ({"pretrain": {"training": {"lr": 1.0e-3}}}, {"pretrain": 4, **EVAL, "all": 1}),
+         {"search": 3, "table8": 1, "table1": 1, "table1_complete": 1, "table3": 1, "fig1": 1, "all": 1}),
+        ({"pretrain": {"training": {"lr": 2.0e-3}}}, {"pretrain": 4, **EVAL, "all": 1}),
         ({"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
-         {"search_pretrain": 3, "naive": 1, "pretrain": 4, **EVAL, "all": 1}),
+         {"search_pretrain": 5, "naive": 1, "pretrain": 4, "latency": 1, **EVAL, "all": 1}),
         ({"data": {"tokenizer": {"vocab_size": 600}}}, {"prepare_data": 1, "pretrain": 4, **EVAL, "all": 1}),
         ({"correlation": {"data": {"tokenizer": {"vocab_size": 600}}}},
          {"prepare_correlation_data": 1, "correlation_proxies": 6, "correlation_train": 8, "correlation_study": 1,
@@ -161,11 +180,17 @@ EVAL_MERINO = {"evaluate": 1, "table2": 1, "table3": 1}
         ({"correlation": {"proxies": {"ntk_inits": 2}}}, {"correlation_proxies": 6, "correlation_study": 1, "all": 1}),
         ({"correlation": {"training": {"lr": 1.0e-3}}},
          {"correlation_train": 8, "correlation_study": 1, "table1_complete": 1, "all": 1}),
-        ({"evaluation": {"local_tasks": {"multiple_choice": {"items": 30}}}}, {"eval_tasks": 1, **EVAL, "all": 1}),
-        ({"evaluation": {"batch_size": 8}}, {**EVAL, "all": 1}),
-        ({"evaluation": {"models": ["MeRino-S60"]}}, {"table2": 1, "table3": 1, "all": 1}),
+        ({"evaluation": {"local_tasks": {"multiple_choice": {"items": 30}}}},
+         {"eval_tasks": 1, "evaluate": 2, "evaluate_quantized": 2, "fig6": 1, **TABLES, "all": 1}),
+        ({"evaluation": {"batch_size": 8}}, {"evaluate": 2, "evaluate_quantized": 2, "fig6": 1, **TABLES, "all": 1}),
+        ({"evaluation": {"models": ["MeRino-S60"]}}, {"latency": 1, **TABLES, "all": 1}),
         ({"baselines": {"naive_scaling": {"base_depth": 1}}},
-         {"naive": 1, "pretrain": 1, "evaluate": 1, "table2": 1, "table3": 1, "all": 1}),
+         {"naive": 1, "pretrain": 1, "latency": 1, "evaluate": 1, **TABLES, "all": 1}),
+        ({"quantization": {"schemes": {"int4": {"bits": 4, "group_size": 16}}}},
+         {"quantize": 1, "evaluate_quantized": 1, "fig6": 1, "all": 1}),
+        ({"latency": {"protocol": {"repeats": 4}}},
+         {"latency": 1, "latency_table": 1, "latency_check": 1, "search_pretrain": 1, "table3": 1, "fig1": 1,
+          "all": 1}),
         ({"evaluation": {"resources": {"runtime": 5}}}, {}),
     ],
 )
@@ -200,6 +225,9 @@ REPORTED = {
     **{f"results/models/{m}/loss.pdf": "Pretraining" for m in ("MeRino-S60", "MeRino-S110", "MeRino-S160")},
     "results/tables/table2.csv": "Evaluation",
     "results/tables/table3.csv": "Evaluation",
+    "figures/fig1_accuracy_latency.pdf": "Evaluation",
+    "results/tables/fig6_quantization.csv": "Quantization",
+    "figures/fig6_quantization.pdf": "Quantization",
 }
 # in a headless browser, the report's own JavaScript app shows the category named in the URL's
 # fragment; what it renders is copied into <pre id="merino-seen"> for --dump-dom

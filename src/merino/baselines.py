@@ -57,12 +57,15 @@ def baseline_config(name: str):
 
 
 def baseline_model(name: str, device: str = "meta"):
-    """A randomly initialised baseline (``meta``: shapes only), e.g. for parameter counts and latency."""
+    """A randomly initialised baseline (``meta``: shapes only), e.g. for parameter counts and latency; no KV
+    cache (one forward pass, as MeRino's)."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    config = baseline_config(name)
+    config.use_cache = False
     with torch.device(device):
-        return AutoModelForCausalLM.from_config(baseline_config(name))
+        return AutoModelForCausalLM.from_config(config)
 
 
 def _shape(config) -> dict:

@@ -240,3 +240,55 @@ def row_cost(entry: dict) -> dict:
     s = CostModel.from_config(entry["model"], entry["cost"]).summary(arch)
     return {"params": s["params_shared"] if entry["model"]["weight_sharing"] else s["params_unshared"],
             "flops": s["flops"], "seq_len": entry["cost"]["flops_seq_len"]}
+
+
+def _accuracies(summary: dict, metric: str) -> dict:
+    return {task: m[metric] for task, m in summary.items() if metric in m}
+
+
+def quantization_table(full: dict[str, dict], quantized: dict[tuple[str, str], dict], sizes: dict, metric: str,
+                       reference: dict) -> pd.DataFrame:
+    """Figure 6's numbers: per model, full precision and every quantization scheme: average accuracy (and
+    its change from full precision), held-out perplexity, size on disk; the paper's claim beside.
+
+    ``full`` maps a model to its evaluation summary; ``quantized`` maps (model, scheme) to its summary
+    (with ``spec``: bits, group size) and ``sizes`` (model, scheme) to the checkpoint's byte counts."""
+    claim = reference["figure6_quantization"]["claim"]
+    rows = []
+    for model, summary in full.items():
+        base = _accuracies(summary, metric)
+        ours = [(s, q, sizes[m, s]) for (m, s), q in quantized.items() if m == model]
+        fp32 = {"bytes_on_disk": ours[0][2]["fp32_checkpoint_bytes"], "bits_per_quantized_weight": 32.0}
+        for scheme, result, size in [("fp32", summary, fp32), *ours]:
+            acc = _accuracies(result, metric)
+            avg = float(np.mean(list(acc.values())))
+            ppl = {f"{task}_byte_ppl": m["byte_perplexity"] for task, m in result.items() if "byte_perplexity" in m}
+            rows.append({"model": model, "scheme": scheme, **acc, "avg": avg,
+                         "avg_change_pct_points": 100 * (avg - float(np.mean(list(base.values())))), **ppl,
+                         "size_MB": size["bytes_on_disk"] / 2**20,
+                         "bits_per_weight": size["bits_per_quantized_weight"], "paper_claim": claim})
+    return pd.DataFrame(rows)
+
+
+def plot_quantization(df: pd.DataFrame, path: str | Path, claim: str) -> None:
+    """Figure 6: average accuracy of every model at full precision, INT8 and INT4."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models, schemes = list(dict.fromkeys(df["model"])), list(dict.fromkeys(df["scheme"]))
+    width = 0.8 / len(schemes)
+    fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(models)), 4))
+    for k, scheme in enumerate(schemes):
+        sub = df[df.scheme == scheme].set_index("model").reindex(models)
+        ax.bar(np.arange(len(models)) + (k - (len(schemes) - 1) / 2) * width, sub["avg"], width, label=scheme)
+    ax.set_xticks(np.arange(len(models)), models)
+    ax.set_ylabel("average accuracy")
+    lo = df["avg"].min()
+    ax.set_ylim(max(0.0, lo - 0.05), df["avg"].max() + 0.03)
+    ax.set_title(f"GPTQ weight-only quantization\npaper: {claim}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

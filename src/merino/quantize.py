@@ -56,7 +56,7 @@ from safetensors.torch import save_file
 from transformers.pytorch_utils import Conv1D
 
 from .data import PackedDataset
-from .train import _unalias
+from .train import unalias
 
 FORMAT = "merino-quantized/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -420,7 +420,7 @@ def save_quantized(model: nn.Module, quantized: QuantizedModel, out_dir: str | P
     bits = quantized.spec.bits
     state = model.state_dict()
     quantized_keys = {f"{name}.weight" for name in quantized.weights}
-    tensors = {k: v.cpu().contiguous() for k, v in _unalias(state).items() if k not in quantized_keys}
+    tensors = {k: v.cpu().contiguous() for k, v in unalias(state).items() if k not in quantized_keys}
     full_precision = sum(t.numel() * t.element_size() for t in tensors.values())
     modules, code_bytes, grid_bytes, n_weights = {}, 0, 0, 0
     for name, q in quantized.weights.items():

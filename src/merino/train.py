@@ -129,7 +129,7 @@ def _save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(_unalias(state), tmp / "model.safetensors")
+    save_file(unalias(state), tmp / "model.safetensors")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, "tokens": tokens, "resumed_at": resumed_at,
                                                 "fingerprint": fingerprint}))
@@ -140,7 +140,7 @@ def _save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _unalias(state: dict) -> dict:
+def unalias(state: dict) -> dict:
     """safetensors refuses tensors that share memory (the tied LM head): keep the first name only."""
     seen, out = set(), {}
     for k, v in state.items():

@@ -24,6 +24,7 @@ wildcard_constraints:
     structure="|".join(PAPER_STRUCTURES),
     budget=r"(flops|params|memory|latency)\d+(\.\d+)?[A-Za-z]+(-[A-Za-z0-9][A-Za-z0-9_.]*)?",
     scaling="depth|width",
+    scheme=r"[A-Za-z0-9_\-]+",
     scale="pretrain|paper",
     candidate=r"a\d\d\d+|table1-(wide|deep)",
 
@@ -178,6 +179,8 @@ def all_targets():
         "results/tables/table2.csv",
         "results/tables/table3.csv",
         "figures/fig1_accuracy_latency.pdf",
+        *(["results/tables/fig6_quantization.csv", "figures/fig6_quantization.pdf"]
+          if config["quantization"]["models"] else []),
         *[search_result(config["search"]["objective"], b, config["latency"]["scale"])
           for b in config["latency"]["budgets"]],
         *[f"results/{config['latency']['scale']}/latency/{d}/predictor_check.json" for d in config["latency"]["devices"]],

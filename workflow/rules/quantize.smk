@@ -1,0 +1,66 @@
+# GPTQ weight-only quantization of trained models, their evaluation with the same tasks, Figure 6.
+
+
+def quantization_settings(scheme):
+    q = config["quantization"]
+    if scheme not in q["schemes"]:
+        raise ValueError(f"quantization scheme {scheme!r} is not in config quantization.schemes ({sorted(q['schemes'])})")
+    return {"bits": q["schemes"][scheme]["bits"], "group_size": q["schemes"][scheme].get("group_size", 128),
+            "method": q["method"], "percdamp": q["percdamp"], "act_order": q["act_order"],
+            "calibration": q["calibration"]}
+
+
+rule quantize:
+    input:
+        model="results/models/{model}",
+        tokens=rules.prepare_data.output.tokens,
+    output:
+        directory("results/quantized/{model}/{scheme}"),
+    params:
+        quantization=lambda w: quantization_settings(w.scheme),
+    log:
+        "logs/quantize/{model}/{scheme}.log",
+    threads: config["quantization"]["resources"]["cpus"]
+    resources:
+        gpu=config["quantization"]["resources"]["gpu"],
+        mem_mb=config["quantization"]["resources"]["mem_mb"],
+        runtime=config["quantization"]["resources"]["runtime"],
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/quantize.py"
+
+
+use rule evaluate as evaluate_quantized with:
+    input:
+        quantized="results/quantized/{model}/{scheme}",
+        tasks=rules.eval_tasks.output[0],
+    output:
+        directory("results/eval_quantized/{model}/{scheme}"),
+    params:
+        pretrained="results/quantized/{model}/{scheme}",
+        evaluation=evaluation_settings(),
+    log:
+        "logs/eval_quantized/{model}/{scheme}.log",
+
+
+rule fig6:
+    input:
+        full=expand("results/eval/{model}", model=config["quantization"]["models"]),
+        quantized=expand("results/eval_quantized/{model}/{scheme}", model=config["quantization"]["models"],
+                         scheme=list(config["quantization"]["schemes"])),
+        checkpoints=expand("results/quantized/{model}/{scheme}", model=config["quantization"]["models"],
+                           scheme=list(config["quantization"]["schemes"])),
+    output:
+        table=report("results/tables/fig6_quantization.csv", caption="../report/fig6_table.rst", category="Quantization"),
+        figure=report("figures/fig6_quantization.pdf", caption="../report/fig6.rst", category="Quantization"),
+    params:
+        models=config["quantization"]["models"],
+        schemes=list(config["quantization"]["schemes"]),
+        metric=config["evaluation"]["metric"],
+    log:
+        "logs/fig6.log",
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/fig6.py"

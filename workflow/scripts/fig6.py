@@ -1,0 +1,26 @@
+"""Rule fig6: full precision vs INT8 vs INT4 accuracy and perplexity per model (paper Figure 6)."""
+import json
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+
+from merino.paper import load_reference, plot_quantization, quantization_table  # noqa: E402
+from merino.provenance import provenance, write_table  # noqa: E402
+
+p, i = snakemake.params, snakemake.input
+pairs = [(m, s) for m in p.models for s in p.schemes]   # the order of expand(): models outer, schemes inner
+full = {m: json.loads((Path(d) / "summary.json").read_text())["tasks"] for m, d in zip(p.models, i.full)}
+quantized = {k: json.loads((Path(d) / "summary.json").read_text())["tasks"] for k, d in zip(pairs, i.quantized)}
+sizes = {k: json.loads((Path(d) / "quantization.json").read_text())["sizes"] for k, d in zip(pairs, i.checkpoints)}
+for k, d in zip(pairs, i.checkpoints):
+    sizes[k]["fp32_checkpoint_bytes"] = json.loads((Path(d) / "provenance.json").read_text())["settings"]["sizes"][
+        "fp32_checkpoint_bytes"]
+reference = load_reference()
+df = quantization_table(full, quantized, sizes, p.metric, reference)
+write_table(df, snakemake.output.table, provenance({"models": p.models, "schemes": p.schemes, "metric": p.metric},
+                                                   {f"{m}/{s}": Path(d) / "summary.json"
+                                                    for (m, s), d in zip(pairs, i.quantized)}))
+plot_quantization(df, snakemake.output.figure, reference["figure6_quantization"]["claim"])
+print(df.to_string(), file=sys.stderr)
