@@ -42,7 +42,7 @@ import torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from merino.data import PackedDataset, batch_indices, build_token_cache, load_corpus, train_tokenizer  # noqa: E402
-from merino.quantize import (Conv1D, HessianAccumulator, QuantSpec, draw_calibration, gptq_quantize,  # noqa: E402
+from merino.quantize import (Conv1D, HessianAccumulator, conv1d_to_linear, QuantSpec, draw_calibration, gptq_quantize,  # noqa: E402
                              quantizable_modules, quantize_model)
 from merino.train import evaluate_perplexity, model_loss  # noqa: E402
 
@@ -103,20 +103,6 @@ def train_gpt2(args, tokenizer, cache: Path, work: Path):
         opt.zero_grad(set_to_none=True)
     model.save_pretrained(saved)
     return model.eval()
-
-
-def as_linear(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every Conv1D replaced by the equivalent nn.Linear (weight transposed)."""
-    model = copy.deepcopy(model)
-    for name, module in list(model.named_modules()):
-        if isinstance(module, Conv1D):
-            linear = nn.Linear(module.nx, module.nf)
-            with torch.no_grad():
-                linear.weight.copy_(module.weight.T)
-                linear.bias.copy_(module.bias)
-            parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent), child, linear)
-    return model
 
 
 def matrices(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -181,7 +167,7 @@ def library_oneshot(model_fp: nn.Module, tokenizer, tokens: torch.Tensor, bits: 
     from llmcompressor import oneshot
     from llmcompressor.modifiers.gptq import GPTQModifier
 
-    model = as_linear(model_fp)
+    model = conv1d_to_linear(model_fp)
     model.config.save_pretrained(work / "library-config")  # oneshot reads the config from name_or_path
     model.config._name_or_path = str(work / "library-config")
     scheme = QuantizationScheme(targets=["Linear"], weights=library_args(bits, group_size))

@@ -3,7 +3,6 @@ its CLI, clear errors for built-in tasks without data, the paper's baselines and
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch

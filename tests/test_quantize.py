@@ -5,13 +5,12 @@ import copy
 
 import pytest
 import torch
-import torch.nn as nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from merino import quantize as Q
 from merino.data import build_token_cache, load_corpus, train_tokenizer
 from merino.model import MerinoConfig, MerinoForCausalLM
-from merino.quantize import (QuantSpec, draw_calibration, gptq_quantize, load_quantized, pack_codes,
+from merino.quantize import (QuantSpec, conv1d_to_linear, draw_calibration, gptq_quantize, load_quantized, pack_codes,
                              quantize_model, read_quantized, rtn_quantize, save_quantized, unpack_codes)
 from merino.train import model_loss
 
@@ -237,24 +236,10 @@ def tiny_gpt2():
     return GPT2LMHeadModel(config).eval()
 
 
-def as_linear(model):
-    """The same model with every Conv1D replaced by the equivalent nn.Linear."""
-    model = copy.deepcopy(model)
-    for name, module in list(model.named_modules()):
-        if isinstance(module, Q.Conv1D):
-            linear = nn.Linear(module.nx, module.nf)
-            with torch.no_grad():
-                linear.weight.copy_(module.weight.T)
-                linear.bias.copy_(module.bias)
-            parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent), child, linear)
-    return model
-
-
 def test_gpt2_conv1d_matches_linear_and_round_trips(tmp_path):
     model = tiny_gpt2()
     tokens = markov_tokens(8, 32, 128, torch.Generator().manual_seed(3))
-    linear = as_linear(model)
+    linear = conv1d_to_linear(model)
     spec = QuantSpec(bits=4, group_size=32)
     ours, theirs = quantize_model(model, spec, tokens), quantize_model(linear, spec, tokens)
     assert list(ours.weights) == list(theirs.weights) == [f"transformer.h.{i}.{m}" for i in range(2) for m in

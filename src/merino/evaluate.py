@@ -117,7 +117,7 @@ def write_staged_tasks(staged: dict, out_dir: str | Path) -> Path:
 
 def evaluate(pretrained: str, tasks: list[str], include_paths: list[str | Path], *, batch_size: int = 16,
              device: str = "cpu", limit: int | float | None = None, seed: int = 0, bootstrap_iters: int = 1000,
-             dtype: str = "float32", trust_remote_code: bool = False, model=None) -> dict:
+             dtype: str = "float32", model=None) -> dict:
     """lm-eval ``simple_evaluate`` (zero-shot) of ``pretrained`` (a directory or Hub id) on ``tasks``.
 
     ``include_paths`` hold our task YAMLs (generated, staged, Penn Treebank); lm-eval's own tasks are
@@ -141,7 +141,7 @@ def evaluate(pretrained: str, tasks: list[str], include_paths: list[str | Path],
                   device=device)
         model_args = None
     else:
-        lm, model_args = "hf", {"pretrained": str(pretrained), "dtype": dtype, "trust_remote_code": trust_remote_code}
+        lm, model_args = "hf", {"pretrained": str(pretrained), "dtype": dtype}   # ours load through register()
     return lm_eval.simple_evaluate(
         model=lm, model_args=model_args, tasks=list(tasks), num_fewshot=0, batch_size=batch_size, device=device,
         limit=limit, bootstrap_iters=bootstrap_iters, log_samples=True, task_manager=manager,

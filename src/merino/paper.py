@@ -246,19 +246,20 @@ def _accuracies(summary: dict, metric: str) -> dict:
     return {task: m[metric] for task, m in summary.items() if metric in m}
 
 
-def quantization_table(full: dict[str, dict], quantized: dict[tuple[str, str], dict], sizes: dict, metric: str,
-                       reference: dict) -> pd.DataFrame:
+def quantization_table(full: dict[str, dict], quantized: dict[tuple[str, str], dict], sizes: dict,
+                       full_bytes: dict[str, int], metric: str, reference: dict) -> pd.DataFrame:
     """Figure 6's numbers: per model, full precision and every quantization scheme: average accuracy (and
     its change from full precision), held-out perplexity, size on disk; the paper's claim beside.
 
     ``full`` maps a model to its evaluation summary; ``quantized`` maps (model, scheme) to its summary
-    (with ``spec``: bits, group size) and ``sizes`` (model, scheme) to the checkpoint's byte counts."""
+    and ``sizes`` (model, scheme) to the quantized checkpoint's byte counts; ``full_bytes`` is each
+    full-precision checkpoint's size on disk."""
     claim = reference["figure6_quantization"]["claim"]
     rows = []
     for model, summary in full.items():
         base = _accuracies(summary, metric)
         ours = [(s, q, sizes[m, s]) for (m, s), q in quantized.items() if m == model]
-        fp32 = {"bytes_on_disk": ours[0][2]["fp32_checkpoint_bytes"], "bits_per_quantized_weight": 32.0}
+        fp32 = {"bytes_on_disk": full_bytes[model], "bits_per_quantized_weight": 32.0}
         for scheme, result, size in [("fp32", summary, fp32), *ours]:
             acc = _accuracies(result, metric)
             avg = float(np.mean(list(acc.values())))

@@ -249,6 +249,23 @@ def _set_weight(module: nn.Module, W: torch.Tensor) -> None:
         module.weight.copy_(W.to(module.weight.dtype))
 
 
+def conv1d_to_linear(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every transformers ``Conv1D`` replaced by the equivalent ``nn.Linear``
+    (weight transposed): the same function, for tools that quantize ``nn.Linear`` only (llmcompressor)."""
+    import copy
+
+    model = copy.deepcopy(model)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, Conv1D):
+            linear = nn.Linear(module.nx, module.nf)
+            with torch.no_grad():
+                linear.weight.copy_(module.weight.T)
+                linear.bias.copy_(module.bias)
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, linear)
+    return model
+
+
 def quantizable_modules(model: nn.Module) -> dict[str, nn.Module]:
     """Every ``nn.Linear`` and ``Conv1D`` of ``model`` by (first) name, except the output embedding and any
     module whose weight is an input embedding (a tied head).  A module held at several places (a

@@ -185,3 +185,48 @@ def all_targets():
           for b in config["latency"]["budgets"]],
         *[f"results/{config['latency']['scale']}/latency/{d}/predictor_check.json" for d in config["latency"]["devices"]],
     ]
+
+
+def evaluation_settings():
+    """What an evaluation depends on (not the list of models)."""
+    return {k: v for k, v in config["evaluation"].items() if k not in ("models", "resources")}
+
+
+def evaluated_models():
+    return config["evaluation"]["models"]
+
+
+def table3_rows():
+    """Evaluated models, then every paper model priced offline (baselines and Table 8 structures)."""
+    rows = {m: cost_entry(m) for m in evaluated_models()}
+    for name in PAPER_BASELINES:
+        rows.setdefault(name, {"baseline": name, "seq_len": config["cost"]["flops_seq_len"]})
+    for name in PAPER_STRUCTURES:
+        rows.setdefault(name, {"architecture": f"results/architectures/{name}.json",
+                               "model": design("paper")["model"], "cost": design("paper")["cost"]})
+    return rows
+
+
+def device_settings(device):
+    if device not in config["latency"]["devices"]:
+        raise ValueError(f"device {device!r} is not declared in config latency.devices "
+                         f"({sorted(config['latency']['devices'])})")
+    return config["latency"]["devices"][device]
+
+
+def timed_models():
+    """Every model a latency job times: the evaluated ones, then the paper's (random weights)."""
+    rows = {m: cost_entry(m) for m in config["evaluation"]["models"]}
+    for name in config["latency"]["paper_models"]:
+        rows.setdefault(name, {"baseline": name} if name in PAPER_BASELINES else
+                        {"architecture": f"results/architectures/{name}.json", "model": design("paper")["model"]})
+    return rows
+
+
+def quantization_settings(scheme):
+    q = config["quantization"]
+    if scheme not in q["schemes"]:
+        raise ValueError(f"quantization scheme {scheme!r} is not in config quantization.schemes ({sorted(q['schemes'])})")
+    return {"bits": q["schemes"][scheme]["bits"], "group_size": q["schemes"][scheme].get("group_size", 128),
+            "method": q["method"], "percdamp": q["percdamp"], "act_order": q["act_order"],
+            "calibration": q["calibration"]}

@@ -32,11 +32,6 @@ rule eval_tasks:
         "../scripts/eval_tasks.py"
 
 
-def evaluation_settings():
-    """What an evaluation depends on (not the list of models)."""
-    return {k: v for k, v in config["evaluation"].items() if k not in ("models", "resources")}
-
-
 rule evaluate:
     input:
         unpack(lambda w: {"model": f"results/models/{w.model}"} if trained(w.model) else {}),
@@ -44,7 +39,7 @@ rule evaluate:
     output:
         directory("results/eval/{model}"),
     params:
-        pretrained=lambda w: f"results/models/{w.model}" if trained(w.model) else PAPER_BASELINES[w.model].hub_id,
+        pretrained=lambda w, input: input.get("model") or PAPER_BASELINES[w.model].hub_id,   # a directory or Hub id
         evaluation=evaluation_settings(),
     log:
         "logs/eval/{model}.log",
@@ -57,21 +52,6 @@ rule evaluate:
         "../../envs/merino.yaml"
     script:
         "../scripts/evaluate.py"
-
-
-def evaluated_models():
-    return config["evaluation"]["models"]
-
-
-def table3_rows():
-    """Evaluated models, then every paper model priced offline (baselines and Table 8 structures)."""
-    rows = {m: cost_entry(m) for m in evaluated_models()}
-    for name in PAPER_BASELINES:
-        rows.setdefault(name, {"baseline": name, "seq_len": config["cost"]["flops_seq_len"]})
-    for name in PAPER_STRUCTURES:
-        rows.setdefault(name, {"architecture": f"results/architectures/{name}.json",
-                               "model": design("paper")["model"], "cost": design("paper")["cost"]})
-    return rows
 
 
 rule table2:

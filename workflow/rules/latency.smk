@@ -2,22 +2,6 @@
 # and the predictor's check against measured architectures.
 
 
-def device_settings(device):
-    if device not in config["latency"]["devices"]:
-        raise ValueError(f"device {device!r} is not declared in config latency.devices "
-                         f"({sorted(config['latency']['devices'])})")
-    return config["latency"]["devices"][device]
-
-
-def timed_models():
-    """Every model a latency job times: the evaluated ones, then the paper's (random weights)."""
-    rows = {m: cost_entry(m) for m in config["evaluation"]["models"]}
-    for name in config["latency"]["paper_models"]:
-        rows.setdefault(name, {"baseline": name} if name in PAPER_BASELINES else
-                        {"architecture": f"results/architectures/{name}.json", "model": design("paper")["model"]})
-    return rows
-
-
 rule latency:
     input:
         architectures=[r["architecture"] for r in timed_models().values() if "architecture" in r],

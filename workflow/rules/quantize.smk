@@ -1,15 +1,6 @@
 # GPTQ weight-only quantization of trained models, their evaluation with the same tasks, Figure 6.
 
 
-def quantization_settings(scheme):
-    q = config["quantization"]
-    if scheme not in q["schemes"]:
-        raise ValueError(f"quantization scheme {scheme!r} is not in config quantization.schemes ({sorted(q['schemes'])})")
-    return {"bits": q["schemes"][scheme]["bits"], "group_size": q["schemes"][scheme].get("group_size", 128),
-            "method": q["method"], "percdamp": q["percdamp"], "act_order": q["act_order"],
-            "calibration": q["calibration"]}
-
-
 rule quantize:
     input:
         model="results/models/{model}",
@@ -38,7 +29,7 @@ use rule evaluate as evaluate_quantized with:
     output:
         directory("results/eval_quantized/{model}/{scheme}"),
     params:
-        pretrained="results/quantized/{model}/{scheme}",
+        pretrained=lambda w, input: input.quantized,
         evaluation=evaluation_settings(),
     log:
         "logs/eval_quantized/{model}/{scheme}.log",
@@ -46,6 +37,7 @@ use rule evaluate as evaluate_quantized with:
 
 rule fig6:
     input:
+        models=expand("results/models/{model}", model=config["quantization"]["models"]),
         full=expand("results/eval/{model}", model=config["quantization"]["models"]),
         quantized=expand("results/eval_quantized/{model}/{scheme}", model=config["quantization"]["models"],
                          scheme=list(config["quantization"]["schemes"])),

@@ -14,11 +14,9 @@ pairs = [(m, s) for m in p.models for s in p.schemes]   # the order of expand():
 full = {m: json.loads((Path(d) / "summary.json").read_text())["tasks"] for m, d in zip(p.models, i.full)}
 quantized = {k: json.loads((Path(d) / "summary.json").read_text())["tasks"] for k, d in zip(pairs, i.quantized)}
 sizes = {k: json.loads((Path(d) / "quantization.json").read_text())["sizes"] for k, d in zip(pairs, i.checkpoints)}
-for k, d in zip(pairs, i.checkpoints):
-    sizes[k]["fp32_checkpoint_bytes"] = json.loads((Path(d) / "provenance.json").read_text())["settings"]["sizes"][
-        "fp32_checkpoint_bytes"]
+full_bytes = {m: (Path(d) / "model.safetensors").stat().st_size for m, d in zip(p.models, i.models)}
 reference = load_reference()
-df = quantization_table(full, quantized, sizes, p.metric, reference)
+df = quantization_table(full, quantized, sizes, full_bytes, p.metric, reference)
 write_table(df, snakemake.output.table, provenance({"models": p.models, "schemes": p.schemes, "metric": p.metric},
                                                    {f"{m}/{s}": Path(d) / "summary.json"
                                                     for (m, s), d in zip(pairs, i.quantized)}))

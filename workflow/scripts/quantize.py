@@ -28,7 +28,6 @@ spec = QuantSpec(bits=q["bits"], group_size=q["group_size"], method=q["method"],
 quantized = quantize_model(model, spec, calibration)
 sizes = save_quantized(model, quantized, out)
 AutoTokenizer.from_pretrained(i.model).save_pretrained(out)
-sizes["fp32_checkpoint_bytes"] = (Path(i.model) / "model.safetensors").stat().st_size
 write_json(out / "provenance.json", provenance({"quantization": q, "sizes": sizes},
                                                {"model": Path(i.model) / "model.safetensors",
                                                 "tokens_meta": Path(i.tokens) / "meta.json"},
