@@ -14,6 +14,7 @@ include: "workflow/rules/correlation.smk"
 include: "workflow/rules/eval.smk"
 include: "workflow/rules/latency.smk"
 include: "workflow/rules/quantize.smk"
+include: "workflow/rules/compare.smk"
 
 
 rule all:

@@ -8,7 +8,7 @@ from torch import nn
 from merino.cost import CostModel
 from merino.model import MerinoConfig, MerinoForCausalLM
 from merino.proxies import (ScoredMatrix, condition_number, decoder_params, dss_from_gradients, dss_score,
-                            merino_matrices, ntk, ntk_condition_number)
+                            merino_matrices, ntk, ntk_condition_number, proxy_batch, proxy_scorer)
 from merino.space import Architecture
 
 
@@ -127,3 +127,29 @@ def test_decoder_params_equal_the_cost_models_non_embedding_count(arch, shared):
                                  {"flops_seq_len": 32, "count_lm_head": False, "memory_bits": 32, "memory_seq_len": 32})
     assert decoder_params(model) == cost.non_embedding_params(arch)
     assert decoder_params(model) == sum(p.numel() for p in model.parameters()) - (97 + 32) * 64
+
+
+def test_proxy_scorers_are_the_correlation_studys_proxies():
+    """The searches of Fig. 5 rank by exactly the values the correlation study correlates."""
+    batch = torch.randint(0, 97, (4, 8), generator=torch.Generator().manual_seed(0))
+    make = lambda arch: merino_config(arch)  # noqa: E731
+    kw = dict(ntk_inits=2, dss_seq_len=8, seed=5)
+    ntk_score, dss, params = (proxy_scorer(n, make, batch, **kw) for n in ("ntk", "dss", "decoder_params"))
+    assert ntk_score(ARCH) == -ntk_condition_number(make(ARCH), batch, 2, 5)["ntk_condition"]
+    torch.manual_seed(5)
+    expected = dss_score(MerinoForCausalLM(make(ARCH)), 8)["dss"]
+    assert dss(ARCH) == expected
+    assert params(ARCH) == decoder_params(MerinoForCausalLM(make(ARCH)))
+    with pytest.raises(ValueError, match="unknown proxy objective 'snip'"):
+        proxy_scorer("snip", make, batch, **kw)
+
+
+def test_proxy_batch_is_training_sequences_fixed_by_the_seed(tmp_path):
+    from merino.data import Corpus, build_token_cache, train_tokenizer
+
+    corpus = Corpus("test", {"train": [f"document {i} " * 40 for i in range(30)], "validation": ["v " * 50],
+                             "test": ["t " * 50]})
+    build_token_cache(corpus, train_tokenizer(corpus, vocab_size=300), tmp_path)
+    a, b = proxy_batch(tmp_path, 4, 16, seed=1), proxy_batch(tmp_path, 4, 16, seed=1)
+    assert a.shape == (4, 16) and torch.equal(a, b)
+    assert not torch.equal(a, proxy_batch(tmp_path, 4, 16, seed=2))

@@ -5,7 +5,7 @@ import pytest
 
 from merino.cost import Budget
 from merino.entropy import architecture_entropy
-from merino.search import EntropyObjective, evolutionary_search, exact_search, search_record
+from merino.search import EntropyObjective, build_objective, evolutionary_search, exact_search, search_record
 from merino.space import Architecture, Block
 
 
@@ -81,3 +81,38 @@ def test_search_record(tiny_space, tiny_table, tiny_cost):
     assert record["search_cost"]["mutations"] == 2000 and record["search_cost"]["energy_J"] > 0
     memory = search_record(tiny_space, tiny_table, tiny_cost, "entropy", "memory8MB", settings)
     assert "skipped" in memory["certificate"] and memory["cost"]["memory_bytes"] <= 8 * 2**20
+
+
+def test_proxy_objective_scores_each_distinct_architecture_once(tiny_space, tiny_cost):
+    calls = []
+
+    def params(arch):   # a proxy that maximises parameters (LTS-like), computed the slow way
+        calls.append(arch)
+        return float(tiny_cost.non_embedding_params(arch))
+
+    objective = build_objective("decoder_params", tiny_space, None, params)
+    genes = tiny_space.sample(np.random.default_rng(0), 5)
+    twice = np.concatenate([genes, genes, genes[:2]])
+    scores = objective(twice)
+    assert len(calls) == objective.evaluations == len(np.unique(tiny_space.keys(genes)))
+    assert scores.tolist() == [params(tiny_space.to_architecture(g)) for g in twice]
+
+
+def test_proxy_driven_search_is_deterministic_within_budget_and_not_certified(tiny_space, tiny_table, tiny_cost):
+    settings = dict(iterations=256, population=16, parents=4, seed=3, certify=True, cpu_watts=10.0)
+
+    def score(arch):
+        return float(tiny_cost.non_embedding_params(arch))
+
+    a = search_record(tiny_space, tiny_table, tiny_cost, "decoder_params", "flops0.25G", settings, scorer=score)
+    b = search_record(tiny_space, tiny_table, tiny_cost, "decoder_params", "flops0.25G", settings, scorer=score)
+    assert a["architecture"] == b["architecture"] and a["score"] == b["score"]
+    assert a["cost"]["flops"] <= 0.25e9 and a["score"] == a["cost"]["non_embedding_params"]
+    assert "separable entropy objectives" in a["certificate"]["skipped"]
+    c = a["search_cost"]
+    assert c["mutations"] == 256 and 0 < c["objective_computations"] <= c["evaluations"]
+    # an entropy search counts every architecture it scores, a proxy only the distinct ones it computed
+    assert search_record(tiny_space, tiny_table, tiny_cost, "entropy", "flops0.25G",
+                         settings)["search_cost"]["objective_computations"] > 0
+    with pytest.raises(ValueError, match="needs its scorer"):
+        search_record(tiny_space, tiny_table, tiny_cost, "ntk", "flops0.25G", settings)

@@ -64,6 +64,7 @@ def check_config(config: dict) -> None:
         _check_training(pretrain["training"], "pretrain.training", model, f"{key} (model {name})")
     _check_correlation(config["correlation"])
     _check_evaluation(config)
+    _check_comparisons(config)
 
 
 def _check_evaluation(config: dict) -> None:
@@ -86,6 +87,44 @@ def _check_evaluation(config: dict) -> None:
     if lat["table3_device"] not in lat["devices"]:
         raise ConfigError(f"config latency.table3_device={lat['table3_device']!r} is not in latency.devices "
                           f"({sorted(lat['devices'])})")
+
+
+def _check_comparisons(config: dict) -> None:
+    """Models of the comparisons exist, and each row compares what the paper's row compares."""
+    c, models = config["comparisons"], config["pretrain"]["models"]
+    if c["search"]["parents"] > c["search"]["population"]:
+        raise ConfigError(f"config comparisons.search.parents={c['search']['parents']!r} exceeds "
+                          f"comparisons.search.population={c['search']['population']!r}")
+
+    def entry(key: str, name: str, objective: tuple[str, ...] | None = None) -> dict:
+        if name not in models:
+            raise ConfigError(f"config {key} names {name!r}, which is not in pretrain.models ({sorted(models)})")
+        e = models[name]
+        if objective is not None and e.get("search", {}).get("objective") not in objective:
+            raise ConfigError(f"config {key} names {name!r}, which must be a search with objective "
+                              f"{' or '.join(objective)}; pretrain.models.{name} is {e}")
+        return e
+
+    for i, row in enumerate(c["fig5"]):
+        for j, name in enumerate(row["models"]):
+            entry(f"comparisons.fig5[{i}].models[{j}]", name)
+    for i, row in enumerate(c["table4"]):
+        entry(f"comparisons.table4[{i}].model", row["model"], ("entropy", "ntk", "dss", "decoder_params"))
+    for i, row in enumerate(c["table5"]):
+        shared, unshared = (entry(f"comparisons.table5[{i}].{k}", row[k]) for k in ("with", "without"))
+        if "search" not in shared or shared.get("search") != unshared.get("search") or \
+                unshared.get("weight_sharing", True) or not shared.get("weight_sharing", True):
+            raise ConfigError(f"config comparisons.table5[{i}]: {row['with']!r} and {row['without']!r} must be the "
+                              f"same search, the second with weight_sharing: false (got {shared} and {unshared})")
+    rows = {"none": "entropy_plain", "gamma": "entropy_gamma", "gamma_alpha": "entropy"}
+    if c["table6"]:
+        missing = sorted(set(rows) - set(c["table6"]))
+        if missing:
+            raise ConfigError(f"config comparisons.table6 lacks rows {missing} (needs none, gamma, gamma_alpha)")
+        budgets = {entry(f"comparisons.table6.{row}", c["table6"][row], (objective,))["search"]["budget"]
+                   for row, objective in rows.items()}
+        if len(budgets) > 1:
+            raise ConfigError(f"config comparisons.table6: the three searches must share one budget, got {sorted(budgets)}")
 
 
 def _check_training(training: dict, key: str, model: dict, model_key: str) -> None:

@@ -30,7 +30,7 @@ def paper_structures(reference: dict) -> dict[str, Architecture]:
     return {name: Architecture.from_dict(d, name=name) for name, d in reference["table8_structures"].items()}
 
 
-def _structure_columns(arch: Architecture) -> dict:
+def structure_columns(arch: Architecture) -> dict:
     return {
         "E": "-".join(map(str, arch.widths)),
         "F": "-".join(map(str, arch.ffn_dims)),
@@ -65,7 +65,7 @@ def table8(reference: dict, cost: CostModel, table: EntropyLookupTable, searched
             h = architecture_entropy(arch, table)
             cert = (result or {}).get("certificate") or {}
             rows.append({
-                "model": name, "budget": budget, "source": source, **_structure_columns(arch),
+                "model": name, "budget": budget, "source": source, **structure_columns(arch),
                 "params_shared_M": round(s["params_shared"] / 1e6, 2),
                 "params_unshared_M": round(s["params_unshared"] / 1e6, 2),
                 "flops_G": round(s["flops"] / 1e9, 2),
@@ -242,8 +242,28 @@ def row_cost(entry: dict) -> dict:
             "flops": s["flops"], "seq_len": entry["cost"]["flops_seq_len"]}
 
 
+def summary_paths(models: list[str], eval_dirs: list[str]) -> dict[str, Path]:
+    """Model -> its evaluation's summary.json (``eval_dirs`` in the order of ``models``)."""
+    return {m: Path(d) / "summary.json" for m, d in zip(models, eval_dirs, strict=True)}
+
+
+def read_summaries(paths: dict[str, Path]) -> dict[str, dict]:
+    """Model -> its evaluation summary ``{task: {metric: value}}``."""
+    import json
+
+    return {m: json.loads(Path(f).read_text())["tasks"] for m, f in paths.items()}
+
+
 def _accuracies(summary: dict, metric: str) -> dict:
     return {task: m[metric] for task, m in summary.items() if metric in m}
+
+
+def average_accuracy(summary: dict, metric: str) -> float:
+    """Mean ``metric`` over the tasks of an evaluation summary that report it (Table 2's average)."""
+    acc = _accuracies(summary, metric)
+    if not acc:
+        raise ValueError(f"no task of the evaluation reports metric {metric!r} (tasks: {sorted(summary)})")
+    return float(np.mean(list(acc.values())))
 
 
 def quantization_table(full: dict[str, dict], quantized: dict[tuple[str, str], dict], sizes: dict,
@@ -257,15 +277,14 @@ def quantization_table(full: dict[str, dict], quantized: dict[tuple[str, str], d
     claim = reference["figure6_quantization"]["claim"]
     rows = []
     for model, summary in full.items():
-        base = _accuracies(summary, metric)
         ours = [(s, q, sizes[m, s]) for (m, s), q in quantized.items() if m == model]
         fp32 = {"bytes_on_disk": full_bytes[model], "bits_per_quantized_weight": 32.0}
         for scheme, result, size in [("fp32", summary, fp32), *ours]:
             acc = _accuracies(result, metric)
-            avg = float(np.mean(list(acc.values())))
+            avg = average_accuracy(result, metric)
             ppl = {f"{task}_byte_ppl": m["byte_perplexity"] for task, m in result.items() if "byte_perplexity" in m}
             rows.append({"model": model, "scheme": scheme, **acc, "avg": avg,
-                         "avg_change_pct_points": 100 * (avg - float(np.mean(list(base.values())))), **ppl,
+                         "avg_change_pct_points": 100 * (avg - average_accuracy(summary, metric)), **ppl,
                          "size_MB": size["bytes_on_disk"] / 2**20,
                          "bits_per_weight": size["bits_per_quantized_weight"], "paper_claim": claim})
     return pd.DataFrame(rows)

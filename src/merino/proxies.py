@@ -15,6 +15,9 @@ Every proxy is oriented so that higher means "predicted better" (the study corre
   position embeddings.
 * **Entropy** (ours, paper Eq. 15): from the lookup table, alpha-weighted and penalised by gamma
   (``merino.entropy.architecture_entropy``).
+
+The first three also drive searches (:func:`proxy_scorer`, paper Fig. 5 and Table 4): the evolutionary
+search of Algorithm 1 with the proxy in place of entropy, as TE-NAS, TF-TAS and LTS rank architectures.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data import PackedDataset, batch_indices
 from .entropy import EntropyLookupTable, architecture_entropy
 from .model import MerinoAttention, MerinoConfig, MerinoForCausalLM, MerinoLayer
+from .search import PROXY_OBJECTIVES
 from .space import Architecture
 
 
@@ -145,6 +150,34 @@ def decoder_params(model: MerinoForCausalLM) -> int:
     """Parameters outside the token and position embeddings (the tied LM head is the token embedding)."""
     embeddings = {id(model.model.wte.weight), id(model.model.wpe.weight)}
     return sum(p.numel() for p in model.parameters() if id(p) not in embeddings)
+
+
+# ---- proxies as search objectives (Fig. 5, Table 4) -------------------------------------------------------
+def proxy_batch(tokens_dir, batch_size: int, seq_len: int, seed: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The real batch (B, T) the NTK is computed on: training sequences fixed by ``seed``."""
+    data = PackedDataset(tokens_dir, "train", seq_len)
+    indices = batch_indices(len(data), batch_size, 0, seed)
+    return torch.stack([data[int(k)] for k in indices])[:, :-1].to(device)
+
+
+def proxy_scorer(name: str, make_config: Callable[[Architecture], MerinoConfig], batch: torch.Tensor, *,
+                 ntk_inits: int, dss_seq_len: int, seed: int) -> Callable[[Architecture], float]:
+    """Architecture -> score of one proxy, higher is better (as in :func:`all_proxies`): -kappa of the NTK
+    (TE-NAS), DSS-Score (TF-TAS) or decoder params (LTS).  ``make_config`` gives an architecture's model
+    config; every architecture starts from the same seeds."""
+    if name == "ntk":
+        return lambda arch: -ntk_condition_number(make_config(arch), batch, ntk_inits, seed)["ntk_condition"]
+    if name == "dss":
+        def dss(arch: Architecture) -> float:
+            torch.manual_seed(seed)
+            return dss_score(MerinoForCausalLM(make_config(arch)).to(batch.device), dss_seq_len)["dss"]
+        return dss
+    if name == "decoder_params":
+        def params(arch: Architecture) -> float:
+            with torch.device("meta"):  # shapes only: no weights are drawn
+                return float(decoder_params(MerinoForCausalLM(make_config(arch))))
+        return params
+    raise ValueError(f"unknown proxy objective {name!r}; expected one of {PROXY_OBJECTIVES}")
 
 
 # ---- all four ----------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ and an exact solver of the Eq. 15 mathematical programme that certifies it.
 
 Objectives are callables on gene populations (P, N, 3) returning scores (P,).  Entropy
 objectives are *separable*: score = pen(L, w_hat) * sum_i L_i g(E_i, F_i), which the exact
-solver exploits; other proxies (later) only need ``__call__``.
+solver exploits; the training-free proxies of the comparisons (NTK, DSS-Score, decoder params;
+paper Fig. 5, Table 4) are :class:`ProxyObjective` s that score one architecture at a time.
 
 Budgets are priced by a *pricing* (:func:`merino.cost.pricing`): a CostModel kind (flops,
 params, memory) or, for ``latency<N>ms-<device>``, that device's measured latency table
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from .cost import Budget, CostModel, latency_tables, pricing
 from .entropy import EntropyConstants, EntropyLookupTable, effectiveness
-from .space import SearchSpace
+from .space import Architecture, SearchSpace
 
 # name -> (use alpha weights, use gamma penalty); paper Table 6 rows: none / gamma / gamma_alpha
 ENTROPY_OBJECTIVES = {
@@ -28,6 +30,8 @@ ENTROPY_OBJECTIVES = {
     "entropy_gamma": (False, True),
     "entropy_plain": (False, False),
 }
+# training-free proxies as objectives (merino.proxies.proxy_scorer): TE-NAS, TF-TAS, LTS (Fig. 5, Table 4)
+PROXY_OBJECTIVES = ("ntk", "dss", "decoder_params")
 
 
 @dataclass
@@ -59,6 +63,40 @@ class EntropyObjective:
         e, _, l = self.space.decode(genes)
         base = (l * self.block_values[genes[..., 0], genes[..., 1]]).sum(-1)
         return base * self.penalty(l.sum(-1), e.min(-1))
+
+
+@dataclass
+class ProxyObjective:
+    """A training-free proxy as the search objective: ``score`` (Architecture -> float, higher is better)
+    runs once per distinct architecture; ``evaluations`` counts those runs (the search's real cost)."""
+
+    name: str
+    space: SearchSpace
+    score: Callable[[Architecture], float]
+    scores: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.scores)
+
+    def __call__(self, genes: np.ndarray) -> np.ndarray:
+        out = np.empty(len(genes))
+        for i, (key, g) in enumerate(zip(self.space.keys(genes).tolist(), genes)):
+            if key not in self.scores:
+                self.scores[key] = float(self.score(self.space.to_architecture(g)))
+            out[i] = self.scores[key]
+        return out
+
+
+def build_objective(name: str, space: SearchSpace, table: EntropyLookupTable,
+                    scorer: Callable[[Architecture], float] | None = None):
+    """An entropy objective (Eq. 15 and its Table 6 ablations) by name, or a proxy objective from ``scorer``."""
+    if name in ENTROPY_OBJECTIVES:
+        return EntropyObjective.build(name, space, table)
+    if scorer is None:
+        raise ValueError(f"objective {name!r} is not an entropy objective ({sorted(ENTROPY_OBJECTIVES)}); "
+                         "a proxy objective needs its scorer (merino.proxies.proxy_scorer)")
+    return ProxyObjective(name, space, scorer)
 
 
 @dataclass
@@ -264,24 +302,26 @@ def exact_search(space: SearchSpace, objective: EntropyObjective, cost: CostMode
 
 
 def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel, objective_name: str,
-                  budget_label: str, settings: dict, latency=None) -> dict:
+                  budget_label: str, settings: dict, latency=None, scorer=None) -> dict:
     """Run one search (Algorithm 1) as configured, certify it with the exact solver if asked, and
     return the result file's content: architecture, its costs and entropy, search cost (time,
     evaluations, energy; Table 4) and the gap to the optimum.  ``latency``: latency table(s) (one,
     or device -> table) for a latency budget; the record gives the architecture's predicted
-    latency on every table passed."""
+    latency on every table passed.  ``scorer``: a proxy objective's per-architecture score
+    (:func:`merino.proxies.proxy_scorer`); entropy objectives need none."""
     from .entropy import architecture_entropy
     from .provenance import Meter
 
     budget = Budget.parse(budget_label)
-    objective = EntropyObjective.build(objective_name, space, table)
+    objective = build_objective(objective_name, space, table, scorer)
+    separable = isinstance(objective, EntropyObjective)
     with Meter(settings["cpu_watts"]) as meter:
         found = evolutionary_search(space, objective, cost, budget, iterations=settings["iterations"],
                                     population=settings["population"], parents=settings["parents"],
                                     seed=settings["seed"], latency=latency)
     arch = space.to_architecture(found.genes, name=f"{objective_name}@{budget_label}")
     certificate = None
-    if settings["certify"] and budget.kind in ADDITIVE_KINDS:
+    if settings["certify"] and separable and budget.kind in ADDITIVE_KINDS:
         with Meter(settings["cpu_watts"]) as exact_meter:
             best = exact_search(space, objective, cost, budget, latency=latency)
         certificate = {
@@ -289,6 +329,8 @@ def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel
             "gap_pct": 100 * (best.score - found.score) / best.score, "solver_wall_s": exact_meter.wall_s,
             "candidates_enumerated": best.evaluations,
         }
+    elif settings["certify"] and not separable:
+        certificate = {"skipped": f"the exact solver handles the separable entropy objectives, not {objective_name!r}"}
     elif settings["certify"]:
         certificate = {"skipped": f"the exact solver handles {', '.join(ADDITIVE_KINDS)} budgets, not {budget.kind}"}
     budget_record = {"label": budget.label, "kind": budget.kind, "value": budget.value, "unit": budget.unit}
@@ -301,7 +343,10 @@ def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel
         "score": found.score,
         "entropy": architecture_entropy(arch, table).to_dict(),
         "cost": cost.summary(arch),
-        "search_cost": {**meter.record(), "mutations": found.mutations, "evaluations": found.evaluations},
+        # evaluations: architectures the EA scored; objective_computations: how many times the objective ran
+        # (a proxy runs once per distinct architecture, entropy is looked up for every one)
+        "search_cost": {**meter.record(), "mutations": found.mutations, "evaluations": found.evaluations,
+                        "objective_computations": found.evaluations if separable else objective.evaluations},
         "trace": found.trace,
         "certificate": certificate,
     }

@@ -9,11 +9,12 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from merino.baselines import PAPER_BASELINES  # noqa: E402
 from merino.checks import check_config, model_scale, naive_model  # noqa: E402
 from merino.cost import Budget  # noqa: E402
+from merino.search import ENTROPY_OBJECTIVES, PROXY_OBJECTIVES  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_config(config)
 
-OBJECTIVES = ["entropy", "entropy_gamma", "entropy_plain"]
+OBJECTIVES = [*ENTROPY_OBJECTIVES, *PROXY_OBJECTIVES]
 PAPER_BUDGETS = ["flops60G", "flops110G", "flops160G"]
 PAPER_STRUCTURES = ["MeRino-52M", "MeRino-61M", "MeRino-64M"]
 
@@ -53,6 +54,11 @@ def entropy_settings(scale="paper"):
 def search_settings():
     """Search settings a single search depends on (not the list of budgets or the main objective)."""
     return {k: v for k, v in config["search"].items() if k not in ("budgets", "objective")}
+
+
+def proxy_search_settings():
+    """A proxy-driven search's settings: the entropy search's, with comparisons.search's EA size and proxies."""
+    return {**search_settings(), **config["comparisons"]["search"]}
 
 
 def latency_table_input(scale="paper"):
@@ -96,11 +102,14 @@ def architecture_file(name):
 
 def model_convention(name):
     """Model section a trained model uses: its design scale's (the pretraining design for its searches, the
-    paper's for Table 8 structures), with a naive GPT's embedding width and no sharing."""
+    paper's for Table 8 structures), with a naive GPT's embedding width and no sharing, and an entry's own
+    weight_sharing (Table 5)."""
     entry = model_entry(name)
     model = dict(design(model_scale(entry))["model"])
     if "naive" in entry:
         model.update(naive_model(config, entry)[1])
+    if "weight_sharing" in entry:
+        model["weight_sharing"] = entry["weight_sharing"]
     return model
 
 
@@ -162,6 +171,46 @@ def correlation_training():
     return {**training, "eval_steps": [training["steps"] // 2] if training["steps"] >= 2 else []}
 
 
+def comparison_models(key):
+    """Models a comparison of config `comparisons` (fig5, table4, table5, table6) needs, in order."""
+    c = config["comparisons"][key]
+    if key == "fig5":
+        names = [m for row in c for m in row["models"]]
+    elif key == "table4":
+        names = [row["model"] for row in c]
+    elif key == "table5":
+        names = [row[s] for row in c for s in ("without", "with")]
+    else:
+        names = list(c.values())
+    return list(dict.fromkeys(names))
+
+
+def model_budget(name):
+    """The budget label a trained model was searched or scaled for (the x axis of Fig. 5)."""
+    entry = model_entry(name)
+    return (entry.get("search") or entry.get("naive") or {}).get("budget", entry.get("structure"))
+
+
+def comparison_evaluations(key):
+    return expand("results/eval/{model}", model=comparison_models(key))
+
+
+def comparison_architectures(key):
+    """Architecture files of a comparison's models (for searched models: the search record)."""
+    return [architecture_file(m) for m in comparison_models(key)]
+
+
+def comparison_costs(key):
+    return {m: cost_entry(m) for m in comparison_models(key)}
+
+
+def comparison_targets():
+    files = {"fig5": ["figures/fig5_nas_comparison.pdf", "results/tables/fig5_nas_comparison.csv"],
+             "table4": ["results/tables/table4.csv"], "table5": ["results/tables/table5.csv"],
+             "table6": ["results/tables/table6.csv"]}
+    return [f for key, out in files.items() if config["comparisons"][key] for f in out]
+
+
 def main_searches():
     return [search_result(config["search"]["objective"], b) for b in config["search"]["budgets"]]
 
@@ -184,6 +233,7 @@ def all_targets():
         *[search_result(config["search"]["objective"], b, config["latency"]["scale"])
           for b in config["latency"]["budgets"]],
         *[f"results/{config['latency']['scale']}/latency/{d}/predictor_check.json" for d in config["latency"]["devices"]],
+        *comparison_targets(),
     ]
 
 

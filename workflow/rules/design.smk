@@ -24,6 +24,8 @@ rule search:
         lookup=rules.lookup.output[0],
     output:
         "results/search/{objective}/{budget}.json",
+    wildcard_constraints:
+        objective="|".join(ENTROPY_OBJECTIVES),   # proxy objectives: rule proxy_search (compare.smk)
     params:
         model=config["model"],
         cost=config["cost"],

@@ -8,11 +8,11 @@ import torch
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
-from merino.data import PackedDataset, batch_indices, load_tokenizer, read_cache_meta  # noqa: E402
+from merino.data import load_tokenizer, read_cache_meta  # noqa: E402
 from merino.entropy import EntropyConstants, EntropyLookupTable  # noqa: E402
 from merino.model import config_for  # noqa: E402
 from merino.provenance import provenance, write_json  # noqa: E402
-from merino.proxies import all_proxies  # noqa: E402
+from merino.proxies import all_proxies, proxy_batch  # noqa: E402
 from merino.space import Architecture  # noqa: E402
 
 p, i = snakemake.params, snakemake.input
@@ -22,8 +22,7 @@ arch = Architecture.load(i.architecture)
 config = config_for(arch, p.model, load_tokenizer(i.tokenizer))
 table = EntropyLookupTable.load(i.lookup, EntropyConstants.from_config(p.entropy, p.model["head_dim"]))
 x = p.proxies
-data = PackedDataset(i.tokens, "train", x["ntk_seq_len"])
-batch = torch.stack([data[int(k)] for k in batch_indices(len(data), x["ntk_batch_size"], 0, x["seed"])])[:, :-1]
+batch = proxy_batch(i.tokens, x["ntk_batch_size"], x["ntk_seq_len"], x["seed"])
 result = all_proxies(arch, config, table, batch, ntk_inits=x["ntk_inits"], dss_seq_len=x["dss_seq_len"], seed=x["seed"])
 meta = read_cache_meta(i.tokens)
 settings = {"model": p.model, "entropy": p.entropy, "proxies": x, "architecture": arch.to_dict(),

@@ -1,26 +1,41 @@
-"""Rule search: Algorithm 1 for one objective and budget, certified by the exact solver."""
+"""Rule search: Algorithm 1 for one objective and budget: entropy (certified by the exact solver) or a
+training-free proxy (NTK, DSS-Score, decoder params; the searches Fig. 5 and Table 4 compare with)."""
 import sys
 from pathlib import Path
+
+import torch
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
 from merino.cost import CostModel  # noqa: E402
+from merino.data import load_tokenizer  # noqa: E402
 from merino.entropy import EntropyConstants, EntropyLookupTable  # noqa: E402
 from merino.latency import LatencyTable  # noqa: E402
+from merino.model import config_for  # noqa: E402
 from merino.provenance import provenance, write_json  # noqa: E402
+from merino.proxies import proxy_batch, proxy_scorer  # noqa: E402
 from merino.search import search_record  # noqa: E402
 from merino.space import SearchSpace  # noqa: E402
 
-p = snakemake.params
+p, i = snakemake.params, snakemake.input
+torch.set_num_threads(snakemake.threads)
 space = SearchSpace.from_config(p.search_space, p.model["head_dim"])
-table = EntropyLookupTable.load(snakemake.input.lookup, EntropyConstants.from_config(p.entropy, p.model["head_dim"]))
-latency = LatencyTable.load(snakemake.input.latency) if "latency" in snakemake.input.keys() else None
+table = EntropyLookupTable.load(i.lookup, EntropyConstants.from_config(p.entropy, p.model["head_dim"]))
+latency = LatencyTable.load(i.latency) if "latency" in i.keys() else None
+scorer = None
+inputs = {"lookup": i.lookup, **({"latency": i.latency} if latency else {})}
+if "tokens" in i.keys():   # a proxy objective: scored on models built like the ones trained here
+    x = p.search["proxies"]
+    device = x["device"] if x["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = load_tokenizer(i.tokenizer)
+    scorer = proxy_scorer(snakemake.wildcards.objective, lambda arch: config_for(arch, p.model, tokenizer),
+                          proxy_batch(i.tokens, x["ntk_batch_size"], x["ntk_seq_len"], x["seed"], device),
+                          ntk_inits=x["ntk_inits"], dss_seq_len=x["dss_seq_len"], seed=x["seed"])
+    inputs["tokens"] = Path(i.tokens) / "meta.json"
 record = search_record(space, table, CostModel.from_config(p.model, p.cost), snakemake.wildcards.objective,
-                       snakemake.wildcards.budget, p.search, latency=latency)
+                       snakemake.wildcards.budget, p.search, latency=latency, scorer=scorer)
 settings = {k: getattr(p, k) for k in ("model", "cost", "search_space", "entropy", "search")}
-inputs = {"lookup": snakemake.input.lookup, **({"latency": snakemake.input.latency} if latency else {})}
-record["provenance"] = provenance(settings, inputs, seed=p.search["seed"],
-                                  wall_s=record["search_cost"]["wall_s"])
+record["provenance"] = provenance(settings, inputs, seed=p.search["seed"], wall_s=record["search_cost"]["wall_s"])
 write_json(snakemake.output[0], record)
 print(record["architecture"], record["certificate"], file=sys.stderr)

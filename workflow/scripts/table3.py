@@ -6,17 +6,17 @@ from pathlib import Path
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
-from merino.paper import load_reference, row_cost, table3  # noqa: E402
+from merino.paper import load_reference, read_summaries, row_cost, summary_paths, table3  # noqa: E402
 from merino.provenance import provenance, write_table  # noqa: E402
 from merino.tasks import PERPLEXITY_TASKS  # noqa: E402
 
 p = snakemake.params
-summaries = {m: json.loads((Path(d) / "summary.json").read_text())["tasks"] for m, d in zip(p.models, snakemake.input.evals)}
+paths = summary_paths(p.models, snakemake.input.evals)
+summaries = read_summaries(paths)
 costs = {m: row_cost(entry) for m, entry in p.costs.items()}
 latency = json.loads(Path(snakemake.input.latency).read_text())
 df = table3(costs, summaries, load_reference(), p.paper_names, PERPLEXITY_TASKS, latency)
-inputs = {m: Path(d) / "summary.json" for m, d in zip(p.models, snakemake.input.evals)}
 write_table(df, snakemake.output[0], provenance({"costs": p.costs, "paper_names": p.paper_names,
                                                  "latency_protocol": latency["protocol"]},
-                                                {**inputs, "latency": snakemake.input.latency}))
+                                                {**paths, "latency": snakemake.input.latency}))
 print(df.to_string(), file=sys.stderr)

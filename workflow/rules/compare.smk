@@ -1,0 +1,128 @@
+# NAS comparisons and ablations (paper Fig. 5, Tables 4, 5 and 6): searches driven by the training-free
+# proxies (NTK of TE-NAS, DSS-Score of TF-TAS, decoder params of LTS) under the same budgets, and tables
+# over models of pretrain.models, each trained and evaluated by the rules every model goes through.
+
+
+rule proxy_search:
+    input:
+        unpack(latency_table_input("paper")),
+        lookup=rules.lookup.output[0],
+        tokenizer=rules.prepare_data.output.tokenizer,   # proxies score models built like the trained ones
+        tokens=rules.prepare_data.output.tokens,         # the NTK's batch: training sequences
+    output:
+        "results/search/{objective}/{budget}.json",
+    wildcard_constraints:
+        objective="|".join(PROXY_OBJECTIVES),
+    params:
+        model=config["model"],
+        cost=config["cost"],
+        search_space=config["search_space"],
+        entropy=entropy_settings(),
+        search=proxy_search_settings(),
+    log:
+        "logs/search/{objective}/{budget}.log",
+    threads: config["comparisons"]["resources"]["cpus"]
+    resources:
+        gpu=config["comparisons"]["resources"]["gpu"],
+        mem_mb=config["comparisons"]["resources"]["mem_mb"],
+        runtime=config["comparisons"]["resources"]["runtime"],
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/search.py"
+
+
+use rule proxy_search as proxy_search_pretrain with:
+    input:
+        unpack(latency_table_input("pretrain")),
+        lookup=rules.lookup_pretrain.output[0],
+        tokenizer=rules.prepare_data.output.tokenizer,
+        tokens=rules.prepare_data.output.tokens,
+    output:
+        "results/pretrain/search/{objective}/{budget}.json",
+    params:
+        model=design("pretrain")["model"],
+        cost=design("pretrain")["cost"],
+        search_space=design("pretrain")["search_space"],
+        entropy=entropy_settings("pretrain"),
+        search=proxy_search_settings(),
+    log:
+        "logs/pretrain/search/{objective}/{budget}.log",
+
+
+rule fig5:
+    input:
+        evals=comparison_evaluations("fig5"),
+        architectures=comparison_architectures("fig5"),
+    output:
+        figure=report("figures/fig5_nas_comparison.pdf", caption="../report/fig5.rst", category="Comparisons"),
+        table=report("results/tables/fig5_nas_comparison.csv", caption="../report/fig5_table.rst",
+                     category="Comparisons"),
+    params:
+        models=comparison_models("fig5"),
+        methods=config["comparisons"]["fig5"],
+        budgets={m: model_budget(m) for m in comparison_models("fig5")},
+        costs=comparison_costs("fig5"),
+        metric=config["evaluation"]["metric"],
+    log:
+        "logs/fig5.log",
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/fig5.py"
+
+
+rule table4:
+    input:
+        evals=comparison_evaluations("table4"),
+        searches=comparison_architectures("table4"),
+    output:
+        report("results/tables/table4.csv", caption="../report/table4.rst", category="Comparisons"),
+    params:
+        models=comparison_models("table4"),
+        rows=config["comparisons"]["table4"],
+        metric=config["evaluation"]["metric"],
+    log:
+        "logs/table4.log",
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/table4.py"
+
+
+rule table5:
+    input:
+        evals=comparison_evaluations("table5"),
+        architectures=comparison_architectures("table5"),
+    output:
+        report("results/tables/table5.csv", caption="../report/table5.rst", category="Comparisons"),
+    params:
+        models=comparison_models("table5"),
+        rows=config["comparisons"]["table5"],
+        costs=comparison_costs("table5"),
+        metric=config["evaluation"]["metric"],
+    log:
+        "logs/table5.log",
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/table5.py"
+
+
+rule table6:
+    input:
+        evals=comparison_evaluations("table6"),
+        architectures=comparison_architectures("table6"),
+    output:
+        report("results/tables/table6.csv", caption="../report/table6.rst", category="Comparisons"),
+    params:
+        models=comparison_models("table6"),
+        rows=config["comparisons"]["table6"],
+        costs=comparison_costs("table6"),
+        metric=config["evaluation"]["metric"],
+    log:
+        "logs/table6.log",
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/table6.py"

@@ -1,0 +1,19 @@
+"""Rule fig5: average accuracy per FLOPs budget of every search method and scaling rule (paper Figure 5)."""
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+
+from merino.comparisons import nas_comparison, plot_nas_comparison  # noqa: E402
+from merino.paper import read_summaries, row_cost, summary_paths  # noqa: E402
+from merino.provenance import provenance, write_table  # noqa: E402
+
+p = snakemake.params
+paths = summary_paths(p.models, snakemake.input.evals)
+costs = {m: row_cost(entry) for m, entry in p.costs.items()}
+df = nas_comparison(p.methods, p.budgets, read_summaries(paths), costs, p.metric)
+write_table(df, snakemake.output.table, provenance({"methods": p.methods, "budgets": p.budgets, "costs": p.costs,
+                                                    "metric": p.metric}, paths))
+plot_nas_comparison(df, snakemake.output.figure)
+print(df.to_string(), file=sys.stderr)
