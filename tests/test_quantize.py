@@ -11,8 +11,8 @@ from merino import quantize as Q
 from merino.data import build_token_cache, load_corpus, train_tokenizer
 from merino.model import MerinoConfig, MerinoForCausalLM
 from merino.quantize import (QuantSpec, conv1d_to_linear, draw_calibration, gptq_quantize, load_quantized, pack_codes,
-                             quantize_model, read_quantized, rtn_quantize, save_quantized, unpack_codes)
-from merino.train import model_loss
+                             quantize_model, read_quantized, retokenize, rtn_quantize, save_quantized, unpack_codes)
+from merino.train import model_loss, unalias
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -265,3 +265,46 @@ def test_calibration_draw_is_seeded(tmp_path):
     assert not torch.equal(draw_calibration(tmp_path, 8, 16, seed=1).tokens, a.tokens)
     with pytest.raises(ValueError, match="n_samples"):
         draw_calibration(tmp_path, 10**6, 16, seed=0)
+
+
+def test_retokenized_calibration_is_the_same_text_in_the_other_tokenizer(tmp_path):
+    """A paper baseline is calibrated on the text of our calibration sequences, in its own tokenizer."""
+    corpus = load_corpus({"source": "embedded", "max_chars": 30_000})
+    ours, theirs = train_tokenizer(corpus, vocab_size=300), train_tokenizer(corpus, vocab_size=600)
+    build_token_cache(corpus, ours, tmp_path)
+    calibration = draw_calibration(tmp_path, 8, 32, seed=0)
+    moved = retokenize(calibration, ours, theirs, "their-model")
+    n = moved.tokens.shape[0]
+    assert moved.tokens.shape[1] == 32 and 1 <= n <= 8 and moved.description["n_samples"] == n
+    assert moved.description["retokenized_for"] == "their-model" and moved.description["indices"]
+    text = theirs.eos_token.join(ours.batch_decode(calibration.tokens.tolist()))
+    assert theirs.decode(moved.tokens.flatten().tolist()) == theirs.decode(theirs(text, add_special_tokens=False)[
+        "input_ids"][:n * 32])
+    assert moved.description["target_tokens"] < moved.description["source_tokens"]   # the larger vocabulary is terser
+    with pytest.raises(ValueError, match="raise quantization.calibration.samples"):
+        retokenize(draw_calibration(tmp_path, 1, 32, seed=0), ours, train_tokenizer(corpus, vocab_size=4000), "x")
+
+
+@pytest.mark.parametrize("family", ["opt", "gpt_neox"])
+def test_paper_baseline_families_quantize_and_reload(tmp_path, family):
+    """OPT (Linear, learned positions) and Pythia's GPT-NeoX (fused QKV, rotary): every projection quantized,
+    the checkpoint reloads through transformers' own classes with identical logits."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    kwargs = {"opt": dict(hidden_size=64, ffn_dim=128, word_embed_proj_dim=64, num_attention_heads=2,
+                          max_position_embeddings=64),
+              "gpt_neox": dict(hidden_size=64, intermediate_size=128, num_attention_heads=2,
+                               max_position_embeddings=64)}[family]
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(family, vocab_size=128, num_hidden_layers=2,
+                                                                  **kwargs)).eval()
+    tokens = markov_tokens(8, 32, 128, torch.Generator().manual_seed(3))
+    quantized = quantize_model(model, QuantSpec(bits=4, group_size=32), tokens)
+    per_layer = {"opt": 6, "gpt_neox": 4}[family]   # q, k, v (GPT-NeoX: fused), out, up, down
+    assert len(quantized.weights) == 2 * per_layer and not quantized.unquantized
+    sizes = save_quantized(model, quantized, tmp_path)
+    assert sizes["fp32_model_bytes"] == 4 * sum(p.numel() for p in unalias(model.state_dict()).values())
+    loaded = load_quantized(tmp_path)
+    assert type(loaded) is type(model)
+    with torch.no_grad():
+        assert torch.equal(loaded(tokens).logits, model(tokens).logits)

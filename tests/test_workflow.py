@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from html import unescape as html_unescape
 from pathlib import Path
 from urllib.parse import quote
@@ -24,10 +25,17 @@ def snakemake(workdir, *args, config=None, timeout=600):
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
            "--configfile", str(REPO / "config" / "config.yaml"), str(TINY)]
     if config is not None:
-        path = Path(workdir) / "override.yaml"
-        path.write_text(yaml.safe_dump(config))
+        text = yaml.safe_dump(config)
+        path = Path(workdir) / f"override-{abs(hash(text)):x}.yaml"   # one per edit: dry runs go side by side
+        path.write_text(text)
         cmd.append(str(path))
     return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def side_by_side(function, items):
+    """function(item) for every item, two at a time: a dry run is one mostly single-threaded process."""
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(function, items))
 
 
 def planned_jobs(workdir, config=None):
@@ -42,31 +50,40 @@ def planned_jobs(workdir, config=None):
     return jobs
 
 
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ({"search": {"popsize": 10}}, "popsize"),
-        ({"search_space": {"depths": [0, 1]}}, "depths"),
-        ({"entropy": {"epsilon": -1.0}}, "epsilon"),
-        ({"search": {"budgets": ["flops0.001G"]}}, r"search.budgets\[0\]='flops0.001G' is below the smallest"),
-        ({"search": {"budgets": ["latency5ms"]}}, "budgets"),
-        ({"search_space": {"embed_dim": {"min": 64, "max": 1000, "step": 64}}}, "search_space.embed_dim"),
-        ({"search": {"parents": 1000}}, "search.parents=1000"),
-        ({"pretrain": {"train": ["MeRino-XL"]}}, "pretrain.train names 'MeRino-XL'"),
-        ({"pretrain": {"training": {"micro_batch_size": 3}}}, "micro_batch_size=3"),
-        ({"pretrain": {"models": {"MeRino-S60": {"search": {"objective": "entropy", "budget": "flops0.0001G"}}}}},
-         r"pretrain.models.MeRino-S60.search.budget='flops0.0001G' is below the smallest"),
-        ({"data": {"corpus": {"source": "web"}}}, "source"),
-        ({"correlation": {"architectures": 5}}, r"calibration.fraction=0.5 splits correlation.architectures=5"),
-        ({"correlation": {"proxies": {"ntk_seq_len": 1000}}}, r"correlation.proxies.ntk_seq_len=1000 exceeds"),
-        ({"correlation": {"design": {"search_space": {"depths": []}}}}, "depths"),
-    ],
-)
-def test_malformed_config_stops_before_any_job(tmp_path, override, message):
-    out = snakemake(tmp_path, "-n", config=override)
+MALFORMED = [
+    ({"search": {"popsize": 10}}, "popsize"),
+    ({"search_space": {"depths": [0, 1]}}, "depths"),
+    ({"entropy": {"epsilon": -1.0}}, "epsilon"),
+    ({"search": {"budgets": ["flops0.001G"]}}, r"search.budgets\[0\]='flops0.001G' is below the smallest"),
+    ({"search": {"budgets": ["latency5ms"]}}, "budgets"),
+    ({"search_space": {"embed_dim": {"min": 64, "max": 1000, "step": 64}}}, "search_space.embed_dim"),
+    ({"search": {"parents": 1000}}, "search.parents=1000"),
+    ({"pretrain": {"train": ["MeRino-XL"]}}, "pretrain.train names 'MeRino-XL'"),
+    ({"pretrain": {"training": {"micro_batch_size": 3}}}, "micro_batch_size=3"),
+    ({"pretrain": {"models": {"MeRino-S60": {"search": {"objective": "entropy", "budget": "flops0.0001G"}}}}},
+     r"pretrain.models.MeRino-S60.search.budget='flops0.0001G' is below the smallest"),
+    ({"data": {"corpus": {"source": "web"}}}, "source"),
+    ({"correlation": {"architectures": 5}}, r"calibration.fraction=0.5 splits correlation.architectures=5"),
+    ({"correlation": {"proxies": {"ntk_seq_len": 1000}}}, r"correlation.proxies.ntk_seq_len=1000 exceeds"),
+    ({"correlation": {"design": {"search_space": {"depths": []}}}}, "depths"),
+    ({"comparisons": {"table4": [{"paper": "TE-NAS", "model": "GPT-width-S60"}]}},
+     r"comparisons.table4\[0\].model names 'GPT-width-S60', which must be a search"),
+]
+
+
+@pytest.fixture(scope="module")
+def malformed_runs(tmp_path_factory):
+    """(workdir, dry run) of every malformed override, each in its own empty working directory."""
+    dirs = [tmp_path_factory.mktemp("malformed") for _ in MALFORMED]
+    return side_by_side(lambda k: (dirs[k], snakemake(dirs[k], "-n", config=MALFORMED[k][0])), range(len(MALFORMED)))
+
+
+@pytest.mark.parametrize("case", range(len(MALFORMED)), ids=[m for _, m in MALFORMED])
+def test_malformed_config_stops_before_any_job(malformed_runs, case):
+    workdir, out = malformed_runs[case]
     assert out.returncode != 0
-    assert re.search(message, out.stdout + out.stderr), out.stderr[-2000:]
-    assert not (tmp_path / "results").exists()
+    assert re.search(MALFORMED[case][1], out.stdout + out.stderr), out.stderr[-2000:]
+    assert not (workdir / "results").exists()
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +159,38 @@ def test_smoke_run_produces_every_output(tiny_run):
     assert planned_jobs(tiny_run) == {}
 
 
+def average_accuracy(run, model):
+    tasks = json.loads((run / "results/eval" / model / "summary.json").read_text())["tasks"]
+    return np.mean([tasks[t]["acc"] for t in ("merino_word_order", "merino_continuation")])
+
+
+def test_smoke_run_compares_searches_and_ablations(tiny_run):
+    ntk = json.loads((tiny_run / "results/pretrain/search/ntk/flops0.006G.json").read_text())
+    assert ntk["objective"] == "ntk" and ntk["cost"]["flops"] <= 0.006e9 and "skipped" in ntk["certificate"]
+    assert 0 < ntk["search_cost"]["objective_computations"] <= ntk["search_cost"]["evaluations"]
+    assert ntk["provenance"]["settings"]["search"]["proxies"]["ntk_batch_size"] == 4
+    fig5 = pd.read_csv(tiny_run / "results/tables/fig5_nas_comparison.csv").set_index("model")
+    assert list(fig5["method"]) == ["MeRino (entropy)", "TE-NAS (NTK)", "GPT width-scaled"]
+    assert list(fig5["budget"]) == ["flops0.006G", "flops0.006G", "flops0.008G"]
+    for model in fig5.index:
+        assert fig5.loc[model, "avg_acc"] == pytest.approx(average_accuracy(tiny_run, model))
+    assert fig5.loc["GPT-width-S60", "best_at_budget"]   # alone at its budget
+    assert (tiny_run / "figures/fig5_nas_comparison.pdf").stat().st_size > 1000
+    table4 = pd.read_csv(tiny_run / "results/tables/table4.csv").set_index("method")
+    assert list(table4["model"]) == ["MeRino-S60", "NTK-S60"] and table4.loc["MeRino", "time_vs_first"] == 1
+    assert table4.loc["TE-NAS", "objective_computations"] == ntk["search_cost"]["objective_computations"]
+    assert table4.loc["TE-NAS", "paper_hours"] == 1.2 and table4["energy_source"].str.len().min() > 0
+    table5 = pd.read_csv(tiny_run / "results/tables/table5.csv").set_index("sharing")
+    assert table5.loc["without", "model"] == "MeRino-S60-unshared" and table5.loc["with", "paper_params_M"] == 52
+    assert table5.loc["without", "flops_M"] == table5.loc["with", "flops_M"]
+    assert table5.loc["without", "params_M"] >= table5.loc["with", "params_M"]
+    unshared = json.loads((tiny_run / "results/models/MeRino-S60-unshared/config.json").read_text())
+    assert unshared["weight_sharing"] is False
+    table6 = pd.read_csv(tiny_run / "results/tables/table6.csv")
+    assert list(table6["model"]) == ["MeRino-S60-plain", "MeRino-S60-gamma", "MeRino-S60"]
+    assert table6["avg_acc"].tolist() == pytest.approx([average_accuracy(tiny_run, m) for m in table6["model"]])
+
+
 TABLES = {"table2": 1, "table3": 1, "fig1": 1}
 QUANTIZED = {"quantize": 2, "evaluate_quantized": 2, "fig6": 1}   # MeRino-S60 at INT8 and INT4
 # a change to MeRino-S60 (searched, timed, evaluated, quantized) / to both evaluated models
@@ -149,53 +198,59 @@ MERINO = {"pretrain": 3, "latency": 1, "evaluate": 1, **QUANTIZED, **TABLES}
 EVAL = {"evaluate": 2, **QUANTIZED, **TABLES}
 
 
-@pytest.mark.parametrize(
-    "edit, expected",
-    [
-        ({"search": {"population": 32}},   # 5 searches at the pretraining design: 3 models, latency, memory
-         {"search": 3, "search_pretrain": 5, "table8": 1, **MERINO, "all": 1}),
-        ({"entropy": {"gamma_strength": 4.0}},
-         {"search": 3, "search_pretrain": 5, "table8": 1, "table1": 1, "correlation_proxies": 6,
-          "correlation_study": 1, "table1_complete": 1, **MERINO, "all": 1}),
-        ({"entropy": {"epsilon": 0.03}},
-         {"lookup": 1, "lookup_pretrain": 1, "lookup_correlation": 1, "search": 3, "search_pretrain": 5,
-          "table8": 1, "table1": 1, "fig2": 1, "correlation_proxies": 6, "correlation_study": 1,
-          "table1_complete": 1, **MERINO, "all": 1}),
-        ({"fig2": {"architectures": 7}}, {"fig2": 1, "all": 1}),
-        ({"search": {"budgets": ["flops60G", "flops110G", "flops160G", "params2M"]}}, {"search": 1, "all": 1}),
-        ({"cost": {"count_lm_head": True}},
-         {"search": 3, "table8": 1, "table1": 1, "table1_complete": 1, "table3": 1, "fig1": 1, "all": 1}),
-        ({"pretrain": {"training": {"lr": 2.0e-3}}}, {"pretrain": 4, **EVAL, "all": 1}),
-        ({"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
-         {"search_pretrain": 5, "naive": 1, "pretrain": 4, "latency": 1, **EVAL, "all": 1}),
-        ({"data": {"tokenizer": {"vocab_size": 600}}}, {"prepare_data": 1, "pretrain": 4, **EVAL, "all": 1}),
-        ({"correlation": {"data": {"tokenizer": {"vocab_size": 600}}}},
-         {"prepare_correlation_data": 1, "correlation_proxies": 6, "correlation_train": 8, "correlation_study": 1,
-          "table1_complete": 1, "all": 1}),
-        ({"pretrain": {"resources": {"runtime": 5}}}, {}),
-        ({"correlation": {"architectures": 7}},
-         {"correlation_architecture": 1, "correlation_proxies": 1, "correlation_train": 1, "correlation_study": 1,
-          "all": 1}),
-        ({"correlation": {"bootstrap": {"samples": 100}}}, {"correlation_study": 1, "all": 1}),
-        ({"correlation": {"proxies": {"ntk_inits": 2}}}, {"correlation_proxies": 6, "correlation_study": 1, "all": 1}),
-        ({"correlation": {"training": {"lr": 1.0e-3}}},
-         {"correlation_train": 8, "correlation_study": 1, "table1_complete": 1, "all": 1}),
-        ({"evaluation": {"local_tasks": {"multiple_choice": {"items": 30}}}},
-         {"eval_tasks": 1, "evaluate": 2, "evaluate_quantized": 2, "fig6": 1, **TABLES, "all": 1}),
-        ({"evaluation": {"batch_size": 8}}, {"evaluate": 2, "evaluate_quantized": 2, "fig6": 1, **TABLES, "all": 1}),
-        ({"evaluation": {"models": ["MeRino-S60"]}}, {"latency": 1, **TABLES, "all": 1}),
-        ({"baselines": {"naive_scaling": {"base_depth": 1}}},
-         {"naive": 1, "pretrain": 1, "latency": 1, "evaluate": 1, **TABLES, "all": 1}),
-        ({"quantization": {"schemes": {"int4": {"bits": 4, "group_size": 16}}}},
-         {"quantize": 1, "evaluate_quantized": 1, "fig6": 1, "all": 1}),
-        ({"latency": {"protocol": {"repeats": 4}}},
-         {"latency": 1, "latency_table": 1, "latency_check": 1, "search_pretrain": 1, "table3": 1, "fig1": 1,
-          "all": 1}),
-        ({"evaluation": {"resources": {"runtime": 5}}}, {}),
-    ],
-)
-def test_an_edit_reruns_exactly_its_dependants(tiny_run, edit, expected):
-    assert planned_jobs(tiny_run, config=edit) == expected
+RERUNS = [
+    ({"search": {"population": 32}},   # 5 searches at the pretraining design: 3 models, latency, memory
+     {"search": 3, "search_pretrain": 5, "table8": 1, **MERINO, "all": 1}),
+    ({"entropy": {"gamma_strength": 4.0}},
+     {"search": 3, "search_pretrain": 5, "table8": 1, "table1": 1, "correlation_proxies": 6,
+      "correlation_study": 1, "table1_complete": 1, **MERINO, "all": 1}),
+    ({"entropy": {"epsilon": 0.03}},
+     {"lookup": 1, "lookup_pretrain": 1, "lookup_correlation": 1, "search": 3, "search_pretrain": 5,
+      "table8": 1, "table1": 1, "fig2": 1, "correlation_proxies": 6, "correlation_study": 1,
+      "table1_complete": 1, **MERINO, "all": 1}),
+    ({"fig2": {"architectures": 7}}, {"fig2": 1, "all": 1}),
+    ({"search": {"budgets": ["flops60G", "flops110G", "flops160G", "params2M"]}}, {"search": 1, "all": 1}),
+    ({"cost": {"count_lm_head": True}},
+     {"search": 3, "table8": 1, "table1": 1, "table1_complete": 1, "table3": 1, "fig1": 1, "all": 1}),
+    ({"pretrain": {"training": {"lr": 2.0e-3}}}, {"pretrain": 4, **EVAL, "all": 1}),
+    ({"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
+     {"search_pretrain": 5, "naive": 1, "pretrain": 4, "latency": 1, **EVAL, "all": 1}),
+    ({"data": {"tokenizer": {"vocab_size": 600}}}, {"prepare_data": 1, "pretrain": 4, **EVAL, "all": 1}),
+    ({"correlation": {"data": {"tokenizer": {"vocab_size": 600}}}},
+     {"prepare_correlation_data": 1, "correlation_proxies": 6, "correlation_train": 8, "correlation_study": 1,
+      "table1_complete": 1, "all": 1}),
+    ({"pretrain": {"resources": {"runtime": 5}}}, {}),
+    ({"correlation": {"architectures": 7}},
+     {"correlation_architecture": 1, "correlation_proxies": 1, "correlation_train": 1, "correlation_study": 1,
+      "all": 1}),
+    ({"correlation": {"bootstrap": {"samples": 100}}}, {"correlation_study": 1, "all": 1}),
+    ({"correlation": {"proxies": {"ntk_inits": 2}}}, {"correlation_proxies": 6, "correlation_study": 1, "all": 1}),
+    ({"correlation": {"training": {"lr": 1.0e-3}}},
+     {"correlation_train": 8, "correlation_study": 1, "table1_complete": 1, "all": 1}),
+    ({"evaluation": {"local_tasks": {"multiple_choice": {"items": 30}}}},
+     {"eval_tasks": 1, "evaluate": 2, "evaluate_quantized": 2, "fig6": 1, **TABLES, "all": 1}),
+    ({"evaluation": {"batch_size": 8}}, {"evaluate": 2, "evaluate_quantized": 2, "fig6": 1, **TABLES, "all": 1}),
+    ({"evaluation": {"models": ["MeRino-S60"]}}, {"latency": 1, **TABLES, "all": 1}),
+    ({"baselines": {"naive_scaling": {"base_depth": 1}}},
+     {"naive": 1, "pretrain": 1, "latency": 1, "evaluate": 1, **TABLES, "all": 1}),
+    ({"quantization": {"schemes": {"int4": {"bits": 4, "group_size": 16}}}},
+     {"quantize": 1, "evaluate_quantized": 1, "fig6": 1, "all": 1}),
+    ({"latency": {"protocol": {"repeats": 4}}},
+     {"latency": 1, "latency_table": 1, "latency_check": 1, "search_pretrain": 1, "table3": 1, "fig1": 1,
+      "all": 1}),
+    ({"evaluation": {"resources": {"runtime": 5}}}, {}),
+]
+
+
+@pytest.fixture(scope="module")
+def planned_after_edit(tiny_run):
+    return side_by_side(lambda edit: planned_jobs(tiny_run, config=edit), [edit for edit, _ in RERUNS])
+
+
+@pytest.mark.parametrize("case", range(len(RERUNS)), ids=[yaml.safe_dump(e, default_flow_style=True).strip()
+                                                          for e, _ in RERUNS])
+def test_an_edit_reruns_exactly_its_dependants(planned_after_edit, case):
+    assert planned_after_edit[case] == RERUNS[case][1]
 
 
 def test_paper_config_dry_run_builds(tmp_path):
@@ -205,9 +260,12 @@ def test_paper_config_dry_run_builds(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "search" in out.stdout
-    assert re.search(r"^pretrain\s+6$", out.stdout, re.M), out.stdout[-3000:]
+    # 3 searched, 3 Table 8 structures and 20 compared models (Fig. 5, Tables 5 and 6)
+    assert re.search(r"^pretrain\s+26$", out.stdout, re.M), out.stdout[-3000:]
     assert re.search(r"^correlation_train\s+83$", out.stdout, re.M)  # 81 sampled + Table 1's wide and deep
-    assert re.search(r"^evaluate\s+9$", out.stdout, re.M) and re.search(r"^table2\s+1$", out.stdout, re.M)
+    assert re.search(r"^evaluate\s+29$", out.stdout, re.M) and re.search(r"^table2\s+1$", out.stdout, re.M)
+    assert re.search(r"^proxy_search\s+9$", out.stdout, re.M)     # NTK, DSS-Score, decoder params x 3 budgets
+    assert all(re.search(rf"^{t}\s+1$", out.stdout, re.M) for t in ("fig5", "table4", "table5", "table6"))
     assert "gpu=8" in out.stdout and "pretrained" not in out.stderr
 
 
@@ -228,6 +286,11 @@ REPORTED = {
     "figures/fig1_accuracy_latency.pdf": "Evaluation",
     "results/tables/fig6_quantization.csv": "Quantization",
     "figures/fig6_quantization.pdf": "Quantization",
+    "figures/fig5_nas_comparison.pdf": "Comparisons",
+    "results/tables/fig5_nas_comparison.csv": "Comparisons",
+    "results/tables/table4.csv": "Comparisons",
+    "results/tables/table5.csv": "Comparisons",
+    "results/tables/table6.csv": "Comparisons",
 }
 # in a headless browser, the report's own JavaScript app shows the category named in the URL's
 # fragment; what it renders is copied into <pre id="merino-seen"> for --dump-dom

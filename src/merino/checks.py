@@ -76,9 +76,9 @@ def _check_evaluation(config: dict) -> None:
             raise ConfigError(f"config evaluation.models names {name!r}, which is neither in pretrain.models "
                               f"({sorted(models)}) nor a paper baseline ({sorted(PAPER_BASELINES)})")
     for name in config["quantization"]["models"]:
-        if name not in models:
-            raise ConfigError(f"config quantization.models names {name!r}, which is not in pretrain.models "
-                              f"({sorted(models)}): only models trained here are quantized")
+        if name not in models and name not in PAPER_BASELINES:
+            raise ConfigError(f"config quantization.models names {name!r}, which is neither in pretrain.models "
+                              f"({sorted(models)}) nor a paper baseline ({sorted(PAPER_BASELINES)})")
     lat = config["latency"]
     timed = [*config["evaluation"]["models"], *lat["paper_models"]]
     if lat["reference"] not in timed:

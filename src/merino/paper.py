@@ -273,7 +273,7 @@ def quantization_table(full: dict[str, dict], quantized: dict[tuple[str, str], d
 
     ``full`` maps a model to its evaluation summary; ``quantized`` maps (model, scheme) to its summary
     and ``sizes`` (model, scheme) to the quantized checkpoint's byte counts; ``full_bytes`` is each
-    full-precision checkpoint's size on disk."""
+    model's size at 32 bits (its tensors before quantization)."""
     claim = reference["figure6_quantization"]["claim"]
     rows = []
     for model, summary in full.items():

@@ -237,6 +237,25 @@ def draw_calibration(cache_dir: str | Path, n_samples: int, seq_len: int, seed: 
     return Calibration(tokens, description)
 
 
+def retokenize(calibration: Calibration, source, target, target_name: str) -> Calibration:
+    """The same calibration text in another model's tokenizer (a paper baseline has its own): every sequence
+    decoded with ``source``, the texts joined by ``target``'s end-of-text token and re-tokenized, then cut
+    into sequences of the same length.  A tokenizer that needs fewer tokens for the text yields fewer
+    sequences (never padding); the description records how many."""
+    seq_len = calibration.tokens.shape[1]
+    texts = source.batch_decode(calibration.tokens.tolist())
+    separator = target.eos_token or ""
+    ids = target(separator.join(texts), add_special_tokens=False)["input_ids"]
+    n = min(len(calibration.tokens), len(ids) // seq_len)
+    if n < 1:
+        raise ValueError(f"calibration text is {len(ids)} tokens in {target_name}'s tokenizer, shorter than one "
+                         f"sequence of {seq_len}: raise quantization.calibration.samples")
+    tokens = torch.tensor(ids[:n * seq_len], dtype=torch.long).view(n, seq_len)
+    description = {**calibration.description, "n_samples": n, "retokenized_for": target_name,
+                   "source_tokens": int(calibration.tokens.numel()), "target_tokens": len(ids)}
+    return Calibration(tokens, description)
+
+
 # ---- the model-level driver ------------------------------------------------------------------------------
 def _weight_matrix(module: nn.Module) -> torch.Tensor:
     """The (out, in) matrix of a Linear, or of a Conv1D (which stores its transpose)."""
@@ -431,12 +450,13 @@ def save_quantized(model: nn.Module, quantized: QuantizedModel, out_dir: str | P
     state dict as it is), ``quantization.json`` (format, spec, calibration, modules with shape, layout
     and stats, sizes; also in the safetensors metadata) and the model's ``config.json``.
     Returns the sizes: bytes on disk, of the codes, of scales + zero points, of the full-precision rest,
-    and bits per quantized weight including scales and zero points."""
+    of the whole unquantized model at 32 bits, and bits per quantized weight including scales and zero points."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bits = quantized.spec.bits
     state = model.state_dict()
     quantized_keys = {f"{name}.weight" for name in quantized.weights}
+    fp32_bytes = sum(4 * t.numel() for t in unalias(state).values())   # the whole model at 32 bits (Fig. 6)
     tensors = {k: v.cpu().contiguous() for k, v in unalias(state).items() if k not in quantized_keys}
     full_precision = sum(t.numel() * t.element_size() for t in tensors.values())
     modules, code_bytes, grid_bytes, n_weights = {}, 0, 0, 0
@@ -455,7 +475,7 @@ def save_quantized(model: nn.Module, quantized: QuantizedModel, out_dir: str | P
     save_file(tensors, out / WEIGHTS_FILE, metadata={"quantization": json.dumps(config)})
     model.config.save_pretrained(out)
     sizes = {"bytes_on_disk": (out / WEIGHTS_FILE).stat().st_size, "code_bytes": code_bytes,
-             "scale_zero_bytes": grid_bytes, "full_precision_bytes": full_precision,
+             "scale_zero_bytes": grid_bytes, "full_precision_bytes": full_precision, "fp32_model_bytes": fp32_bytes,
              "quantized_weights": n_weights,
              "bits_per_quantized_weight": 8 * (code_bytes + grid_bytes) / max(n_weights, 1)}
     (out / CONFIG_FILE).write_text(json.dumps(config | {"sizes": sizes}, indent=2) + "\n")

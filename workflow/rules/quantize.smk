@@ -3,11 +3,14 @@
 
 rule quantize:
     input:
-        model="results/models/{model}",
+        # a model trained here, or a paper baseline from the Hub whose calibration text is re-tokenized
+        unpack(lambda w: {"model": f"results/models/{w.model}"} if trained(w.model) else
+               {"tokenizer": rules.prepare_data.output.tokenizer}),
         tokens=rules.prepare_data.output.tokens,
     output:
         directory("results/quantized/{model}/{scheme}"),
     params:
+        pretrained=lambda w, input: input.get("model") or PAPER_BASELINES[w.model].hub_id,   # a directory or Hub id
         quantization=lambda w: quantization_settings(w.scheme),
     log:
         "logs/quantize/{model}/{scheme}.log",
@@ -37,7 +40,6 @@ use rule evaluate as evaluate_quantized with:
 
 rule fig6:
     input:
-        models=expand("results/models/{model}", model=config["quantization"]["models"]),
         full=expand("results/eval/{model}", model=config["quantization"]["models"]),
         quantized=expand("results/eval_quantized/{model}/{scheme}", model=config["quantization"]["models"],
                          scheme=list(config["quantization"]["schemes"])),

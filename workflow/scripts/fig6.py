@@ -14,7 +14,7 @@ pairs = [(m, s) for m in p.models for s in p.schemes]   # the order of expand():
 full = {m: json.loads((Path(d) / "summary.json").read_text())["tasks"] for m, d in zip(p.models, i.full)}
 quantized = {k: json.loads((Path(d) / "summary.json").read_text())["tasks"] for k, d in zip(pairs, i.quantized)}
 sizes = {k: json.loads((Path(d) / "quantization.json").read_text())["sizes"] for k, d in zip(pairs, i.checkpoints)}
-full_bytes = {m: (Path(d) / "model.safetensors").stat().st_size for m, d in zip(p.models, i.models)}
+full_bytes = {m: sizes[m, p.schemes[0]]["fp32_model_bytes"] for m in p.models}   # the model before quantization
 reference = load_reference()
 df = quantization_table(full, quantized, sizes, full_bytes, p.metric, reference)
 write_table(df, snakemake.output.table, provenance({"models": p.models, "schemes": p.schemes, "metric": p.metric},
