@@ -71,6 +71,7 @@ rule pretrain:
         model=lambda w: model_convention(w.model),
         training=config["pretrain"]["training"],
         checkpoints="results/checkpoints/{model}",
+    priority: 1   # long jobs first, so the last minutes are not one training job beside an idle core
     log:
         "logs/pretrain/{model}.log",
     threads: config["pretrain"]["resources"]["cpus"]
