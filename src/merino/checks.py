@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .cost import Budget, CostModel
-from .search import smallest_cost
+from .search import PROXY_OBJECTIVES, smallest_cost
 from .space import SearchSpace
 
 
@@ -109,7 +109,7 @@ def _check_comparisons(config: dict) -> None:
         for j, name in enumerate(row["models"]):
             entry(f"comparisons.fig5[{i}].models[{j}]", name)
     for i, row in enumerate(c["table4"]):
-        entry(f"comparisons.table4[{i}].model", row["model"], ("entropy", "ntk", "dss", "decoder_params"))
+        entry(f"comparisons.table4[{i}].model", row["model"], ("entropy", *PROXY_OBJECTIVES))
     for i, row in enumerate(c["table5"]):
         shared, unshared = (entry(f"comparisons.table5[{i}].{k}", row[k]) for k in ("with", "without"))
         if "search" not in shared or shared.get("search") != unshared.get("search") or \
