@@ -1,20 +1,22 @@
-"""Config checks of the comparisons (Fig. 5, Tables 4-6): each error names the key and the value."""
+"""Config checks (the schema, then merino.checks): each error names the key and the value.  The
+workflow runs both before any job (tests/test_workflow.py checks that through Snakemake)."""
 import copy
 from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
 from merino.checks import ConfigError, check_config
 
 REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 
 @pytest.fixture(scope="module")
 def default_config():
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    validate(config, SCHEMA)
     return config
 
 
@@ -42,4 +44,41 @@ def test_a_comparison_that_cannot_work_is_refused(default_config, edit, message)
     config = copy.deepcopy(default_config)
     edit(config)
     with pytest.raises(ConfigError, match=message):
+        check_config(config)
+
+
+@pytest.fixture(scope="module")
+def tiny_config(default_config):
+    config = copy.deepcopy(default_config)
+    update_config(config, yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text()))
+    return config
+
+
+def test_the_smoke_config_passes(tiny_config):
+    config = copy.deepcopy(tiny_config)
+    validate(config, SCHEMA)
+    check_config(config)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"search_space": {"depths": [0, 1]}}, "depths"),
+    ({"entropy": {"epsilon": -1.0}}, "epsilon"),
+    ({"search": {"budgets": ["latency5ms"]}}, "budgets"),
+    ({"search_space": {"embed_dim": {"min": 64, "max": 1000, "step": 64}}}, "search_space.embed_dim"),
+    ({"search": {"parents": 1000}}, "search.parents=1000"),
+    ({"pretrain": {"train": ["MeRino-XL"]}}, "pretrain.train names 'MeRino-XL'"),
+    ({"pretrain": {"training": {"micro_batch_size": 3}}}, "micro_batch_size=3"),
+    ({"pretrain": {"models": {"MeRino-S60": {"search": {"objective": "entropy", "budget": "flops0.0001G"}}}}},
+     r"pretrain.models.MeRino-S60.search.budget='flops0.0001G' is below the smallest"),
+    ({"data": {"corpus": {"source": "web"}}}, "source"),
+    ({"correlation": {"architectures": 5}}, r"calibration.fraction=0.5 splits correlation.architectures=5"),
+    ({"correlation": {"proxies": {"ntk_seq_len": 1000}}}, r"correlation.proxies.ntk_seq_len=1000 exceeds"),
+    ({"correlation": {"design": {"search_space": {"depths": []}}}}, "depths"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_a_malformed_config_is_refused_naming_the_key(tiny_config, override, message):
+    """Edits of the smoke config, merged as Snakemake merges --configfile files."""
+    config = copy.deepcopy(tiny_config)
+    update_config(config, override)
+    with pytest.raises(Exception, match=message):
+        validate(config, SCHEMA)
         check_config(config)

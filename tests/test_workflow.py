@@ -50,22 +50,9 @@ def planned_jobs(workdir, config=None):
     return jobs
 
 
-MALFORMED = [
+MALFORMED = [  # through Snakemake: the checks run before any job (tests/test_checks.py has many more cases)
     ({"search": {"popsize": 10}}, "popsize"),
-    ({"search_space": {"depths": [0, 1]}}, "depths"),
-    ({"entropy": {"epsilon": -1.0}}, "epsilon"),
     ({"search": {"budgets": ["flops0.001G"]}}, r"search.budgets\[0\]='flops0.001G' is below the smallest"),
-    ({"search": {"budgets": ["latency5ms"]}}, "budgets"),
-    ({"search_space": {"embed_dim": {"min": 64, "max": 1000, "step": 64}}}, "search_space.embed_dim"),
-    ({"search": {"parents": 1000}}, "search.parents=1000"),
-    ({"pretrain": {"train": ["MeRino-XL"]}}, "pretrain.train names 'MeRino-XL'"),
-    ({"pretrain": {"training": {"micro_batch_size": 3}}}, "micro_batch_size=3"),
-    ({"pretrain": {"models": {"MeRino-S60": {"search": {"objective": "entropy", "budget": "flops0.0001G"}}}}},
-     r"pretrain.models.MeRino-S60.search.budget='flops0.0001G' is below the smallest"),
-    ({"data": {"corpus": {"source": "web"}}}, "source"),
-    ({"correlation": {"architectures": 5}}, r"calibration.fraction=0.5 splits correlation.architectures=5"),
-    ({"correlation": {"proxies": {"ntk_seq_len": 1000}}}, r"correlation.proxies.ntk_seq_len=1000 exceeds"),
-    ({"correlation": {"design": {"search_space": {"depths": []}}}}, "depths"),
     ({"comparisons": {"table4": [{"paper": "TE-NAS", "model": "GPT-width-S60"}]}},
      r"comparisons.table4\[0\].model names 'GPT-width-S60', which must be a search"),
 ]

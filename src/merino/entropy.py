@@ -27,11 +27,16 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .space import Architecture, SearchSpace
+
+if TYPE_CHECKING:
+    import torch
+# torch is imported where matrices are drawn: the workflow's config checks import this module (through
+# merino.search) on every Snakemake call, and importing torch would double the paper dry run's time.
 
 
 @dataclass(frozen=True)
@@ -71,15 +76,17 @@ class EntropyConstants:
 def entropy_from_singular_values(s: torch.Tensor, epsilon: float, log_base: float = math.e) -> float:
     """sum_j log(1 + s_j^2 / eps^2) in base ``log_base``."""
     s2 = s.double() ** 2
-    return float(torch.log1p(s2 / epsilon**2).sum() / math.log(log_base))
+    return float((s2 / epsilon**2).log1p().sum() / math.log(log_base))
 
 
 def matrix_entropy(w: torch.Tensor, epsilon: float, log_base: float = math.e) -> float:
     """Eq. 7 for one given matrix, from its singular values (eigenvalues of the smaller Gram matrix)."""
+    import torch
+
     w = w.double()
     gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
     s2 = torch.linalg.eigvalsh(gram).clamp_min(0)
-    return float(torch.log1p(s2 / epsilon**2).sum() / math.log(log_base))
+    return float((s2 / epsilon**2).log1p().sum() / math.log(log_base))
 
 
 def _draw_seed(seed: int, rows: int, cols: int, draw: int) -> int:
@@ -87,6 +94,8 @@ def _draw_seed(seed: int, rows: int, cols: int, draw: int) -> int:
 
 
 def random_matrix(rows: int, cols: int, init_std: float, seed: int) -> torch.Tensor:
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(rows, cols, generator=gen, dtype=torch.float64) * init_std
 
