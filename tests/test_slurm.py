@@ -186,6 +186,7 @@ def test_failed_slurm_job_is_retried_and_reported_with_its_log(tmp_path):
     jobs = submitted_by_rule(out)
     assert {rule: len(ids) for rule, ids in jobs.items()} == {"flaky": 2, "broken": 1 + retries}, log[-6000:]
     states = {i: r["State"] for i, r in sacct(jobs["flaky"] + jobs["broken"]).items()}
+    print("\n".join(f"{rule}: " + ", ".join(f"{i} {states.get(i)}" for i in ids) for rule, ids in jobs.items()))
     assert [states[i] for i in jobs["flaky"]] == ["FAILED", "COMPLETED"], states
     assert {states[i] for i in jobs["broken"]} == {"FAILED"}, states
     assert (tmp_path / "flaky.txt").read_text().strip() == "ok"
