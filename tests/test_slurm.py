@@ -10,8 +10,8 @@ MERINO_SLURM_ACCOUNT and MERINO_SLURM_PARTITION (defaults: the CI cluster's `mer
 * a rule that fails on its first attempt is resubmitted and succeeds; one that always fails is
   submitted 1 + `retries` times; each failure is reported with the rule's log;
 * a pretraining job that Slurm requeues while it runs (`scontrol requeue`, as on preemption or a node
-  failure; the profile submits with `--requeue`) starts again under the same job ID, resumes from its
-  last checkpoint and ends where an uninterrupted local run ends.
+  failure; the profile submits with `--requeue`) saves a checkpoint on Slurm's SIGTERM, starts again
+  under the same job ID, resumes from that checkpoint and ends where an uninterrupted local run ends.
 """
 import json
 import os
@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -72,6 +73,15 @@ def slurm_cluster():
         pytest.skip(reason)
 
 
+@pytest.fixture
+def show(capsys):
+    """print() straight to the terminal, so that CI's log shows what the cluster did (job IDs, sacct states)."""
+    def _show(text: str) -> None:
+        with capsys.disabled():
+            print("\n" + textwrap.indent(text, "    "))
+    return _show
+
+
 def snakemake(workdir, *args, snakefile=REPO / "Snakefile", timeout=300):
     """One Snakemake call under `timeout -k 10`, so a hung status check cannot hang the suite."""
     cmd = ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake", "-s", str(snakefile),
@@ -120,7 +130,7 @@ def comparable(record: dict) -> dict:
     return record
 
 
-def test_design_stage_runs_as_slurm_jobs_and_matches_a_local_run(tmp_path):
+def test_design_stage_runs_as_slurm_jobs_and_matches_a_local_run(tmp_path, show):
     slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
     config = ["--configfile", REPO / "config" / "config.yaml", TINY]
     # the same targets run locally beside the Slurm run (which mostly waits on status checks), with as many
@@ -134,7 +144,7 @@ def test_design_stage_runs_as_slurm_jobs_and_matches_a_local_run(tmp_path):
             local.kill()
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-6000:]
-    print(f"Slurm run: {out.wall_s:.0f} s")
+    show(f"Slurm run: {out.wall_s:.0f} s")
 
     # every job ran as a Slurm job of this account and partition, and Slurm says it completed
     job_ids = submitted(log)
@@ -142,7 +152,7 @@ def test_design_stage_runs_as_slurm_jobs_and_matches_a_local_run(tmp_path):
     for rule, n in DESIGN_JOBS.items():
         assert len(re.findall(rf"^rule {rule}:$", log, re.M)) == n, (rule, log[-6000:])
     jobs = sacct(job_ids)
-    print("\n".join(f"{i} {r}" for i, r in jobs.items()))
+    show("\n".join(f"{i} {r}" for i, r in jobs.items()))
     assert set(jobs) == set(job_ids)
     for job_id, row in jobs.items():
         assert row["State"] == "COMPLETED" and row["ExitCode"] == "0:0", (job_id, row)
@@ -173,7 +183,7 @@ def submitted_by_rule(out) -> dict[str, list[str]]:
     return jobs
 
 
-def test_failed_slurm_job_is_retried_and_reported_with_its_log(tmp_path):
+def test_failed_slurm_job_is_retried_and_reported_with_its_log(tmp_path, show):
     assert yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["retries"] >= 1
     # flaky fails on its first attempt and is resubmitted; broken fails on all 1 + retries attempts.  One
     # retry here instead of the profile's 3: the plugin waits 10 s longer after each status check in
@@ -186,7 +196,7 @@ def test_failed_slurm_job_is_retried_and_reported_with_its_log(tmp_path):
     jobs = submitted_by_rule(out)
     assert {rule: len(ids) for rule, ids in jobs.items()} == {"flaky": 2, "broken": 1 + retries}, log[-6000:]
     states = {i: r["State"] for i, r in sacct(jobs["flaky"] + jobs["broken"]).items()}
-    print("\n".join(f"{rule}: " + ", ".join(f"{i} {states.get(i)}" for i in ids) for rule, ids in jobs.items()))
+    show("\n".join(f"{rule}: " + ", ".join(f"{i} {states.get(i)}" for i in ids) for rule, ids in jobs.items()))
     assert [states[i] for i in jobs["flaky"]] == ["FAILED", "COMPLETED"], states
     assert {states[i] for i in jobs["broken"]} == {"FAILED"}, states
     assert (tmp_path / "flaky.txt").read_text().strip() == "ok"
@@ -198,10 +208,12 @@ def test_failed_slurm_job_is_retried_and_reported_with_its_log(tmp_path):
         assert failed_slurm_log.read_text().strip(), failed_slurm_log
 
 
-def test_requeued_pretraining_job_resumes_from_its_checkpoint(tmp_path):
+def test_requeued_pretraining_job_resumes_from_its_checkpoint(tmp_path, show):
     slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
-    longer = tmp_path / "longer.yaml"  # long enough to be requeued mid-run (~0.5 s a step), a checkpoint every 5
-    longer.write_text(yaml.safe_dump({"pretrain": {"training": {"steps": 30, "checkpoint_every": 5}}}))
+    # long enough to be requeued mid-run (~0.5 s a step); no periodic checkpoint before the end: the one to
+    # resume from is the one training saves when Slurm's SIGTERM reaches it
+    longer = tmp_path / "longer.yaml"
+    longer.write_text(yaml.safe_dump({"pretrain": {"training": {"steps": 30, "checkpoint_every": 1000}}}))
     config = ["--configfile", REPO / "config" / "config.yaml", TINY, longer]
     model = "MeRino-52M"  # a Table 8 structure: no search upstream
     target = f"results/models/{model}"
@@ -214,24 +226,23 @@ def test_requeued_pretraining_job_resumes_from_its_checkpoint(tmp_path):
         assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
         run = start_snakemake(slurm_dir, slurm_log, *config, *slurm_args(slurm_dir),
                               "--set-resources", f"pretrain:slurm_partition={PARTITION}", "--", target)
-        state = slurm_dir / "results" / "checkpoints" / model / "checkpoint" / "state.json"
+        log = slurm_dir / "results" / "checkpoints" / model / "log.jsonl"  # every 5 steps (tiny config)
         deadline = time.time() + 180
-        while time.time() < deadline and run.poll() is None and not (
-                state.exists() and json.loads(state.read_text())["step"] >= 10):
+        while time.time() < deadline and run.poll() is None and last_logged_step(log) < 10:
             time.sleep(0.2)
         job_ids = submitted(slurm_log.read_text())
         assert len(job_ids) == 1 and run.poll() is None, slurm_log.read_text()[-6000:]
         job_id = job_ids[0]
         assert "Requeue=1" in scontrol_show_job(job_id), "the profile does not submit with --requeue"
         subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=30)
-        print(f"Slurm job {job_id} requeued after {time.time() - started:.0f} s")
+        show(f"Slurm job {job_id} requeued after {time.time() - started:.0f} s")
         # Slurm holds a requeued job back (BeginTime, about 2 minutes); let it start again at once
         deadline = time.time() + 60
         while "JobState=PENDING" not in scontrol_show_job(job_id) and time.time() < deadline:
             time.sleep(0.2)
         subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
         assert run.wait(timeout=320) == 0, slurm_log.read_text()[-6000:]
-        print(f"Slurm run done after {time.time() - started:.0f} s")
+        show(f"Slurm run done after {time.time() - started:.0f} s")
         assert local.wait(timeout=320) == 0, (tmp_path / "local.log").read_text()[-6000:]
     finally:
         for process in (local, *([run] if "run" in locals() else [])):
@@ -241,11 +252,12 @@ def test_requeued_pretraining_job_resumes_from_its_checkpoint(tmp_path):
 
     states = subprocess.run(["sacct", "-X", "-n", "-P", "--duplicates", "-j", job_id, "--format=State"],
                             capture_output=True, text=True, timeout=30, check=True).stdout.split()
-    print(f"sacct {job_id}: {states}")
+    show(f"sacct {job_id}: {states}")
     assert states[0] == "REQUEUED" and states[-1] == "COMPLETED", states
 
     metrics = json.loads((slurm_dir / target / "metrics.json").read_text())
     uninterrupted = json.loads((local_dir / target / "metrics.json").read_text())
+    # resumed at step >= 10 with no periodic checkpoint before step 30: the checkpoint SIGTERM made
     assert metrics["resumed_at"] and metrics["resumed_at"][0] >= 10 and uninterrupted["resumed_at"] == []
     assert metrics["steps"] == uninterrupted["steps"] == 30
     assert metrics["val_loss"] == pytest.approx(uninterrupted["val_loss"], rel=1e-4)
@@ -260,6 +272,11 @@ def start_snakemake(workdir, log_path, *args):
         return subprocess.Popen(["timeout", "-k", "10", "300", sys.executable, "-m", "snakemake", "-s",
                                  str(REPO / "Snakefile"), "-d", str(workdir), *map(str, args)],
                                 stdout=log, stderr=subprocess.STDOUT)
+
+
+def last_logged_step(log: Path) -> int:
+    lines = [line for line in log.read_text().splitlines() if line.endswith("}")] if log.exists() else []
+    return json.loads(lines[-1])["step"] if lines else 0
 
 
 def scontrol_show_job(job_id: str) -> str:

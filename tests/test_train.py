@@ -1,5 +1,6 @@
-"""Training: learning happens, resume after SIGKILL continues exactly, DDP on 2 processes equals
-1 process with the same global batch, non-finite loss and corrupt checkpoints stop clearly."""
+"""Training: learning happens, SIGTERM saves a checkpoint and stops, resume after SIGTERM or SIGKILL
+continues exactly, DDP on 2 processes equals 1 process with the same global batch, non-finite loss and
+corrupt checkpoints stop clearly."""
 import json
 import os
 import signal
@@ -74,22 +75,44 @@ def _env():
     return {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
 
 
-def test_resume_after_sigkill_ends_where_an_uninterrupted_run_ends(tmp_path, token_cache):
+def _wait_for(path: Path, step: int, proc: subprocess.Popen, timeout: float = 240) -> None:
+    """Until the checkpoint state or training log at ``path`` has reached ``step`` (or the run ended)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if path.exists():
+            lines = path.read_text().splitlines()
+            last = json.loads(lines[-1]) if lines and lines[-1].endswith("}") else {}
+            if last.get("step", 0) >= step:
+                return
+        time.sleep(0.05)
+
+
+def test_sigterm_then_sigkill_resume_where_an_uninterrupted_run_ends(tmp_path, token_cache):
     full = _job(tmp_path, token_cache, "full", steps=40)
     subprocess.run([sys.executable, "-m", "merino.train", str(full)], check=True, env=_env(), timeout=300)
-    killed = _job(tmp_path, token_cache, "killed", steps=40)
+    work = tmp_path / "stopped-work"
+    # SIGTERM (Slurm's requeue, preemption, time limit): a checkpoint of the step in progress, although
+    # checkpoint_every is longer than the run
+    stopped = _job(tmp_path, token_cache, "stopped", steps=40, checkpoint_every=1000)
+    proc = subprocess.Popen([sys.executable, "-m", "merino.train", str(stopped)], env=_env(), stderr=subprocess.PIPE,
+                            text=True)
+    _wait_for(work / "log.jsonl", 8, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "TrainingStopped: stopped by SIGTERM after step" in err, err[-3000:]
+    first_stop = json.loads((work / "checkpoint" / "state.json").read_text())["step"]
+    assert 8 <= first_stop < 40 and not (tmp_path / "stopped" / "metrics.json").exists()
+    # SIGKILL (node failure, out of memory): back to the last periodic checkpoint
+    killed = _job(tmp_path, token_cache, "stopped", steps=40, checkpoint_every=10)
     proc = subprocess.Popen([sys.executable, "-m", "merino.train", str(killed)], env=_env())
-    state = tmp_path / "killed-work" / "checkpoint" / "state.json"
-    deadline = time.time() + 240
-    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["step"] >= 20):
-        time.sleep(0.05)
+    _wait_for(work / "checkpoint" / "state.json", 20, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (tmp_path / "killed" / "metrics.json").exists(), "the run finished before it could be killed"
+    assert not (tmp_path / "stopped" / "metrics.json").exists(), "the run finished before it could be killed"
     subprocess.run([sys.executable, "-m", "merino.train", str(killed)], check=True, env=_env(), timeout=300)
-    metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
-    assert metrics["resumed_at"] and metrics["resumed_at"][0] >= 20
-    a, b = read_log(tmp_path / "full" / "log.jsonl"), read_log(tmp_path / "killed" / "log.jsonl")
+    metrics = json.loads((tmp_path / "stopped" / "metrics.json").read_text())
+    assert metrics["resumed_at"][0] == first_stop and metrics["resumed_at"][1] >= 20
+    a, b = read_log(tmp_path / "full" / "log.jsonl"), read_log(tmp_path / "stopped" / "log.jsonl")
     assert [r["step"] for r in a] == [r["step"] for r in b] == list(range(1, 41))
     assert b[-1]["loss"] == pytest.approx(a[-1]["loss"], rel=1e-4)
     full_metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())

@@ -8,7 +8,9 @@ and the global batch is split over processes x gradient-accumulation micro-batch
 The run's working state lives in ``work_dir`` (kept outside the final output, which a workflow
 manager may delete when a job dies): ``checkpoint/`` (model.safetensors, optimizer.pt,
 state.json; replaced atomically every ``checkpoint_every`` steps) and ``log.jsonl`` (step,
-loss, lr, tokens/s; appended across resumes).  At the end ``out_dir`` receives the final model
+loss, lr, tokens/s; appended across resumes).  SIGTERM (sent by Slurm before it requeues, preempts or
+times out a job, and by ``scancel``) lets the step in progress finish, saves a checkpoint of it and
+stops with :class:`TrainingStopped`, so a rerun loses no step.  At the end ``out_dir`` receives the final model
 (safetensors + config + tokenizer, loadable with ``AutoModelForCausalLM``), ``log.jsonl``,
 ``metrics.json`` (validation perplexity, wall time) and ``loss.pdf``.
 
@@ -23,7 +25,9 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,6 +44,31 @@ from .model import MerinoConfig, MerinoForCausalLM
 
 class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, unusable checkpoint); the last good checkpoint is kept."""
+
+
+class TrainingStopped(Exception):
+    """Training was asked to stop (SIGTERM) and saved a checkpoint of its last step; a rerun resumes from it."""
+
+
+class _StopOnSigterm:
+    """While active, SIGTERM only records the request; the training loop checks it after every step.
+    (Signal handlers can be set in the main thread only; elsewhere SIGTERM keeps its default.)"""
+
+    def __init__(self):
+        self.requested, self._previous = False, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._request)
+        return self
+
+    def _request(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
 
 
 @dataclass(frozen=True)
@@ -252,54 +281,60 @@ def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path
     validation = PackedDataset(cache_dir, "validation", cfg.seq_len) if world.main else None
     started, window_tokens, window_start = time.time(), 0, time.perf_counter()
     model.train()
-    while step < cfg.steps:
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        indices = batch_indices(len(train_data), cfg.batch_size, step, cfg.seed)
-        mine = indices.reshape(world.size, accum, cfg.micro_batch_size)[world.rank]
-        loss_sum = torch.zeros((), device=world.device)
-        for k in range(accum):
-            seq = _batch(train_data, mine[k], world.device)
-            sync = k == accum - 1 or world.size == 1
-            ctx = ddp.no_sync() if not sync else contextlib.nullcontext()
-            with ctx, autocast:
-                loss = model_loss(ddp, seq) / accum
-                loss.backward()
-            loss_sum += loss.detach()
-        if world.size > 1:
-            dist.all_reduce(loss_sum)
-            loss_sum /= world.size
-        value = float(loss_sum)
-        if not math.isfinite(value):
-            raise TrainingError(f"non-finite loss {value} at step {step}; the last good checkpoint in {checkpoint} "
-                                "is kept (lower training.lr or check the data)")
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        tokens += cfg.batch_size * cfg.seq_len
-        window_tokens += cfg.batch_size * cfg.seq_len
-        if world.main:
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                now = time.perf_counter()
-                log.write(json.dumps({"step": step, "loss": value, "lr": lr, "tokens": tokens,
-                                      "tokens_per_s": window_tokens / max(now - window_start, 1e-9)}) + "\n")
-                log.flush()
-                window_tokens, window_start = 0, now
-            if step in cfg.eval_steps and step < cfg.steps:
-                val = evaluate_perplexity(model, validation, cfg.eval_batches, cfg.micro_batch_size, world.device)
-                log.write(json.dumps({"step": step, "val_loss": val["val_loss"],
-                                      "val_perplexity": val["val_perplexity"]}) + "\n")
-                log.flush()
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.3f}")
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                _save_checkpoint(checkpoint, model, optimizer, step, tokens, resumed_at, fingerprint)
-        if world.size > 1:
-            dist.barrier()
+    with _StopOnSigterm() as sigterm:
+        while step < cfg.steps:
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            indices = batch_indices(len(train_data), cfg.batch_size, step, cfg.seed)
+            mine = indices.reshape(world.size, accum, cfg.micro_batch_size)[world.rank]
+            loss_sum = torch.zeros((), device=world.device)
+            for k in range(accum):
+                seq = _batch(train_data, mine[k], world.device)
+                sync = k == accum - 1 or world.size == 1
+                ctx = ddp.no_sync() if not sync else contextlib.nullcontext()
+                with ctx, autocast:
+                    loss = model_loss(ddp, seq) / accum
+                    loss.backward()
+                loss_sum += loss.detach()
+            stop = torch.tensor(float(sigterm.requested), device=world.device)
+            if world.size > 1:  # one collective: the mean loss, and whether any process was asked to stop
+                synced = torch.stack([loss_sum, stop])
+                dist.all_reduce(synced)
+                loss_sum, stop = synced[0] / world.size, synced[1]
+            stopping, value = bool(stop > 0), float(loss_sum)
+            if not math.isfinite(value):
+                raise TrainingError(f"non-finite loss {value} at step {step}; the last good checkpoint in "
+                                    f"{checkpoint} is kept (lower training.lr or check the data)")
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            tokens += cfg.batch_size * cfg.seq_len
+            window_tokens += cfg.batch_size * cfg.seq_len
+            if world.main:
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    now = time.perf_counter()
+                    log.write(json.dumps({"step": step, "loss": value, "lr": lr, "tokens": tokens,
+                                          "tokens_per_s": window_tokens / max(now - window_start, 1e-9)}) + "\n")
+                    log.flush()
+                    window_tokens, window_start = 0, now
+                if step in cfg.eval_steps and step < cfg.steps:
+                    val = evaluate_perplexity(model, validation, cfg.eval_batches, cfg.micro_batch_size, world.device)
+                    log.write(json.dumps({"step": step, "val_loss": val["val_loss"],
+                                          "val_perplexity": val["val_perplexity"]}) + "\n")
+                    log.flush()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{value:.3f}")
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
+                    _save_checkpoint(checkpoint, model, optimizer, step, tokens, resumed_at, fingerprint)
+            if world.size > 1:
+                dist.barrier()
+            if stopping and step < cfg.steps:
+                raise TrainingStopped(f"stopped by SIGTERM after step {step} of {cfg.steps}; checkpoint {checkpoint} "
+                                      "saved, a rerun resumes from it")
     if bar is not None:
         bar.close()
     metrics = {}
