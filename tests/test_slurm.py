@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from merino.train import read_log
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 ACCOUNT = os.environ.get("MERINO_SLURM_ACCOUNT", "merino")
@@ -82,10 +84,14 @@ def show(capsys):
     return _show
 
 
+def snakemake_command(workdir, *args, snakefile=REPO / "Snakefile", timeout=300) -> list[str]:
+    """A Snakemake call under `timeout -k 10`, so a hung status check cannot hang the suite."""
+    return ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake", "-s", str(snakefile),
+            "-d", str(workdir), *map(str, args)]
+
+
 def snakemake(workdir, *args, snakefile=REPO / "Snakefile", timeout=300):
-    """One Snakemake call under `timeout -k 10`, so a hung status check cannot hang the suite."""
-    cmd = ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake", "-s", str(snakefile),
-           "-d", str(workdir), *map(str, args)]
+    cmd = snakemake_command(workdir, *args, snakefile=snakefile, timeout=timeout)
     started = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True)
     out.wall_s = time.time() - started
@@ -220,7 +226,7 @@ def test_requeued_pretraining_job_resumes_from_its_checkpoint(tmp_path, show):
     started = time.time()
     # the uninterrupted reference runs locally beside the Slurm run (one core each)
     local = start_snakemake(local_dir, tmp_path / "local.log", *config, "--cores", 1, "--", target)
-    slurm_log = tmp_path / "slurm.log"
+    slurm_log, run = tmp_path / "slurm.log", None
     try:
         out = snakemake(slurm_dir, *config, "--cores", 1, target, "--omit-from", "pretrain")  # inputs, locally
         assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
@@ -245,8 +251,8 @@ def test_requeued_pretraining_job_resumes_from_its_checkpoint(tmp_path, show):
         show(f"Slurm run done after {time.time() - started:.0f} s")
         assert local.wait(timeout=320) == 0, (tmp_path / "local.log").read_text()[-6000:]
     finally:
-        for process in (local, *([run] if "run" in locals() else [])):
-            if process.poll() is None:
+        for process in (local, run):
+            if process is not None and process.poll() is None:
                 process.kill()
     assert submitted(slurm_log.read_text()) == [job_id], "requeued by Slurm, not resubmitted by Snakemake"
 
@@ -261,17 +267,14 @@ def test_requeued_pretraining_job_resumes_from_its_checkpoint(tmp_path, show):
     assert metrics["resumed_at"] and metrics["resumed_at"][0] >= 10 and uninterrupted["resumed_at"] == []
     assert metrics["steps"] == uninterrupted["steps"] == 30
     assert metrics["val_loss"] == pytest.approx(uninterrupted["val_loss"], rel=1e-4)
-    steps = [[json.loads(line)["step"] for line in (d / target / "log.jsonl").read_text().splitlines()]
-             for d in (slurm_dir, local_dir)]
-    assert sorted(set(steps[0])) == steps[1], "the resumed run's log has every step, each repeated step once more"
+    resumed, local_log = (read_log(d / target / "log.jsonl") for d in (slurm_dir, local_dir))
+    assert [r["step"] for r in resumed] == [r["step"] for r in local_log]  # every logged step, none missing
 
 
 def start_snakemake(workdir, log_path, *args):
-    """A Snakemake call in the background (under `timeout -k 10 300`), its output into log_path."""
+    """A Snakemake call in the background, its output into log_path."""
     with open(log_path, "w") as log:
-        return subprocess.Popen(["timeout", "-k", "10", "300", sys.executable, "-m", "snakemake", "-s",
-                                 str(REPO / "Snakefile"), "-d", str(workdir), *map(str, args)],
-                                stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(snakemake_command(workdir, *args), stdout=log, stderr=subprocess.STDOUT)
 
 
 def last_logged_step(log: Path) -> int:

@@ -118,7 +118,8 @@ def table5(rows: list[dict], summaries: dict[str, dict], costs: dict[str, dict],
     difference = pivot["avg_acc"]["with"] - pivot["avg_acc"]["without"]
     df["acc_with_minus_without"] = df["target"].map(difference)
     df["paper_claim"] = TABLE5_CLAIM
-    df["claim_holds"] = df["target"].map(fewer & (difference.abs() <= 0.01))   # "about the same": within 1 point (paper: <= 0.5)
+    # "about the same": within 1 point (paper: <= 0.5)
+    df["claim_holds"] = df["target"].map(fewer & (difference.abs() <= 0.01))
     return df
 
 

@@ -70,7 +70,6 @@ class _StopOnSigterm:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-
 @dataclass(frozen=True)
 class TrainConfig:
     """Training hyper-parameters (config ``pretrain.training``)."""
@@ -297,12 +296,12 @@ def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path
                     loss = model_loss(ddp, seq) / accum
                     loss.backward()
                 loss_sum += loss.detach()
-            stop = torch.tensor(float(sigterm.requested), device=world.device)
+            stopping = sigterm.requested
             if world.size > 1:  # one collective: the mean loss, and whether any process was asked to stop
-                synced = torch.stack([loss_sum, stop])
+                synced = torch.stack([loss_sum, torch.tensor(float(stopping), device=world.device)])
                 dist.all_reduce(synced)
-                loss_sum, stop = synced[0] / world.size, synced[1]
-            stopping, value = bool(stop > 0), float(loss_sum)
+                loss_sum, stopping = synced[0] / world.size, bool(synced[1] > 0)
+            value = float(loss_sum)
             if not math.isfinite(value):
                 raise TrainingError(f"non-finite loss {value} at step {step}; the last good checkpoint in "
                                     f"{checkpoint} is kept (lower training.lr or check the data)")
