@@ -4,7 +4,13 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The configuration: config/config.yaml (the embedded default) unless --configfile is given. Then the
+# first --configfile is the base, a complete configuration that replaces the default (config/paper.yaml,
+# or your copy of either), and each further --configfile and every --config is layered over it, key by
+# key: `snakemake --configfile config/paper.yaml my-site.yaml`. README "Configuration".
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

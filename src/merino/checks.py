@@ -29,6 +29,21 @@ def naive_model(config: dict, entry: dict):
     return naive_architecture(cost, Budget.parse(n["budget"]), n["scaling"], **config["baselines"]["naive_scaling"])
 
 
+def check_base_config(path, sections) -> None:
+    """The first ``--configfile`` replaces config/config.yaml as the base configuration, so it must hold every
+    top-level section (``sections``, the schema's); a partial file belongs after a complete one."""
+    import yaml
+
+    with open(path) as f:
+        base = yaml.safe_load(f) or {}
+    missing = [s for s in sections if s not in base]
+    if missing:
+        raise ConfigError(
+            f"config file {str(path)!r} is the base configuration (the first --configfile replaces "
+            f"config/config.yaml) but lacks the sections {missing}; put a complete configuration first and layer "
+            f"this one over it, e.g. --configfile config/config.yaml {path} (or config/paper.yaml {path})")
+
+
 def check_config(config: dict) -> None:
     """Raise :class:`ConfigError` for the first problem found, before any job runs."""
     devices = config["latency"]["devices"]

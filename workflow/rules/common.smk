@@ -2,16 +2,20 @@
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from merino.baselines import PAPER_BASELINES  # noqa: E402
-from merino.checks import check_config, model_scale, naive_model  # noqa: E402
+from merino.checks import check_base_config, check_config, model_scale, naive_model  # noqa: E402
 from merino.cost import Budget  # noqa: E402
 from merino.search import ENTROPY_OBJECTIVES, PROXY_OBJECTIVES  # noqa: E402
 
-validate(config, schema="../schemas/config.schema.yaml")
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+if workflow.overwrite_configfiles:   # the first --configfile is the base (Snakefile): complete, or an error
+    check_base_config(workflow.overwrite_configfiles[0], list(yaml.safe_load(SCHEMA.read_text())["properties"]))
+validate(config, schema=str(SCHEMA))
 check_config(config)
 
 OBJECTIVES = [*ENTROPY_OBJECTIVES, *PROXY_OBJECTIVES]
