@@ -1,6 +1,7 @@
 """Latency protocol, per-device latency tables and latency budgets (merino.latency, merino.cost, merino.search).
 
 Structure and correctness only: no assertion depends on how fast this machine is."""
+import dataclasses
 import math
 
 import numpy as np
@@ -225,6 +226,45 @@ def test_search_record_reports_the_predicted_latency(tiny_space, tiny_cost):
     assert record["latency"]["cpu"]["predicted_ms"] <= 4.0
     assert record["latency"]["cpu"]["table"]["device_name"] == "synthetic"
     assert "gap_pct" in record["certificate"]
+
+
+def scaled(table: LatencyTable, factor: float) -> LatencyTable:
+    """The same table measured on a device ``factor`` times slower."""
+    return dataclasses.replace(table, layer_ms=table.layer_ms * factor, projection_ms=table.projection_ms * factor,
+                               constant_ms=table.constant_ms * factor)
+
+
+def test_relative_latency_budget_is_a_multiple_of_the_smallest_architecture():
+    b = Budget.parse("latency1.5x-cpu")
+    assert (b.kind, b.value, b.device, b.relative) == ("latency", 1.5, "cpu", True)
+    assert b.resolve(8.0).value == 12.0 and not b.resolve(8.0).relative
+    assert Budget.parse("latency50ms-cpu").resolve(8.0).value == 50.0   # absolute budgets stay as they are
+    with pytest.raises(ValueError, match=r"'latency0.5x-cpu'.*at least 1x"):
+        Budget.parse("latency0.5x-cpu")
+    with pytest.raises(ValueError, match="'flops2x' is not of the form"):
+        Budget.parse("flops2x")
+
+
+def test_relative_latency_budget_finds_the_same_architecture_on_a_slower_device(tiny_space, tiny_cost):
+    """A relative budget is feasible on any device, and scaling every latency leaves its search unchanged; an
+    absolute budget chosen on a fast device is infeasible on a slow one."""
+    table = synthetic_table(tiny_space, d=128, vocab=512)
+    settings = {"iterations": 500, "population": 16, "parents": 4, "seed": 0, "certify": True, "cpu_watts": 15.0}
+    records = [search_record(tiny_space, entropy_table(tiny_space), tiny_cost, "entropy", "latency1.6x-cpu", settings,
+                             latency=scaled(table, factor)) for factor in (1.0, 25.0)]
+    smallest = table.predict(tiny_space.to_architecture(np.zeros((tiny_space.n_blocks, 3), dtype=np.int64)))
+    for record, factor in zip(records, (1.0, 25.0)):
+        assert record["budget"]["multiple"] == 1.6
+        assert record["budget"]["smallest_architecture"] == pytest.approx(smallest * factor)
+        assert record["budget"]["value"] == pytest.approx(1.6 * smallest * factor)
+        assert record["latency"]["cpu"]["predicted_ms"] <= record["budget"]["value"] * (1 + 1e-12)
+        assert record["certificate"]["gap_pct"] >= -1e-9
+    assert records[0]["architecture"] == records[1]["architecture"]
+    assert records[0]["architecture"]["E"] != [64] * tiny_space.n_blocks   # the budget allows more than the minimum
+    absolute = f"latency{1.6 * smallest:.4f}ms-cpu"
+    with pytest.raises(ValueError, match="below the smallest architecture.*relative budget"):
+        search_record(tiny_space, entropy_table(tiny_space), tiny_cost, "entropy", absolute, settings,
+                      latency=scaled(table, 25.0))
 
 
 # ---- memory ----------------------------------------------------------------------------------------------

@@ -23,13 +23,13 @@ TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 def snakemake(workdir, *args, config=None, timeout=600):
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           "--configfile", str(REPO / "config" / "config.yaml"), str(TINY)]
+           *args, "--configfile", str(REPO / "config" / "config.yaml"), str(TINY)]   # targets before --configfile
     if config is not None:
         text = yaml.safe_dump(config)
         path = Path(workdir) / f"override-{abs(hash(text)):x}.yaml"   # one per edit: dry runs go side by side
         path.write_text(text)
         cmd.append(str(path))
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
 def side_by_side(function, items):
@@ -136,9 +136,11 @@ def test_smoke_run_produces_every_output(tiny_run):
     assert (tiny_run / "figures/fig1_accuracy_latency.pdf").stat().st_size > 0
     check = json.loads((tiny_run / "results/pretrain/latency/cpu/predictor_check.json").read_text())
     assert check["architectures"] == len(check["rows"]) == 3 and all(r["measured_ms"] > 0 for r in check["rows"])
-    for budget in ("latency1000ms-cpu", "memory10MB"):
+    for budget in ("latency2x-cpu", "latency1000ms-cpu", "memory10MB"):
         record = json.loads((tiny_run / f"results/pretrain/search/entropy/{budget}.json").read_text())
         assert record["budget"]["label"] == budget
+    relative = json.loads((tiny_run / "results/pretrain/search/entropy/latency2x-cpu.json").read_text())["budget"]
+    assert relative["multiple"] == 2 and relative["value"] == pytest.approx(2 * relative["smallest_architecture"])
     fig6 = pd.read_csv(tiny_run / "results/tables/fig6_quantization.csv").set_index("scheme")
     assert list(fig6.index) == ["fp32", "int8", "int4"] and (fig6["model"] == "MeRino-S60").all()
     assert fig6.loc["int4", "size_MB"] < fig6.loc["int8", "size_MB"] < fig6.loc["fp32", "size_MB"]
@@ -189,13 +191,13 @@ PROXY = {"proxy_search_pretrain": 1, "pretrain": 1, "evaluate": 1, "fig5": 1, "t
 
 
 RERUNS = [
-    ({"search": {"population": 32}},   # 7 at the pretraining design: 3 models, latency, memory, Table 6's 2
-     {"search": 3, "search_pretrain": 7, "table8": 1, **MERINO, "all": 1}),   # not the proxy search (own EA)
+    ({"search": {"population": 32}},   # 8 at the pretraining design: 3 models, 2 latency, memory, Table 6's 2
+     {"search": 3, "search_pretrain": 8, "table8": 1, **MERINO, "all": 1}),   # not the proxy search (own EA)
     ({"entropy": {"gamma_strength": 4.0}},   # the proxy search records its result's entropy too
-     {"search": 3, "search_pretrain": 7, "table8": 1, "table1": 1, "correlation_proxies": 6,
+     {"search": 3, "search_pretrain": 8, "table8": 1, "table1": 1, "correlation_proxies": 6,
       "correlation_study": 1, "table1_complete": 1, **MERINO, **PROXY, "pretrain": 7, "evaluate": 5, "all": 1}),
     ({"entropy": {"epsilon": 0.03}},
-     {"lookup": 1, "lookup_pretrain": 1, "lookup_correlation": 1, "search": 3, "search_pretrain": 7,
+     {"lookup": 1, "lookup_pretrain": 1, "lookup_correlation": 1, "search": 3, "search_pretrain": 8,
       "table8": 1, "table1": 1, "fig2": 1, "correlation_proxies": 6, "correlation_study": 1,
       "table1_complete": 1, **MERINO, **PROXY, "pretrain": 7, "evaluate": 5, "all": 1}),
     ({"fig2": {"architectures": 7}}, {"fig2": 1, "all": 1}),
@@ -204,7 +206,7 @@ RERUNS = [
      {"search": 3, "table8": 1, "table1": 1, "table1_complete": 1, "table3": 1, "fig1": 1, "all": 1}),
     ({"pretrain": {"training": {"lr": 2.0e-3}}}, {"pretrain": 8, **EVAL, "all": 1}),
     ({"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
-     {"search_pretrain": 7, "proxy_search_pretrain": 1, "naive": 1, "pretrain": 8, "latency": 1, **EVAL, "all": 1}),
+     {"search_pretrain": 8, "proxy_search_pretrain": 1, "naive": 1, "pretrain": 8, "latency": 1, **EVAL, "all": 1}),
     ({"data": {"tokenizer": {"vocab_size": 600}}},   # the NTK's batch is training text
      {"prepare_data": 1, "proxy_search_pretrain": 1, "pretrain": 8, **EVAL, "all": 1}),
     ({"correlation": {"data": {"tokenizer": {"vocab_size": 600}}}},
@@ -227,7 +229,7 @@ RERUNS = [
     ({"quantization": {"schemes": {"int4": {"bits": 4, "group_size": 16}}}},
      {"quantize": 1, "evaluate_quantized": 1, "fig6": 1, "all": 1}),
     ({"latency": {"protocol": {"repeats": 4}}},
-     {"latency": 1, "latency_table": 1, "latency_check": 1, "search_pretrain": 1, "table3": 1, "fig1": 1,
+     {"latency": 1, "latency_table": 1, "latency_check": 1, "search_pretrain": 2, "table3": 1, "fig1": 1,
       "all": 1}),
     ({"evaluation": {"resources": {"runtime": 5}}}, {}),
     ({"comparisons": {"search": {"iterations": 16}}}, {**PROXY, "all": 1}),
@@ -249,20 +251,114 @@ def test_an_edit_reruns_exactly_its_dependants(planned_after_edit, case):
     assert planned_after_edit[case] == {rule: n for rule, n in RERUNS[case][1].items() if n}
 
 
-def test_paper_config_dry_run_builds(tmp_path):
+def fresh_clone(dest: Path) -> Path:
+    """A clone of this checkout as it is now: a git clone, with the working tree's tracked and untracked
+    (not ignored) files copied over it, so uncommitted edits are tested too."""
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(dest)], check=True, timeout=120)
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
+def readme_snakemake_commands() -> list[str]:
+    """Every Snakemake command the README prints, exactly as printed: the lines of its bash blocks (comments
+    cut) and its inline code spans; not the ones with placeholders (``...``, ``<...>``)."""
+    text = (REPO / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            commands += [part.strip() for part in line.split("&&")]
+    commands += [" ".join(span.split()) for span in re.findall(r"(?<!`)`([^`]+)`(?!`)", re.sub(r"```.*?```", "", text,
+                                                                                             flags=re.S))]
+    chosen = [c for c in commands if c.startswith("snakemake ") and "..." not in c and "<" not in c]
+    return list(dict.fromkeys(chosen))
+
+
+README_COMMANDS = readme_snakemake_commands()
+PAPER_DAG = {"pretrain": 23,            # 3 searched and 20 compared models (Fig. 5, Tables 5-6)
+             "correlation_train": 83,   # 81 sampled + Table 1's wide and deep
+             "evaluate": 29, "table2": 1, "proxy_search": 9, "fig5": 1, "table4": 1, "table5": 1, "table6": 1,
+             "quantize": 18, "latency": 1, "all": 1}
+
+
+@pytest.fixture(scope="module")
+def readme_dry_runs(tmp_path_factory):
+    """Each README Snakemake command run as a user types it, from a fresh clone's root, as a dry run (-n)."""
+    clone = fresh_clone(tmp_path_factory.mktemp("clone") / "merino-workflow")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def dry_run(command):
+        return subprocess.run(f"{command} -n", shell=True, cwd=clone, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    runnable = [c for c in README_COMMANDS if "--report" not in c]   # a report needs results: test_report_*
+    return clone, dict(zip(runnable, side_by_side(dry_run, runnable)))
+
+
+def test_readme_lists_the_commands_a_user_types():
+    assert "snakemake --cores 2" in README_COMMANDS                        # the main job
+    assert "snakemake --configfile config/paper.yaml -n" in README_COMMANDS   # Running on Slurm, step 3
+    assert "snakemake --profile profiles/slurm --configfile config/paper.yaml -n" in README_COMMANDS
+    assert "snakemake --profile profiles/slurm --configfile config/paper.yaml" in README_COMMANDS
+
+
+@pytest.mark.parametrize("command", [c for c in README_COMMANDS if "--report" not in c])
+def test_readme_command_works_from_a_fresh_clone(readme_dry_runs, command):
+    clone, runs = readme_dry_runs
+    out = runs[command]
+    assert out.returncode == 0, (command, (out.stdout + out.stderr)[-3000:])
+    planned = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.stdout, re.M)}
+    assert planned.get("total", 0) > 0, out.stdout[-2000:]
+    if "config/paper.yaml" in command and not re.search(r"results/|figures/", command):   # the whole paper DAG
+        assert {rule: planned.get(rule) for rule in PAPER_DAG} == PAPER_DAG, out.stdout[-3000:]
+        assert "gpu=8" in out.stdout and "pretrained" not in out.stderr
+    if command == "snakemake --cores 2":   # the embedded default: every stage
+        assert {"pretrain", "correlation_train", "evaluate", "quantize", "latency", "proxy_search_pretrain",
+                "fig5", "all"} <= set(planned), planned
+    assert not (clone / "results").exists()
+
+
+def test_a_partial_base_config_is_named(tmp_path):
+    """The first --configfile is the whole base configuration; a partial one gets an error that says how to
+    layer it, and nothing runs."""
+    (tmp_path / "mine.yaml").write_text("search: {iterations: 10}\n")
     out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-                          "--configfile", str(REPO / "config" / "paper.yaml"), "-n", "--cores", "2", "all",
-                          "results/models/MeRino-52M", "results/models/MeRino-61M", "results/models/MeRino-64M"],
+                          "--configfile", str(tmp_path / "mine.yaml"), "-n", "--cores", "1"],
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "search" in out.stdout
-    # 3 searched, 3 Table 8 structures and 20 compared models (Fig. 5, Tables 5 and 6)
-    assert re.search(r"^pretrain\s+26$", out.stdout, re.M), out.stdout[-3000:]
-    assert re.search(r"^correlation_train\s+83$", out.stdout, re.M)  # 81 sampled + Table 1's wide and deep
-    assert re.search(r"^evaluate\s+29$", out.stdout, re.M) and re.search(r"^table2\s+1$", out.stdout, re.M)
-    assert re.search(r"^proxy_search\s+9$", out.stdout, re.M)     # NTK, DSS-Score, decoder params x 3 budgets
-    assert all(re.search(rf"^{t}\s+1$", out.stdout, re.M) for t in ("fig5", "table4", "table5", "table6"))
-    assert "gpu=8" in out.stdout and "pretrained" not in out.stderr
+    assert out.returncode != 0
+    log = out.stdout + out.stderr
+    assert "mine.yaml' is the base configuration" in log and "--configfile config/config.yaml" in log, log[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_latency_stage_completes_on_a_much_slower_device(tmp_path):
+    """The latency table as a device 40x slower than this machine would measure it (this machine's table,
+    scaled): the relative budget resolves to 40x the milliseconds and finds the same architecture, and the
+    latency stage completes.  (An absolute budget chosen on a fast machine failed the DAG on a busy one.)"""
+    budgets = [b for b in yaml.safe_load(TINY.read_text())["latency"]["budgets"] if b.startswith("latency")]
+    searches = [f"results/pretrain/search/entropy/{b}.json" for b in budgets]
+    targets = [*searches, "results/pretrain/latency/cpu/predictor_check.json"]
+    out = snakemake(tmp_path, *targets)
+    assert out.returncode == 0, out.stderr[-3000:]
+    here = {s: json.loads((tmp_path / s).read_text()) for s in searches}
+    table = tmp_path / "results/pretrain/latency/cpu/lookup.json"
+    data = json.loads(table.read_text())
+    data["constant_ms"] *= 40
+    for key in ("layers", "projections"):
+        data[key] = [[a, b, 40 * ms] for a, b, ms in data[key]]
+    table.write_text(json.dumps(data))
+    out = snakemake(tmp_path, *targets)   # the table is newer than the searches: they rerun on it
+    assert out.returncode == 0, out.stderr[-3000:]
+    relative = "results/pretrain/search/entropy/latency2x-cpu.json"
+    slow = json.loads((tmp_path / relative).read_text())
+    assert slow["architecture"] == here[relative]["architecture"]
+    assert slow["budget"]["value"] == pytest.approx(40 * here[relative]["budget"]["value"])
+    assert slow["latency"]["cpu"]["predicted_ms"] <= slow["budget"]["value"]
 
 
 # every table and figure the report must carry: path -> its category in workflow/rules (report(...))

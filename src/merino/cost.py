@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -33,8 +33,9 @@ _UNITS = {
     "flops": {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12},
     "params": {"K": 1e3, "M": 1e6, "G": 1e9},
     "memory": {"KB": 2**10, "MB": 2**20, "GB": 2**30},
-    "latency": {"us": 1e-3, "ms": 1.0, "s": 1e3},  # latency budgets are held in milliseconds
+    "latency": {"us": 1e-3, "ms": 1.0, "s": 1e3, "x": 1.0},  # milliseconds; "x": relative (Budget.resolve)
 }
+RELATIVE_UNIT = "x"
 # what a budget label looks like (the workflow's schema and wildcard constraints should accept the same)
 BUDGET_PATTERN = r"^(flops|params|memory|latency)(\d+(?:\.\d+)?)([A-Za-z]+)(?:-([A-Za-z0-9][A-Za-z0-9_.-]*))?$"
 _BUDGET_RE = re.compile(BUDGET_PATTERN)
@@ -43,17 +44,21 @@ MODEL_KINDS = ("flops", "params", "memory")  # the kinds CostModel prices; laten
 
 @dataclass(frozen=True)
 class Budget:
-    """A ComputeCost budget (Eq. 15 constraint) such as ``flops60G``, ``params50M``, ``memory64MB`` or
-    ``latency50ms-cpu``.
+    """A ComputeCost budget (Eq. 15 constraint) such as ``flops60G``, ``params50M``, ``memory64MB``,
+    ``latency50ms-cpu`` or ``latency2x-cpu``.
 
     Memory units are binary (1 MB = 2**20 bytes), so the paper's "10 % of a 4 GB device" is
     ``memory409.6MB``.  A latency budget names the device whose latency table
-    (:class:`merino.latency.LatencyTable`) prices it; its ``value`` is in milliseconds."""
+    (:class:`merino.latency.LatencyTable`) prices it; its ``value`` is in milliseconds.  With the unit
+    ``x`` it is *relative*: ``latency2x-cpu`` is twice the latency of the smallest architecture of the
+    search space (every gene at its minimum) on that device, so it is feasible on any device, however
+    slow; :meth:`resolve` turns it into milliseconds once the device's table is known."""
 
     kind: str
     value: float
     label: str
     device: str | None = None
+    relative: bool = False   # value is a multiple of the smallest architecture's cost (unit "x")
 
     @classmethod
     def parse(cls, label: str) -> "Budget":
@@ -62,7 +67,7 @@ class Budget:
             raise ValueError(
                 f"budget {label!r} is not of the form <kind><number><unit> with kind in {COST_KINDS} and unit in "
                 f"{ {k: list(v) for k, v in _UNITS.items()} }, and -<device> after a latency budget "
-                f"(e.g. 'flops60G', 'params50M', 'memory64MB', 'latency50ms-cpu')"
+                f"(e.g. 'flops60G', 'params50M', 'memory64MB', 'latency50ms-cpu', 'latency2x-cpu')"
             )
         kind, number, unit, device = m.groups()
         if kind == "latency" and device is None:
@@ -71,7 +76,17 @@ class Budget:
         if kind != "latency" and device is not None:
             raise ValueError(f"budget {label!r}: only latency budgets name a device; {kind} does not depend on one "
                              f"(write {label.rsplit('-', 1)[0]!r})")
+        if unit == RELATIVE_UNIT:
+            if float(number) < 1:
+                raise ValueError(f"budget {label!r}: a relative budget is a multiple of the smallest architecture's "
+                                 f"latency, so it must be at least 1x (e.g. 'latency2x-{device}')")
+            return cls(kind, float(number), label, device, relative=True)
         return cls(kind, float(number) * _UNITS[kind][unit], label, device)
+
+    def resolve(self, smallest: float) -> "Budget":
+        """The budget in absolute units, given the cost of the smallest architecture of the space on its
+        device (a relative budget is ``value`` times that; an absolute one is returned as it is)."""
+        return replace(self, value=self.value * smallest, relative=False) if self.relative else self
 
     @property
     def unit(self) -> str:

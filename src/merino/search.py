@@ -120,15 +120,18 @@ def smallest_cost(space: SearchSpace, cost: CostModel, kind: str | Budget, laten
 
 
 def check_budget(space: SearchSpace, cost: CostModel, budget: Budget, latency=None):
-    """Raise if the smallest architecture of ``space`` does not fit ``budget``; return the budget's pricing."""
+    """The budget's pricing and the budget in absolute units (a relative one resolved against the smallest
+    architecture of ``space``); raise if that smallest architecture does not fit an absolute budget."""
     price = pricing(cost, budget, latency)
     price.check_space(space)
     low = float(_population_cost(space, price, np.zeros((1, space.n_blocks, 3), dtype=np.int64))[0])
+    budget = budget.resolve(low)
     if low > budget.value:
         unit = "ms" if budget.kind == "latency" else budget.kind
         raise ValueError(f"budget {budget.label!r} ({budget.value:.4g} {unit}) is below the smallest "
-                         f"architecture of the search space ({low:.4g} {unit})")
-    return price
+                         f"architecture of the search space ({low:.4g} {unit}); a relative budget such as "
+                         f"'latency2x-<device>' is feasible on any device")
+    return price, budget
 
 
 def evolutionary_search(space: SearchSpace, objective, cost: CostModel, budget: Budget, *, iterations: int,
@@ -140,7 +143,7 @@ def evolutionary_search(space: SearchSpace, objective, cost: CostModel, budget: 
     ``population`` (M) distinct architectures.
     ``iterations`` (T) counts mutations, as in the paper.  Deterministic for a given ``seed``.
     ``latency``: the latency table(s) a latency budget refers to (:func:`merino.cost.pricing`)."""
-    price = check_budget(space, cost, budget, latency)
+    price, budget = check_budget(space, cost, budget, latency)
     rng = np.random.default_rng(seed)
 
     def feasible(genes):
@@ -259,7 +262,7 @@ def exact_search(space: SearchSpace, objective: EntropyObjective, cost: CostMode
     compatible right key by binary search.  Handles additive budgets (flops, params, latency)."""
     if budget.kind not in ADDITIVE_KINDS:
         raise ValueError(f"exact solver handles additive budgets {ADDITIVE_KINDS}, not {budget.kind!r}")
-    price = check_budget(space, cost, budget, latency)
+    price, budget = check_budget(space, cost, budget, latency)
     n = space.n_blocks
     b = budget.value
     if n == 1:
@@ -333,7 +336,10 @@ def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel
         certificate = {"skipped": f"the exact solver handles the separable entropy objectives, not {objective_name!r}"}
     elif settings["certify"]:
         certificate = {"skipped": f"the exact solver handles {', '.join(ADDITIVE_KINDS)} budgets, not {budget.kind}"}
-    budget_record = {"label": budget.label, "kind": budget.kind, "value": budget.value, "unit": budget.unit}
+    absolute = check_budget(space, cost, budget, latency)[1]
+    budget_record = {"label": budget.label, "kind": budget.kind, "value": absolute.value, "unit": budget.unit}
+    if budget.relative:   # the multiple, and what it multiplies: the smallest architecture on that device
+        budget_record.update(multiple=budget.value, smallest_architecture=absolute.value / budget.value)
     if budget.device is not None:
         budget_record["device"] = budget.device
     record = {
