@@ -10,15 +10,15 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from merino.cost import CostModel
-from merino.model import MerinoConfig, MerinoForCausalLM, register
+from merino.model import MerinoConfig, MerinoForCausalLM, MerinoLayer, register
 from merino.space import Architecture, Block, SearchSpace
 
 V, P = 97, 64
 
 
 def tiny_config(E=(64, 128), F=(32, 48), L=(2, 3), D=64, **kwargs):
-    args = dict(vocab_size=V, embed_proj_dim=D, max_position_embeddings=P, block_embed_dims=list(E),
-                block_ffn_dims=list(F), block_depths=list(L))
+    args = {"vocab_size": V, "embed_proj_dim": D, "max_position_embeddings": P, "block_embed_dims": list(E),
+            "block_ffn_dims": list(F), "block_depths": list(L)}
     return MerinoConfig(**{**args, **kwargs})
 
 
@@ -134,8 +134,8 @@ def test_load_with_remote_code_in_fresh_process(saved, tmp_path):
     x = [[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"),
            "TRANSFORMERS_VERBOSITY": "error"}
-    proc = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(path), json.dumps(x)], capture_output=True,
-                          text=True, env=env, cwd=tmp_path, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(path), json.dumps(x)], check=False,
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["class"].startswith("transformers_modules")
@@ -258,14 +258,14 @@ def test_init():
 
 # ---- 6. config validation ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, name", [
-    (dict(E=(64, 100)), "block_embed_dims[1]"),
-    (dict(F=(32,)), "block_ffn_dims"),
-    (dict(L=(2, 0)), "block_depths[1]"),
-    (dict(L=(2, 1.5)), "block_depths[1]"),
-    (dict(E=()), "block_embed_dims"),
-    (dict(head_dim=0), "head_dim"),
-    (dict(vocab_size=-3), "vocab_size"),
-    (dict(dropout=1.0), "dropout"),
+    ({"E": (64, 100)}, "block_embed_dims[1]"),
+    ({"F": (32,)}, "block_ffn_dims"),
+    ({"L": (2, 0)}, "block_depths[1]"),
+    ({"L": (2, 1.5)}, "block_depths[1]"),
+    ({"E": ()}, "block_embed_dims"),
+    ({"head_dim": 0}, "head_dim"),
+    ({"vocab_size": -3}, "vocab_size"),
+    ({"dropout": 1.0}, "dropout"),
 ])
 def test_config_validation(kwargs, name):
     with pytest.raises(ValueError, match=name.replace("[", r"\[")):
@@ -279,3 +279,221 @@ def test_config_from_architecture_round_trip(tmp_path):
     again = MerinoConfig.from_pretrained(tmp_path)
     assert again.architecture_dict() == {"E": [64, 128], "F": [96, 160], "L": [1, 4]}
     assert again.weight_sharing is False and again.vocab_size == V
+
+
+# ---- 7. KV cache (one cache layer per applied layer) ------------------------------------------------------
+SHARING = pytest.mark.parametrize("shared", [True, False], ids=["shared", "unshared"])
+
+
+def lively_model(shared, **kwargs):
+    """Tiny model with large random weights: greedy decoding wanders instead of repeating one token."""
+    return tiny_model(seed=5, initializer_range=1.0, weight_sharing=shared, pad_token_id=0, **kwargs)
+
+
+PROMPT = [5, 17, 33, 8, 61]
+
+
+@SHARING
+def test_cached_greedy_generation_equals_uncached(shared):
+    model = lively_model(shared)
+    ids = torch.tensor([PROMPT])
+    cached = model.generate(ids, max_new_tokens=12, do_sample=False)
+    assert cached[0].tolist() == greedy(model, PROMPT, 12)
+    assert len(set(cached[0, 5:].tolist())) > 3  # a test that decodes one repeated token would prove little
+    assert torch.equal(model.generate(ids, max_new_tokens=12, do_sample=False, use_cache=False), cached)
+    assert torch.equal(model.generate(ids, max_new_tokens=12, do_sample=False, cache_implementation="static"),
+                       cached)
+
+
+@SHARING
+def test_cache_holds_one_layer_per_application_and_decoding_matches_full_forward(shared):
+    model = tiny_model(weight_sharing=shared)  # blocks: 2 x (64 wide, 1 head) + 3 x (128 wide, 2 heads)
+    x = torch.randint(1, V, (2, 9))
+    with torch.no_grad():
+        full = model(x, use_cache=False).logits
+        out = model(x[:, :6])
+        cache = out.past_key_values
+        assert model.config.num_hidden_layers == len(cache) == 5
+        assert [tuple(layer.keys.shape) for layer in cache.layers] == [(2, 1, 6, 64)] * 2 + [(2, 2, 6, 64)] * 3
+        steps = [out.logits]
+        for t in range(6, 9):
+            out = model(x[:, t:t + 1], past_key_values=cache)
+            steps.append(out.logits)
+    assert cache.get_seq_length() == 9
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
+
+
+def test_no_cache_in_training_or_when_disabled():
+    model = tiny_model()
+    x = torch.randint(1, V, (1, 5))
+    assert model(x, use_cache=False).past_key_values is None
+    assert model.train()(x).past_key_values is None
+    assert model.eval()(x).past_key_values is not None
+
+
+def test_logits_to_keep():
+    model = tiny_model()
+    x = torch.randint(1, V, (2, 7))
+    with torch.no_grad():
+        full = model(x).logits
+        torch.testing.assert_close(model(x, logits_to_keep=1).logits, full[:, -1:])
+        torch.testing.assert_close(model(x, logits_to_keep=3).logits, full[:, -3:])
+        torch.testing.assert_close(model(x, logits_to_keep=torch.tensor([0, 4])).logits, full[:, [0, 4]])
+
+
+@SHARING
+def test_assisted_and_prompt_lookup_decoding_equal_greedy(shared):
+    model = lively_model(shared)
+    assistant = tiny_model(seed=9, initializer_range=1.0, E=(64,), F=(32,), L=(1,), pad_token_id=0)
+    prompt = torch.tensor([PROMPT + PROMPT[:3]])  # a repeat for prompt lookup to find
+    expected = model.generate(prompt, max_new_tokens=10, do_sample=False)
+    assert torch.equal(model.generate(prompt, max_new_tokens=10, do_sample=False, assistant_model=assistant), expected)
+    assert torch.equal(model.generate(prompt, max_new_tokens=10, do_sample=False, prompt_lookup_num_tokens=3),
+                       expected)
+
+
+# ---- 8. behaving like any transformers causal LM ---------------------------------------------------------
+@SHARING
+def test_hidden_states_count_shapes_and_last(shared):
+    model = tiny_model(weight_sharing=shared)
+    x = torch.randint(1, V, (2, 7))
+    with torch.no_grad():
+        out = model(x, output_hidden_states=True)
+    widths = [64] + [64, 64, 128, 128] + [64]  # embeddings, the 5 applied layers, the last one projected to D
+    assert len(out.hidden_states) == model.config.num_hidden_layers + 1
+    assert [tuple(h.shape) for h in out.hidden_states] == [(2, 7, w) for w in widths]
+    assert torch.equal(out.hidden_states[-1], model.model(x).last_hidden_state)
+    assert model(x).hidden_states is None and model(x).attentions is None
+
+
+@SHARING
+def test_attentions_with_eager_attention(shared):
+    model = tiny_model(weight_sharing=shared, attn_implementation="eager")
+    assert model.config._attn_implementation == "eager"
+    x = torch.randint(1, V, (2, 7))
+    with torch.no_grad():
+        out = model(x, output_attentions=True)
+    assert [tuple(a.shape) for a in out.attentions] == [(2, 1, 7, 7)] * 2 + [(2, 2, 7, 7)] * 3
+    for a in out.attentions:
+        torch.testing.assert_close(a.sum(-1), torch.ones(a.shape[:-1]))
+        assert not a.triu(1).any()  # causal: no weight on later positions
+    with pytest.raises(ValueError, match="output_attentions=True needs attn_implementation='eager'"):
+        tiny_model(weight_sharing=shared)(x, output_attentions=True)
+
+
+def test_generate_returns_hidden_states_and_attentions():
+    model = lively_model(True, attn_implementation="eager")
+    out = model.generate(torch.tensor([PROMPT]), max_new_tokens=3, do_sample=False, return_dict_in_generate=True,
+                         output_hidden_states=True, output_attentions=True)
+    assert len(out.hidden_states) == len(out.attentions) == 3  # one entry per generated token
+    assert [len(step) for step in out.hidden_states] == [6, 6, 6]
+    assert out.hidden_states[0][0].shape == (1, 5, 64) and out.hidden_states[1][0].shape == (1, 1, 64)
+    assert out.attentions[0][4].shape == (1, 2, 5, 5) and out.attentions[2][4].shape == (1, 2, 1, 7)
+
+
+def test_attn_implementation_sdpa_and_eager_give_the_same_outputs(saved):
+    _, path = saved
+    register()
+    sdpa = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa").eval()
+    eager = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager").eval()
+    assert (sdpa.config._attn_implementation, eager.config._attn_implementation) == ("sdpa", "eager")
+    ids = torch.tensor([[5, 17, 33, 8, 61], [0, 0, 40, 2, 77]])
+    mask = torch.tensor([[1] * 5, [0, 0, 1, 1, 1]])
+    with torch.no_grad():
+        torch.testing.assert_close(sdpa(ids).logits, eager(ids).logits, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(sdpa(ids, attention_mask=mask).logits[:, 2:],
+                                   eager(ids, attention_mask=mask).logits[:, 2:], rtol=1e-4, atol=1e-5)
+    assert torch.equal(sdpa.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False),
+                       eager.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False))
+
+
+def test_return_dict_false_gives_tuples():
+    model = tiny_model()
+    x = torch.randint(1, V, (2, 6))
+    expected = model(x, labels=x)
+    loss, logits = model(x, labels=x, return_dict=False, use_cache=False)
+    assert torch.equal(loss, expected.loss) and torch.equal(logits, expected.logits)
+    logits, cache = model(x, return_dict=False)
+    assert torch.equal(logits, expected.logits) and len(cache) == 5
+    (hidden,) = model.model(x, use_cache=False, return_dict=False)
+    assert hidden.shape == (2, 6, 64)
+
+
+def test_unknown_keyword_arguments_are_rejected():
+    model = tiny_model()
+    x = torch.randint(1, V, (1, 5))
+    with pytest.raises(TypeError, match="output_hiden_states"):
+        model(x, output_hiden_states=True)
+    with pytest.raises(TypeError, match="attention_masks"):
+        model.model(x, attention_masks=torch.ones_like(x))
+    with pytest.raises(ValueError, match="output_hiden_states"):
+        model.generate(x, max_new_tokens=2, output_hiden_states=True)
+
+
+@SHARING
+def test_generate_forwards_inputs_embeds_and_position_ids(shared):
+    model = lively_model(shared)
+    ids = torch.tensor([PROMPT])
+    by_ids = model.generate(ids, max_new_tokens=6, do_sample=False)
+    by_embeds = model.generate(inputs_embeds=model.model.wte(ids), max_new_tokens=6, do_sample=False)
+    assert by_embeds[0].tolist() == by_ids[0, 5:].tolist()  # with inputs_embeds only new tokens come back
+
+    shifted = model.generate(ids, position_ids=torch.arange(5)[None] + 3, max_new_tokens=6, do_sample=False)
+    seq = PROMPT
+    for _ in range(6):  # the same greedy loop with every position moved by 3
+        with torch.no_grad():
+            logits = model(torch.tensor([seq]), position_ids=torch.arange(len(seq))[None] + 3).logits
+        seq = seq + [int(logits[0, -1].argmax())]
+    assert shifted[0].tolist() == seq and shifted[0].tolist() != by_ids[0].tolist()
+
+
+@SHARING
+def test_gradient_checkpointing_gives_the_same_gradients(shared):
+    x = torch.randint(1, V, (2, 10))
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model(weight_sharing=shared).train()
+        if checkpointing:
+            model.activation_checkpointing_enable()  # gradient_checkpointing_enable() is its deprecated alias
+            assert all(layer.gradient_checkpointing for layer in model.modules() if isinstance(layer, MerinoLayer))
+        out = model(x, labels=x, use_cache=True)
+        assert (out.past_key_values is None) == checkpointing  # checkpointing switches the cache off
+        out.loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_packed_documents_do_not_see_each_other(implementation):
+    model = tiny_model(attn_implementation=implementation)
+    a, b = torch.randint(1, V, (1, 6)), torch.randint(1, V, (1, 4))
+    packed = torch.cat([a, b], dim=1)
+    positions = torch.cat([torch.arange(6), torch.arange(4)])[None]  # restarting positions mark the boundary
+    with torch.no_grad():
+        together = model(packed, position_ids=positions).logits
+        alone = torch.cat([model(a).logits, model(b).logits], dim=1)
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_standard_config_attributes():
+    config = tiny_config(E=(64, 128, 192), F=(32, 48, 96), L=(2, 3, 1), D=96)
+    assert config.hidden_size == 96 == config.embed_proj_dim
+    assert config.num_hidden_layers == 6
+    assert config.num_attention_heads == config.num_key_value_heads == 3  # widest block: 192 / 64
+    assert config.intermediate_size == 96 and config.use_cache is True
+    assert "num_hidden_layers" not in config.to_dict()  # derived, never saved
+
+
+def test_loss_with_num_items_in_batch_accumulates_like_one_batch():
+    """HF Trainer with gradient accumulation passes the target count of all micro-batches."""
+    model = tiny_model()
+    x = torch.randint(1, V, (4, 8))
+    labels = x.clone()
+    labels[0, 3:] = -100  # micro-batches with different target counts
+    whole = model(x, labels=labels).loss
+    n = int((labels[:, 1:] != -100).sum())
+    parts = [model(x[i:i + 2], labels=labels[i:i + 2], num_items_in_batch=n).loss for i in (0, 2)]
+    torch.testing.assert_close(sum(parts), whole)
+    assert MerinoForCausalLM.accepts_loss_kwargs

@@ -7,8 +7,11 @@ token embedding.  Every layer is a pre-LayerNorm GPT layer with a ReLU FFN (Eq. 
 ``weight_sharing`` block i holds ONE layer and applies it L_i times.  Parameter counts equal
 ``merino.cost.CostModel.params`` exactly.
 
-There is no KV cache: ``generate`` re-runs the whole sequence each step (fine for these small
-models and short evaluation prompts).
+The model behaves like any transformers causal LM: a KV cache through the Cache API (every
+*application* of a shared layer is its own cache layer, so block i fills L_i of them), ``logits_to_keep``,
+hidden states and attention weights, ``return_dict=False``, gradient checkpointing, "sdpa" or "eager"
+attention, packed sequences from restarting ``position_ids``, and ``generate`` with dynamic or static
+caches, assisted and prompt-lookup decoding.
 
 This file must stay self-contained (torch, transformers and the standard library only): save_pretrained
 copies it into every checkpoint, which then loads with ``trust_remote_code=True`` where no other
@@ -18,10 +21,11 @@ copies it into every checkpoint, which then loads with ``trust_remote_code=True`
 from __future__ import annotations
 
 import operator
+from typing import ClassVar
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -30,7 +34,12 @@ from transformers import (
     PreTrainedModel,
 )
 from transformers import initialization as init
-from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithPast
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, slice_logits_to_keep
+from transformers.utils import can_return_tuple
 
 
 class MerinoConfig(PretrainedConfig):
@@ -52,12 +61,20 @@ class MerinoConfig(PretrainedConfig):
             and embeddings.
         dropout (`float`, defaults to 0.0): dropout on embeddings, attention probabilities and residual branches.
         tie_word_embeddings (`bool`, defaults to `True`): the LM head reuses the token embedding matrix.
+        use_cache (`bool`, defaults to `True`): outside training, forward returns a KV cache (`past_key_values`).
         bos_token_id (`int`, *optional*): beginning-of-sequence token.
         eos_token_id (`int`, *optional*): end-of-sequence token.
         pad_token_id (`int`, *optional*): padding token.
+
+    Read-only standard attributes for tools that expect them: `hidden_size` (= `embed_proj_dim`, the width of
+    the embeddings, of the first and last hidden states and of the LM head's input), `num_hidden_layers`
+    (applied layers, sum of L_i: one cache layer and one hidden state each), `num_attention_heads` and
+    `num_key_value_heads` (of the widest block, max E_i / head_dim; block i has E_i / head_dim) and
+    `intermediate_size` (max F_i).
     """
 
     model_type = "merino"
+    attribute_map: ClassVar[dict[str, str]] = {"hidden_size": "embed_proj_dim"}
 
     vocab_size: int = 50257
     embed_proj_dim: int = 768
@@ -71,6 +88,7 @@ class MerinoConfig(PretrainedConfig):
     initializer_range: float = 0.02
     dropout: float = 0.0
     tie_word_embeddings: bool = True
+    use_cache: bool = True
     bos_token_id: int | None = None
     eos_token_id: int | None = None
     pad_token_id: int | None = None
@@ -102,8 +120,24 @@ class MerinoConfig(PretrainedConfig):
             raise ValueError(f"initializer_range must be non-negative, got {self.initializer_range!r}")
         super().__post_init__(**kwargs)
 
+    @property
+    def num_hidden_layers(self) -> int:
+        return sum(self.block_depths)
+
+    @property
+    def num_attention_heads(self) -> int:
+        return max(self.block_embed_dims) // self.head_dim
+
+    @property
+    def num_key_value_heads(self) -> int:
+        return self.num_attention_heads
+
+    @property
+    def intermediate_size(self) -> int:
+        return max(self.block_ffn_dims)
+
     @classmethod
-    def from_architecture(cls, arch, **kwargs) -> "MerinoConfig":
+    def from_architecture(cls, arch, **kwargs) -> MerinoConfig:
         """Config for ``arch``: any object with int lists ``widths``, ``ffn_dims`` and ``depths``
         (e.g. ``merino.space.Architecture``); ``kwargs`` set the remaining arguments."""
         return cls(block_embed_dims=list(arch.widths), block_ffn_dims=list(arch.ffn_dims),
@@ -124,33 +158,64 @@ def _positive_int(name: str, value) -> int:
     return number
 
 
+def merino_eager_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                           attention_mask: torch.Tensor | None, scaling: float, dropout: float = 0.0,
+                           **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(Q K^T * scaling + mask) V written out, so that the attention weights can be returned.
+
+    ``attention_mask``: the additive float mask transformers builds for "eager" (0 where a query may
+    attend, the dtype's minimum elsewhere), (B, 1, T, S) or None."""
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, nh, T, S)
+    if attention_mask is not None:
+        scores = scores + attention_mask[..., : key.shape[-2]]
+    weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # (B, nh, T, S)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    out = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, nh, hs)
+    return out, weights
+
+
 class MerinoAttention(nn.Module):
-    """Causal multi-head self-attention: fused Q, K, V projection and an output projection, all with bias."""
+    """Causal multi-head self-attention: fused Q, K, V projection and an output projection, all with bias.
+
+    The kernel follows ``config._attn_implementation`` ("sdpa", the default, or "eager", the only one that
+    returns attention weights).  A shared layer is applied several times per forward, so the cache slot is
+    given per call (``layer_idx``), never stored on the module."""
+
+    is_causal = True  # read by transformers' SDPA kernel
 
     def __init__(self, config: MerinoConfig, embed_dim: int):
         super().__init__()
+        self.config = config
         self.n_head = embed_dim // config.head_dim
+        self.head_dim = config.head_dim
         self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
         self.out = nn.Linear(embed_dim, embed_dim)
         self.attn_dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None, past_key_values: Cache | None = None,
+                layer_idx: int = 0, position_ids: torch.LongTensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, E = x.shape
         q, k, v = self.qkv(x).split(E, dim=2)  # (B, T, E) each
-        q = q.view(B, T, self.n_head, E // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, E // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, E // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=mask is None,
-            dropout_p=self.attn_dropout if self.training else 0.0,
-        )  # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, E)  # (B, T, E)
-        return self.resid_dropout(self.out(y))
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
+        if past_key_values is not None:
+            k, v = past_key_values.update(k, v, layer_idx)  # (B, nh, S, hs): cached past + these T tokens
+        # a layer built outside a model (latency tables) has no implementation set: SDPA, a model's default
+        implementation = self.config._attn_implementation or "sdpa"
+        kernel = merino_eager_attention if implementation == "eager" else ALL_ATTENTION_FUNCTIONS[implementation]
+        y, weights = kernel(self, q, k, v, attention_mask, dropout=self.attn_dropout if self.training else 0.0,
+                            scaling=self.head_dim**-0.5, position_ids=position_ids)  # y: (B, T, nh, hs)
+        y = y.reshape(B, T, E)  # (B, T, E)
+        return self.resid_dropout(self.out(y)), weights
 
 
-class MerinoLayer(nn.Module):
-    """Pre-LayerNorm GPT layer: x + Attn(LN(x)), then x + W2 ReLU(W1 LN(x)) (paper Eq. 5)."""
+class MerinoLayer(GradientCheckpointingLayer):
+    """Pre-LayerNorm GPT layer: x + Attn(LN(x)), then x + W2 ReLU(W1 LN(x)) (paper Eq. 5).
+
+    Returns the new hidden state (B, T, E) and the attention weights (B, nh, T, S) (None unless eager)."""
 
     def __init__(self, config: MerinoConfig, embed_dim: int, ffn_dim: int):
         super().__init__()
@@ -161,9 +226,13 @@ class MerinoLayer(nn.Module):
         self.fc_out = nn.Linear(ffn_dim, embed_dim)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), mask)
-        return x + self.dropout(self.fc_out(F.relu(self.fc_in(self.ln_2(x)))))
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                past_key_values: Cache | None = None, layer_idx: int = 0,
+                position_ids: torch.LongTensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, weights = self.attn(self.ln_1(x), attention_mask, past_key_values=past_key_values, layer_idx=layer_idx,
+                               position_ids=position_ids)
+        x = x + a
+        return x + self.dropout(self.fc_out(F.relu(self.fc_in(self.ln_2(x))))), weights
 
 
 class WidthProjection(nn.Linear):
@@ -176,10 +245,11 @@ class WidthProjection(nn.Linear):
 
 
 class MerinoBlock(nn.Module):
-    """Block i: a projection from the incoming width when it differs from E_i, then L_i layers.
+    """Block i (Fig. 4): a projection from the incoming width when it differs from E_i, then L_i layers.
 
     With weight sharing ``layers`` holds one MerinoLayer that runs L_i times; otherwise L_i distinct ones.
-    """
+    MerinoModel runs ``proj`` and then :meth:`applied_layers` in order, so that every application gets
+    its own cache layer, hidden state and attention weights."""
 
     def __init__(self, config: MerinoConfig, in_dim: int, embed_dim: int, ffn_dim: int, depth: int):
         super().__init__()
@@ -188,18 +258,20 @@ class MerinoBlock(nn.Module):
         distinct = 1 if config.weight_sharing else depth
         self.layers = nn.ModuleList(MerinoLayer(config, embed_dim, ffn_dim) for _ in range(distinct))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.proj(x)  # (B, T, E_i)
-        for i in range(self.depth):
-            x = self.layers[i % len(self.layers)](x, mask)
-        return x
+    def applied_layers(self) -> list[MerinoLayer]:
+        """The L_i layers in the order they run (the same module L_i times with weight sharing)."""
+        return [self.layers[i % len(self.layers)] for i in range(self.depth)]
 
 
 class MerinoPreTrainedModel(PreTrainedModel):
     config_class = MerinoConfig
     base_model_prefix = "model"
     _input_embed_layer = "wte"
-    _no_split_modules = ["MerinoBlock"]  # a shared layer must stay on one device
+    _no_split_modules: ClassVar[list[str]] = ["MerinoBlock"]  # a shared layer must stay on one device
+    _skip_keys_device_placement: ClassVar[list[str]] = ["past_key_values"]
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _can_compile_fullgraph = True  # StaticCache + torch.compile
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
@@ -232,49 +304,88 @@ class MerinoModel(MerinoPreTrainedModel):
         )
         self.proj_out = WidthProjection(widths[-1], d) if widths[-1] != d else nn.Identity()
         self.ln_f = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        self.gradient_checkpointing = False  # set by gradient_checkpointing_enable()
         self.post_init()
 
+    @can_return_tuple
     def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                **kwargs) -> BaseModelOutput:
-        """``attention_mask`` (B, T): 1 for tokens, 0 for (left) padding; positions then count tokens only.
-        ``inputs_embeds`` (B, T, D) replaces the token embedding lookup (positions are still added)."""
+                position_ids: torch.LongTensor | None = None, past_key_values: Cache | None = None,
+                inputs_embeds: torch.Tensor | None = None, use_cache: bool | None = None,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                ) -> BaseModelOutputWithPast:
+        """``attention_mask`` (B, S): 1 for tokens, 0 for (left) padding, S = cached + new tokens; without
+        ``position_ids`` positions then count tokens only.  ``position_ids`` (B, T) that restart inside a
+        row mark packed documents, which then do not see each other (when no mask or cache is given).
+        ``inputs_embeds`` (B, T, D) replaces the token lookup (positions are still added).  ``use_cache``
+        (default: ``config.use_cache`` outside training) returns ``past_key_values``, a transformers Cache
+        with one layer per applied layer (``config.num_hidden_layers``).  ``hidden_states``: the embedding
+        output, then every applied layer's output, the last one replaced by the final (projected, normed)
+        state, like GPT-2; ``attentions``: per applied layer (B, nh_i, T, S), eager only."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        if output_attentions and config._attn_implementation != "eager":
+            raise ValueError(f"output_attentions=True needs attn_implementation='eager' (got "
+                             f"{config._attn_implementation!r}, which returns no weights): load with "
+                             f"attn_implementation='eager' or call model.set_attn_implementation('eager')")
+        if use_cache is None:
+            use_cache = config.use_cache and not self.training
+        if self.gradient_checkpointing and self.training:
+            use_cache = False  # the recomputed forward would write every cache layer twice
         if inputs_embeds is None:
             inputs_embeds = self.wte(input_ids)  # (B, T, D)
-        B, T = inputs_embeds.shape[:2]
-        if T > self.config.max_position_embeddings:
+        T = inputs_embeds.shape[1]
+        if T > config.max_position_embeddings:
             raise ValueError(f"sequence length {T} exceeds max_position_embeddings="
-                             f"{self.config.max_position_embeddings}; truncate the input")
+                             f"{config.max_position_embeddings}; truncate the input")
         if position_ids is None:
-            if attention_mask is None:
-                position_ids = torch.arange(T, device=inputs_embeds.device)[None, :]  # (1, T)
+            past = past_key_values.get_seq_length() if past_key_values is not None else 0
+            if past + T > config.max_position_embeddings:
+                raise ValueError(f"{past} cached + {T} new tokens exceed max_position_embeddings="
+                                 f"{config.max_position_embeddings}; generate fewer tokens")
+            if attention_mask is not None and attention_mask.ndim == 2:
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]  # (B, T)
             else:
-                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
-        mask = None if attention_mask is None else _attention_mask(attention_mask)
+                position_ids = torch.arange(past, past + T, device=inputs_embeds.device)[None]  # (1, T)
+        # (B, 1, T, S) in the kernel's format, or None for plain causal attention (SDPA's is_causal)
+        mask = create_causal_mask(config=config, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                  past_key_values=past_key_values, position_ids=position_ids)
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache(config=config)
         x = self.drop(inputs_embeds + self.wpe(position_ids))  # (B, T, D)
+        hidden_states, attentions = [x] if output_hidden_states else None, [] if output_attentions else None
+        layer_idx = 0  # counts applications: a layer applied L_i times fills L_i cache layers
         for block in self.blocks:
-            x = block(x, mask)
+            x = block.proj(x)  # (B, T, E_i)
+            for layer in block.applied_layers():
+                x, weights = layer(x, mask, past_key_values=past_key_values if use_cache else None,
+                                   layer_idx=layer_idx, position_ids=position_ids)  # (B, T, E_i)
+                layer_idx += 1
+                if output_hidden_states:
+                    hidden_states.append(x)
+                if output_attentions:
+                    attentions.append(weights)
         x = self.ln_f(self.proj_out(x))  # (B, T, D)
-        return BaseModelOutput(last_hidden_state=x)
-
-
-def _attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, T) padding mask -> (B, 1, T, T) boolean "may attend": causal and not padding.
-
-    Every position also sees itself, so the rows of padded queries are never fully masked (no NaN).
-    """
-    T = attention_mask.shape[-1]
-    causal = torch.ones(T, T, dtype=torch.bool, device=attention_mask.device).tril()  # (T, T)
-    keep = causal & attention_mask.bool()[:, None, None, :]  # (B, 1, T, T)
-    return keep | torch.eye(T, dtype=torch.bool, device=attention_mask.device)
+        if output_hidden_states:
+            hidden_states[-1] = x
+        return BaseModelOutputWithPast(
+            last_hidden_state=x, past_key_values=past_key_values if use_cache else None,
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+        )
 
 
 class MerinoForCausalLM(MerinoPreTrainedModel, GenerationMixin):
-    """MerinoModel plus the LM head (tied to the token embedding)."""
+    """MerinoModel plus the LM head (tied to the token embedding).
 
-    _tied_weights_keys = {"lm_head.weight": "model.wte.weight"}
+    Keyword arguments are explicit: a misspelt one raises TypeError naming it, as do unknown ``generate``
+    kwargs.  ``num_items_in_batch`` (HF Trainer with gradient accumulation) makes the loss a sum over that
+    many target tokens instead of a mean over this batch's."""
+
+    _tied_weights_keys: ClassVar[dict[str, str]] = {"lm_head.weight": "model.wte.weight"}
+    accepts_loss_kwargs = True  # Trainer passes num_items_in_batch (there is no **kwargs to tell it)
 
     def __init__(self, config: MerinoConfig):
         super().__init__(config)
@@ -282,29 +393,26 @@ class MerinoForCausalLM(MerinoPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.embed_proj_dim, config.vocab_size, bias=False)
         self.post_init()
 
+    @can_return_tuple
     def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, labels: torch.LongTensor | None = None,
-                inputs_embeds: torch.Tensor | None = None, **kwargs) -> CausalLMOutputWithPast:
-        """``labels`` (B, T) are the inputs themselves (shifted here); -100 marks positions without a loss."""
-        hidden = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                            inputs_embeds=inputs_embeds).last_hidden_state
-        logits = self.lm_head(hidden)  # (B, T, V)
+                position_ids: torch.LongTensor | None = None, past_key_values: Cache | None = None,
+                inputs_embeds: torch.Tensor | None = None, labels: torch.LongTensor | None = None,
+                use_cache: bool | None = None, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None, logits_to_keep: int | torch.Tensor = 0,
+                num_items_in_batch: int | torch.Tensor | None = None) -> CausalLMOutputWithPast:
+        """``labels`` (B, T) are the inputs themselves (shifted here); -100 marks positions without a loss.
+        ``logits_to_keep``: an int n computes logits for the last n positions only (0: all), a tensor
+        selects positions.  ``return_dict=False`` returns the output's non-None fields as a tuple."""
+        out = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
+                         output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        logits = self.lm_head(slice_logits_to_keep(out.last_hidden_state, logits_to_keep))  # (B, T', V)
         loss = None
         if labels is not None:
-            targets = F.pad(labels[:, 1:], (0, 1), value=-100)  # (B, T): the last position predicts nothing
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
-        return CausalLMOutputWithPast(loss=loss, logits=logits)
-
-    # ---- generation without a KV cache ------------------------------------------------------------------
-    @classmethod
-    def _supports_default_dynamic_cache(cls) -> bool:
-        """No cache: keeps ``generate`` from building a DynamicCache."""
-        return False
-
-    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor,
-                                      attention_mask: torch.Tensor | None = None, **kwargs) -> dict:
-        """Every step sees the whole sequence so far (``generate`` would otherwise pass only the new token)."""
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size,
+                                      num_items_in_batch=num_items_in_batch)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values,
+                                      hidden_states=out.hidden_states, attentions=out.attentions)
 
 
 def config_for(arch, convention: dict, tokenizer) -> MerinoConfig:
