@@ -305,6 +305,16 @@ def test_cached_greedy_generation_equals_uncached(shared):
                        cached)
 
 
+@pytest.mark.slow
+def test_compiled_generation_with_a_static_cache():
+    """torch.compile(fullgraph=True) traces the whole forward with a StaticCache (about 2 minutes on 2 CPU cores)."""
+    model = lively_model(True)
+    ids = torch.tensor([PROMPT])
+    expected = model.generate(ids, max_new_tokens=8, do_sample=False)
+    model.forward = torch.compile(model.forward, fullgraph=True)
+    assert torch.equal(model.generate(ids, max_new_tokens=8, do_sample=False, cache_implementation="static"), expected)
+
+
 @SHARING
 def test_cache_holds_one_layer_per_application_and_decoding_matches_full_forward(shared):
     model = tiny_model(weight_sharing=shared)  # blocks: 2 x (64 wide, 1 head) + 3 x (128 wide, 2 heads)
