@@ -16,7 +16,7 @@ from merino.model import MerinoConfig, MerinoForCausalLM
 from merino.tasks import continuation_items, word_order_items, write_local_tasks
 from merino.train import TrainConfig, train
 
-TASKS = {"multiple_choice": {"items": 60, "context_words": 8, "continuation_words": 4, "choices": 4, "seed": 0},
+TASKS = {"multiple_choice": {"items": 200, "context_words": 8, "continuation_words": 4, "choices": 4, "seed": 0},
          "heldout": {"max_documents": 4}}
 
 
@@ -31,7 +31,7 @@ def test_task_generation_is_deterministic_and_well_formed(corpus, tmp_path):
     write_local_tasks(docs, TASKS, tmp_path / "b")
     for name in ("merino_word_order", "merino_continuation", "merino_heldout"):
         assert (tmp_path / "a" / f"{name}.jsonl").read_bytes() == (tmp_path / "b" / f"{name}.jsonl").read_bytes()
-    assert a["merino_word_order"] == {"items": 60, "chance": 0.25} and a["merino_heldout"]["documents"] == 4
+    assert a["merino_word_order"] == {"items": 200, "chance": 0.25} and a["merino_heldout"]["documents"] == 4
     other = continuation_items(docs, 60, 8, 4, 4, seed=1)
     assert other != continuation_items(docs, 60, 8, 4, 4, seed=0)
     words = [d.split() for d in docs]
@@ -62,7 +62,7 @@ def checkpoints(corpus, tmp_path_factory):
                           pad_token_id=tokenizer.pad_token_id)
     torch.set_num_threads(1)
     train(config, root / "tokens", root / "trained", TrainConfig(
-        steps=250, batch_size=16, micro_batch_size=16, seq_len=32, lr=3e-3, warmup_steps=25, checkpoint_every=250,
+        steps=400, batch_size=16, micro_batch_size=16, seq_len=32, lr=3e-3, warmup_steps=25, checkpoint_every=400,
         log_every=50, eval_batches=2, device="cpu"), work_dir=root / "work", tokenizer=tokenizer)
     torch.manual_seed(0)
     MerinoForCausalLM(config).save_pretrained(root / "random")
@@ -78,8 +78,10 @@ def test_a_trained_model_beats_chance_and_a_random_one_does_not(checkpoints):
                            batch_size=32)
         acc[name] = summarize(results)
     trained, random = acc["trained"]["merino_word_order"], acc["random"]["merino_word_order"]
-    assert trained["samples"] == random["samples"] == 60
-    # chance is 0.25; 60 items: the random model's stderr is about 0.056
+    assert trained["samples"] == random["samples"] == 200
+    # chance is 0.25; 200 items: stderr about 0.03. Measured on this kind of machine: trained 0.555-0.605 over
+    # training seeds 0-2, random 0.20-0.265 over initialisation seeds 0-3. (With 60 items and 250 steps the trained
+    # model scored 0.38-0.43 here and >= 0.45 on another CPU: float rounding decided the test.)
     assert trained["acc"] >= 0.45, acc
     assert random["acc"] <= 0.4, acc
     assert acc["trained"]["merino_heldout"]["byte_perplexity"] < acc["random"]["merino_heldout"]["byte_perplexity"]
