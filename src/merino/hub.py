@@ -137,12 +137,13 @@ def _snakecase(name: str) -> str:
     return camelcase_to_snakecase(name)
 
 
-def prepared_dataset(path: str, config: str | None) -> Path | None:
+def prepared_dataset(path: str, config: str | None, cache: Path | None = None) -> Path | None:
     """The directory of ``datasets``' prepared cache that ``load_dataset(path, config)`` reads offline
     (the rule of datasets.packaged_modules.cache: a ``<config>/<version>/<hash>`` directory whose
-    ``dataset_info.json`` names that config; any config when none is given), or None."""
+    ``dataset_info.json`` names that config; any config when none is given), or None.  ``cache``: the
+    datasets cache to look in (default: this process's)."""
     *namespace, name = path.split("/")
-    root = datasets_cache() / "___".join([*namespace, _snakecase(name)])
+    root = (cache or datasets_cache()) / "___".join([*namespace, _snakecase(name)])
     for candidate in sorted(glob.glob(str(root / (glob.escape(config) if config else "*") / "*" / "*"))):
         info = Path(candidate) / "dataset_info.json"
         try:
