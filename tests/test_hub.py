@@ -98,3 +98,16 @@ def test_staged_datasets_load_offline_through_datasets(tmp_path):
                          env={**hub_staging.env(tmp_path), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "['one', 'one', 'one'] {'text': 'two', 'meta': {'k': 'w'}}" in out.stdout
+
+
+def test_corpus_and_tokenizer_are_not_needed_once_the_data_jobs_ran(tmp_path, monkeypatch):
+    """The README's transfer-node route: the data jobs ran where the Hub answers; offline, nothing reads the corpus."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    config = {"data": {"corpus": {"source": "hub", "name": "org/corpus"}, "tokenizer": {"source": "hub", "name": "gpt2"}}}
+    assert [r.repo_id for r in hub.missing_resources(config)] == ["org/corpus", "gpt2"]
+    for path in ("results/data/tokens/meta.json", "results/data/tokenizer/tokenizer_config.json"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("{}")
+    hub.check_offline_cache(config)

@@ -51,6 +51,7 @@ class Resource:
     config: str | None = None
     revision: str | None = None
     needed_by: tuple[str, ...] = ()
+    made: tuple[str, ...] = ()   # outputs (relative to the working directory) once made, nothing reads it any more
 
     @property
     def label(self) -> str:
@@ -103,19 +104,27 @@ def required_resources(config: dict) -> list[Resource]:
     from .tasks import LOCAL_TASKS
 
     found: dict[tuple, list[str]] = {}
+    made: dict[tuple, list[str]] = {}
 
-    def need(kind, repo_id, cfg=None, revision=None, *, key):
+    def need(kind, repo_id, cfg=None, revision=None, *, key, outputs=None):
         found.setdefault((kind, repo_id, cfg, revision), []).append(key)
+        made.setdefault((kind, repo_id, cfg, revision), [])
+        made[(kind, repo_id, cfg, revision)] = None if outputs is None or made[(kind, repo_id, cfg, revision)] is None \
+            else made[(kind, repo_id, cfg, revision)] + outputs
 
-    data = {"data": config.get("data", {})}
+    # the corpora and tokenizers are read only by the data jobs (rules prepare_data, prepare_correlation_data):
+    # once their token caches and tokenizers exist (e.g. made on a transfer node), nothing needs them
+    data = {"data": (config.get("data", {}), "results/data")}
     if "data" in config.get("correlation", {}):
-        data["correlation.data"] = config["correlation"]["data"]
-    for prefix, section in data.items():
+        data["correlation.data"] = (config["correlation"]["data"], "results/correlation/data")
+    for prefix, (section, out) in data.items():
         corpus, tokenizer = section.get("corpus", {}), section.get("tokenizer", {})
+        outputs = [f"{out}/tokens/meta.json", f"{out}/tokenizer/tokenizer_config.json"]
         if corpus.get("source") == "hub":
-            need("dataset", corpus["name"], corpus.get("config"), corpus.get("revision"), key=f"{prefix}.corpus")
+            need("dataset", corpus["name"], corpus.get("config"), corpus.get("revision"), key=f"{prefix}.corpus",
+                 outputs=outputs)
         if tokenizer.get("source") == "hub":
-            need("tokenizer", tokenizer["name"], key=f"{prefix}.tokenizer")
+            need("tokenizer", tokenizer["name"], key=f"{prefix}.tokenizer", outputs=outputs)
     for key in ("evaluation", "quantization"):
         for name in config.get(key, {}).get("models", []):
             if name in PAPER_BASELINES and name not in config.get("pretrain", {}).get("models", {}):
@@ -124,7 +133,7 @@ def required_resources(config: dict) -> list[Resource]:
     for task in evaluation.get("tasks", []):
         if task not in LOCAL_TASKS and task not in evaluation.get("task_data", {}):
             need("task", *task_dataset(task), key=f"evaluation.tasks ({task})")
-    return [Resource(*k, needed_by=tuple(v)) for k, v in found.items()]
+    return [Resource(*k, needed_by=tuple(v), made=tuple(made[k] or ())) for k, v in found.items()]
 
 
 # ---- what the cache holds ------------------------------------------------------------------------------------------
@@ -180,7 +189,9 @@ def cached(resource: Resource) -> bool:
 
 
 def missing_resources(config: dict) -> list[Resource]:
-    return [r for r in required_resources(config) if not cached(r)]
+    """The resources of ``config`` neither in the cache nor made unnecessary by outputs in the working directory."""
+    return [r for r in required_resources(config)
+            if not cached(r) and not (r.made and all(Path(p).exists() for p in r.made))]
 
 
 def staging_help(resources: list[Resource]) -> str:
