@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -98,13 +99,13 @@ def test_corpora_and_tokenizer_come_from_the_staged_hub_ids(rehearsal):
         assert meta["tokenizer"]["name"] == "gpt2"
 
 
-def test_every_task_and_baseline_family_is_evaluated_quantized_and_timed(rehearsal):
+def test_every_task_and_baseline_family_is_evaluated_and_timed_and_quantized(rehearsal):
     workdir, _ = rehearsal
     families = set()
     for name in ["MeRino-60G", "Pythia-70M", "Cerebras-111M", "OPT-125M"]:
         summary = json.loads((workdir / f"results/eval/{name}/summary.json").read_text())
         assert set(summary["tasks"]) == set(TASKS), name
-        for scheme in ("int8", "int4"):
+        for scheme in ("int8", "int4") if name != "OPT-125M" else ():   # OPT: tests/test_quantize.py
             quantized = json.loads((workdir / f"results/eval_quantized/{name}/{scheme}/summary.json").read_text())
             assert set(quantized["tasks"]) == set(TASKS), (name, scheme)
         if name in PAPER_BASELINES:
@@ -134,15 +135,17 @@ MISSING = {"dataset": "EleutherAI/the_pile_deduplicated", "tokenizer": "gpt2", "
 def missing_runs(staged, tmp_path_factory):
     """For each kind, a copy of the staged cache (hard links) without one resource of that kind, and a run on it."""
     home, resources = staged
-    runs = {}
-    for kind, repo_id in MISSING.items():
-        resource = next(r for r in resources if r.kind == kind and r.repo_id == repo_id)
+
+    def run(kind):
+        resource = next(r for r in resources if r.kind == kind and r.repo_id == MISSING[kind])
         copy = tmp_path_factory.mktemp(f"hf_home_without_{kind}")
         shutil.copytree(home, copy, dirs_exist_ok=True, copy_function=os.link)
         hub_staging.remove(copy, resource)
         workdir = tmp_path_factory.mktemp(f"missing_{kind}")
-        runs[kind] = (resource, workdir, snakemake(workdir, env=hub_staging.env(copy), timeout=300))
-    return runs
+        return resource, workdir, snakemake(workdir, env=hub_staging.env(copy), timeout=300)
+
+    with ThreadPoolExecutor(2) as pool:   # each run is one mostly single-threaded Snakemake process
+        return dict(zip(MISSING, pool.map(run, MISSING)))
 
 
 @pytest.mark.parametrize("kind", list(MISSING))
