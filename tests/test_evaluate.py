@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+import hub_staging
 from merino import evaluate as evaluate_module
 from merino.baselines import PAPER_BASELINES, baseline_cost, naive_architecture
 from merino.cost import Budget, CostModel
@@ -118,7 +119,11 @@ def test_builtin_tasks_without_the_hub_fail_with_staging_advice(monkeypatch, tmp
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
     with pytest.raises(TaskDataError, match=r"offline mode.*arc_easy \(allenai/ai2_arc/ARC-Easy\)"):
         check_task_data(["arc_easy", "hellaswag"], staged={})
-    (tmp_path / "empty-cache" / "hub" / "datasets--Rowan--hellaswag").mkdir(parents=True)
+    (tmp_path / "empty-cache" / "hub" / "datasets--Rowan--hellaswag").mkdir(parents=True)   # `hf download`ed files:
+    with pytest.raises(TaskDataError, match=r"no copy of: arc_easy .*, hellaswag"):      # not what datasets reads
+        check_task_data(["arc_easy", "hellaswag"], staged={})
+    hub_staging.stage_dataset(tmp_path / "empty-cache", "Rowan/hellaswag", None,          # its prepared cache is
+                              {"validation": hub_staging.task_rows("hellaswag", 2, "validation")})
     with pytest.raises(TaskDataError) as err:
         check_task_data(["arc_easy", "hellaswag"], staged={})
     assert "hellaswag" not in str(err.value).split("no copy of:")[1].split(".")[0]

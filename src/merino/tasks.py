@@ -34,22 +34,23 @@ HELDOUT_TASK = "merino_heldout"
 LOCAL_TASKS = (WORD_ORDER_TASK, CONTINUATION_TASK, HELDOUT_TASK)
 TASKS_DIR = Path(__file__).parent / "lm_eval_tasks"   # our own task definitions (Penn Treebank)
 
-# Hub data set (path, config) behind every task of paper Tables 2 and 3 (lm-eval 0.4 task YAMLs).
+# Hub data set (path, config, revision) behind every task of paper Tables 2 and 3, as lm-eval 0.4's task YAMLs
+# (and our ptb.yaml) read it; tests/test_evaluate.py checks this table against those YAMLs.
 PAPER_TASK_DATA = {
-    "hellaswag": ("Rowan/hellaswag", None),
-    "winogrande": ("allenai/winogrande", "winogrande_xl"),
-    "arc_easy": ("allenai/ai2_arc", "ARC-Easy"),
-    "arc_challenge": ("allenai/ai2_arc", "ARC-Challenge"),
-    "openbookqa": ("allenai/openbookqa", "main"),
-    "boolq": ("super_glue", "boolq"),
-    "wic": ("super_glue", "wic"),
-    "cb": ("super_glue", "cb"),
-    "wsc": ("super_glue", "wsc.fixed"),
-    "rte": ("super_glue", "rte"),
-    "pubmedqa": ("bigbio/pubmed_qa", "pubmed_qa_labeled_fold0_source"),
-    "logiqa": ("EleutherAI/logiqa", "logiqa"),
-    "wikitext": ("EleutherAI/wikitext_document_level", "wikitext-2-raw-v1"),
-    "ptb": ("ptb-text-only/ptb_text_only", "penn_treebank"),
+    "hellaswag": ("Rowan/hellaswag", None, None),
+    "winogrande": ("allenai/winogrande", "winogrande_xl", None),
+    "arc_easy": ("allenai/ai2_arc", "ARC-Easy", None),
+    "arc_challenge": ("allenai/ai2_arc", "ARC-Challenge", None),
+    "openbookqa": ("allenai/openbookqa", "main", None),
+    "boolq": ("aps/super_glue", "boolq", None),
+    "wic": ("aps/super_glue", "wic", None),
+    "cb": ("aps/super_glue", "cb", None),
+    "wsc": ("aps/super_glue", "wsc.fixed", None),
+    "rte": ("nyu-mll/glue", "rte", None),
+    "pubmedqa": ("bigbio/pubmed_qa", "pubmed_qa_labeled_fold0_source", None),
+    "logiqa": ("EleutherAI/logiqa", "logiqa", None),
+    "wikitext": ("EleutherAI/wikitext_document_level", "wikitext-2-raw-v1", None),
+    "ptb": ("ptb-text-only/ptb_text_only", "penn_treebank", "refs/convert/parquet"),
 }
 PERPLEXITY_TASKS = {HELDOUT_TASK: "heldout", "wikitext": "wikitext2", "ptb": "ptb"}
 

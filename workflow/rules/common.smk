@@ -41,6 +41,14 @@ def design(scale="paper"):
     return config if scale == "paper" else config[scale]["design"]
 
 
+# Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE): every Hub resource the config reads (corpora, tokenizers, the
+# baselines' weights, lm-eval's task data sets) must be in the local cache; a missing one stops here, before any
+# job, with an error naming it and the command that stages it (merino.hub; README "Running on Slurm", step 4).
+from merino.hub import check_offline_cache  # noqa: E402
+
+check_offline_cache(config)
+
+
 def lookup_settings(scale="paper"):
     """The config values a lookup table depends on (nothing else, so other edits keep it)."""
     e = config["entropy"]
