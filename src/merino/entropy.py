@@ -3,7 +3,7 @@
 Eq. 7 (subspace entropy of a linear map): for W in R^{m x n} with singular values s_j,
     H(W) = E_W [ sum_j log(1 + s_j^2 / eps^2) ],
 the expectation over the random initialisation W_ij ~ N(0, init_std^2).  We compute it
-exactly per draw (the s_j^2 are the eigenvalues of the smaller Gram matrix, in float64) and
+exactly per draw (as log det(I + G / eps^2), G the smaller Gram matrix, in float64) and
 average seeded draws until the standard error is below ``rel_tol``.  The paper publishes neither the initialisation, eps, the log
 base nor the number of draws; our defaults (config ``entropy``) are recorded in every output.
 
@@ -80,13 +80,17 @@ def entropy_from_singular_values(s: torch.Tensor, epsilon: float, log_base: floa
 
 
 def matrix_entropy(w: torch.Tensor, epsilon: float, log_base: float = math.e) -> float:
-    """Eq. 7 for one given matrix, from its singular values (eigenvalues of the smaller Gram matrix)."""
+    """Eq. 7 for one given matrix: sum_j log(1 + s_j^2 / eps^2) = log det(I + G / eps^2) with G the smaller
+    Gram matrix (its eigenvalues are the s_j^2), from the Cholesky factor's diagonal in float64.  The same
+    value as from the singular values (to rounding: I + G / eps^2 has every eigenvalue >= 1), several times
+    faster than an eigendecomposition on square shapes."""
     import torch
 
     w = w.double()
     gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
-    s2 = torch.linalg.eigvalsh(gram).clamp_min(0)
-    return float((s2 / epsilon**2).log1p().sum() / math.log(log_base))
+    gram.div_(epsilon**2).diagonal().add_(1.0)
+    logdet = 2 * torch.linalg.cholesky(gram).diagonal().log().sum()
+    return float(logdet / math.log(log_base))
 
 
 def _draw_seed(seed: int, rows: int, cols: int, draw: int) -> int:

@@ -10,6 +10,7 @@ use rule lookup as lookup_correlation with:
         settings=lookup_settings("correlation"),
     log:
         "logs/correlation/lookup.log",
+    threads: 1
 
 
 use rule prepare_data as prepare_correlation_data with:

@@ -8,7 +8,8 @@ rule lookup:
         settings=lookup_settings(),
     log:
         "logs/lookup.log",
-    threads: 2
+    threads: 2   # the paper space's large Gram matrices use both cores
+    priority: 2   # first: every search waits on it, so it must not be the last job of the DAG
     resources:
         runtime=60,
         mem_mb=4000,

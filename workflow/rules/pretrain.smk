@@ -9,6 +9,7 @@ use rule lookup as lookup_pretrain with:
         settings=lookup_settings("pretrain"),
     log:
         "logs/pretrain/lookup.log",
+    threads: 1   # small matrices: a second thread would idle
 
 
 use rule search as search_pretrain with:
