@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from merino.baselines import PAPER_BASELINES  # noqa: E402
 from merino.checks import check_base_config, check_config, model_scale, naive_model  # noqa: E402
 from merino.cost import Budget  # noqa: E402
+from merino.hub import check_offline_cache  # noqa: E402
 from merino.search import ENTROPY_OBJECTIVES, PROXY_OBJECTIVES  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -17,6 +18,10 @@ if workflow.overwrite_configfiles:   # the first --configfile is the base (Snake
     check_base_config(workflow.overwrite_configfiles[0], list(yaml.safe_load(SCHEMA.read_text())["properties"]))
 validate(config, schema=str(SCHEMA))
 check_config(config)
+# Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE): every Hub resource the config reads (corpora, tokenizers, the
+# baselines' weights, lm-eval's task data sets) must be in the local cache; a missing one stops here, before any
+# job, with an error naming it and the command that stages it (merino.hub; README "Running on Slurm", step 4).
+check_offline_cache(config)
 
 OBJECTIVES = [*ENTROPY_OBJECTIVES, *PROXY_OBJECTIVES]
 PAPER_BUDGETS = ["flops60G", "flops110G", "flops160G"]
@@ -39,14 +44,6 @@ def design(scale="paper"):
     top-level sections), ``pretrain`` (the scaled-down models the default trains) or
     ``correlation`` (the space the correlation study samples)."""
     return config if scale == "paper" else config[scale]["design"]
-
-
-# Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE): every Hub resource the config reads (corpora, tokenizers, the
-# baselines' weights, lm-eval's task data sets) must be in the local cache; a missing one stops here, before any
-# job, with an error naming it and the command that stages it (merino.hub; README "Running on Slurm", step 4).
-from merino.hub import check_offline_cache  # noqa: E402
-
-check_offline_cache(config)
 
 
 def lookup_settings(scale="paper"):
