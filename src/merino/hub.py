@@ -177,7 +177,8 @@ def snapshot(repo_id: str, files: tuple[str, ...], revision: str | None = None) 
     return None
 
 
-MODEL_FILES = ("config.json", "model.safetensors|model.safetensors.index.json|pytorch_model.bin", "tokenizer_config.json")
+MODEL_FILES = ("config.json", "model.safetensors|model.safetensors.index.json|pytorch_model.bin",
+               "tokenizer_config.json")
 TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json|vocab.json")
 
 
