@@ -316,17 +316,18 @@ def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel
     from .provenance import Meter
 
     budget = Budget.parse(budget_label)
+    absolute = check_budget(space, cost, budget, latency)[1]   # a relative budget in ms, resolved once
     objective = build_objective(objective_name, space, table, scorer)
     separable = isinstance(objective, EntropyObjective)
     with Meter(settings["cpu_watts"]) as meter:
-        found = evolutionary_search(space, objective, cost, budget, iterations=settings["iterations"],
+        found = evolutionary_search(space, objective, cost, absolute, iterations=settings["iterations"],
                                     population=settings["population"], parents=settings["parents"],
                                     seed=settings["seed"], latency=latency)
     arch = space.to_architecture(found.genes, name=f"{objective_name}@{budget_label}")
     certificate = None
     if settings["certify"] and separable and budget.kind in ADDITIVE_KINDS:
         with Meter(settings["cpu_watts"]) as exact_meter:
-            best = exact_search(space, objective, cost, budget, latency=latency)
+            best = exact_search(space, objective, cost, absolute, latency=latency)
         certificate = {
             "optimum": best.score, "optimal_architecture": space.to_architecture(best.genes).to_dict(),
             "gap_pct": 100 * (best.score - found.score) / best.score, "solver_wall_s": exact_meter.wall_s,
@@ -336,7 +337,6 @@ def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel
         certificate = {"skipped": f"the exact solver handles the separable entropy objectives, not {objective_name!r}"}
     elif settings["certify"]:
         certificate = {"skipped": f"the exact solver handles {', '.join(ADDITIVE_KINDS)} budgets, not {budget.kind}"}
-    absolute = check_budget(space, cost, budget, latency)[1]
     budget_record = {"label": budget.label, "kind": budget.kind, "value": absolute.value, "unit": budget.unit}
     if budget.relative:   # the multiple, and what it multiplies: the smallest architecture on that device
         budget_record.update(multiple=budget.value, smallest_architecture=absolute.value / budget.value)
