@@ -8,7 +8,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config, validate
 
-from merino.checks import ConfigError, check_config
+from merino.checks import ConfigError, apply_design_preset, check_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -35,11 +35,12 @@ def test_the_default_config_passes(default_config):
     (lambda c: c["comparisons"]["table5"][0].update(without="MeRino-S60"),
      r"the second with weight_sharing: false"),
     (lambda c: c["comparisons"]["table6"].update(none="MeRino-S110-gamma"),
-     r"comparisons.table6.none names 'MeRino-S110-gamma', which must be a search with objective entropy_plain"),
+     r"comparisons.table6.none names 'MeRino-S110-gamma', which must be a search with objective eq15_plain or "
+     r"entropy_plain"),
     (lambda c: c["comparisons"]["table6"].update(gamma_alpha="MeRino-S160"),
      r"comparisons.table6: the three searches must share one budget"),
     (lambda c: c["comparisons"]["search"].update(parents=64),
-     r"comparisons.search.parents=64 exceeds comparisons.search.population=32"),
+     r"comparisons.search.parents=64 must be below comparisons.search.population=32"),
 ])
 def test_a_comparison_that_cannot_work_is_refused(default_config, edit, message):
     config = copy.deepcopy(default_config)
@@ -55,6 +56,17 @@ def tiny_config(default_config):
     return config
 
 
+def test_a_design_preset_replaces_the_objective_and_its_constants(default_config):
+    config = copy.deepcopy(default_config)
+    config["design_fit"]["preset"] = "table8_fit"
+    apply_design_preset(config)
+    preset = default_config["design_fit"]["presets"]["table8_fit"]
+    assert config["search"]["objective"] == preset["objective"]
+    assert all(config["entropy"][k] == v for k, v in preset["entropy"].items())
+    assert config["entropy"]["init_std"] == default_config["entropy"]["init_std"]   # the rest stays
+    check_config(config)
+
+
 def test_the_smoke_config_passes(tiny_config):
     config = copy.deepcopy(tiny_config)
     validate(config, SCHEMA)
@@ -67,6 +79,9 @@ def test_the_smoke_config_passes(tiny_config):
     ({"search": {"budgets": ["latency5ms"]}}, "budgets"),
     ({"search_space": {"embed_dim": {"min": 64, "max": 1000, "step": 64}}}, "search_space.embed_dim"),
     ({"search": {"parents": 1000}}, "search.parents=1000"),
+    ({"search": {"parents": 32, "population": 32}}, r"search.parents=32 must be below search.population=32 \(K"),
+    ({"search_space": {"ffn_dim": {"min": 128, "max": 512, "step": 128}}}, "give ffn_ratio .* or ffn_dim .*, not both"),
+    ({"design_fit": {"preset": "mine"}}, r"design_fit.preset='mine' names no preset in design_fit.presets"),
     ({"pretrain": {"train": ["MeRino-XL"]}}, "pretrain.train names 'MeRino-XL'"),
     ({"pretrain": {"training": {"micro_batch_size": 3}}}, "micro_batch_size=3"),
     ({"pretrain": {"models": {"MeRino-S60": {"search": {"objective": "entropy", "budget": "flops0.0001G"}}}}},
@@ -82,4 +97,5 @@ def test_a_malformed_config_is_refused_naming_the_key(tiny_config, override, mes
     update_config(config, override)
     with pytest.raises((WorkflowError, ConfigError), match=message):   # the schema's, or ours
         validate(config, SCHEMA)
+        apply_design_preset(config)
         check_config(config)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from merino.entropy import (EntropyConstants, EntropyLookupTable, architecture_entropy, effectiveness,
-                            expected_matrix_entropy, lookup_error, matrix_entropy)
+                            expected_matrix_entropy, lookup_error, matrix_entropy, objective_score)
+from merino.search import EntropyObjective
 from merino.paper import load_reference, table1_models
 from merino.space import Architecture, Block
 
@@ -86,6 +87,38 @@ def test_eq12_to_14_composition():
     gamma = c.beta * 3 / math.log2(128)
     assert h.gamma == pytest.approx(gamma)
     assert h.objective == pytest.approx((0.5 * mhsa + ffn) * math.exp(-c.gamma_strength * gamma))
+
+
+@pytest.mark.parametrize("alpha", [True, False])
+def test_eq15_per_block_objectives_by_hand(alpha):
+    """Eq. 15 as printed, per block j and module: L_j [a_M (1 - b L_j / log2 E_j) H_MHSA(E_j) +
+    a_F (1 - b L_j / log2 F_j) H_FFN(E_j, F_j)]; and the exponential form exp(-k b L_j / log2 x)."""
+    c = EntropyConstants(draws=1, alpha_mhsa=0.5, alpha_ffn=1.0, beta=0.25, gamma_strength=3.0)
+    table = EntropyLookupTable(c)
+    arch = Architecture((Block(128, 256, 2), Block(192, 192, 3)))
+    m = lambda r, k: table.matrix(r, k)  # noqa: E731
+    hm = {128: 6 * m(128, 64) + m(128, 128), 192: 9 * m(192, 64) + m(192, 192)}
+    hf = {(128, 256): 2 * m(128, 256), (192, 192): 2 * m(192, 192)}
+    am, af = (0.5, 1.0) if alpha else (1.0, 1.0)
+    lg = math.log2(192)
+    linear = (2 * (am * (1 - 0.25 * 2 / 7) * hm[128] + af * (1 - 0.25 * 2 / 8) * hf[128, 256])
+              + 3 * (am * (1 - 0.25 * 3 / lg) * hm[192] + af * (1 - 0.25 * 3 / lg) * hf[192, 192]))
+    ex = lambda l, x: math.exp(-3.0 * 0.25 * l / math.log2(x))  # noqa: E731
+    exponential = (2 * (am * ex(2, 128) * hm[128] + af * ex(2, 256) * hf[128, 256])
+                   + 3 * (am * ex(3, 192) * hm[192] + af * ex(3, 192) * hf[192, 192]))
+    name = "eq15" if alpha else "eq15_gamma"
+    assert objective_score(arch, table, name) == pytest.approx(linear, rel=1e-12)
+    if alpha:
+        assert objective_score(arch, table, "eq15_exp") == pytest.approx(exponential, rel=1e-12)
+    assert objective_score(arch, table, "eq15_plain") == pytest.approx(architecture_entropy(arch, table).entropy)
+    # the search's vectorised objective agrees on a space holding the architecture (ratio axis: F = R E)
+    from merino.space import SearchSpace
+    space = SearchSpace(n_blocks=2, e_min=64, e_max=192, e_step=64, ffn_ratios=(1, 2), depths=(1, 2, 3))
+    genes = space.encode(arch)[None]
+    assert EntropyObjective.build(name, space, table)(genes)[0] == pytest.approx(linear, rel=1e-12)
+    # a different log base for Eq. 15's log changes only beta's effective size: beta ln(base) is what matters
+    c2 = EntropyConstants(draws=1, alpha_mhsa=0.5, beta=0.25 * math.log(2) / math.log(math.e), penalty_log_base=math.e)
+    assert objective_score(arch, EntropyLookupTable(c2, table.entries), name) == pytest.approx(linear, rel=1e-12)
 
 
 def test_lookup_table_save_load_and_constant_check(tmp_path, tiny_space, tiny_table):

@@ -16,6 +16,33 @@ def test_paper_table7_grid():
     assert space.gene_sizes == (16, 32, 4)
 
 
+def test_table8_structures_are_members_of_the_ratio_space():
+    """Table 8 writes F as R E with R in {1, 1.5}; MeRino-64M's F = 960, 1344 lie off Table 7's 128-step
+    grid, so only the ratio axis (the default) holds all three."""
+    space = SearchSpace.from_config({"n_blocks": 4, "embed_dim": {"min": 64, "max": 1024, "step": 64},
+                                     "depths": [1, 2, 3, 4], "non_decreasing_width": True}, 64)
+    assert space.ffn_ratios == (1, 1.5, 2, 2.5, 3, 3.5, 4) and space.gene_sizes == (16, 7, 4)
+    for name, arch in paper_structures(load_reference()).items():
+        genes = space.encode(arch)
+        assert space.to_architecture(genes, name=name) == arch
+    absolute = SearchSpace()
+    with pytest.raises(ArchitectureError, match="F=960"):
+        absolute.check(paper_structures(load_reference())["MeRino-64M"])
+
+
+def test_ffn_axis_is_ratio_or_absolute_never_both():
+    cfg = {"n_blocks": 2, "embed_dim": {"min": 64, "max": 128, "step": 64}, "depths": [1], "non_decreasing_width": True}
+    assert SearchSpace.from_config({**cfg, "ffn_dim": {"min": 128, "max": 256, "step": 128}}, 64).ffn_ratios == ()
+    ratio = SearchSpace.from_config({**cfg, "ffn_ratio": [1, 2]}, 64)
+    assert ratio.ffn_table.tolist() == [[64, 128], [128, 256]] and ratio.f_grid.tolist() == [64, 128, 256]
+    with pytest.raises(ValueError, match="not both"):
+        SearchSpace.from_config({**cfg, "ffn_ratio": [1], "ffn_dim": {"min": 128, "max": 256, "step": 128}}, 64)
+    with pytest.raises(ValueError, match="whole FFN width"):
+        SearchSpace.from_config({**cfg, "ffn_ratio": [1.3]}, 64)
+    with pytest.raises(ArchitectureError, match="not R\\*E"):
+        ratio.check(Architecture((Block(64, 96, 1), Block(128, 128, 1))))
+
+
 def test_sampling_stays_in_space_and_is_uniform_over_width_multisets(tiny_space, rng):
     genes = tiny_space.sample(rng, 40000)
     assert tiny_space.valid_genes(genes).all()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .cost import Budget, CostModel
-from .search import PROXY_OBJECTIVES, smallest_cost
+from .search import ENTROPY_OBJECTIVES, PROXY_OBJECTIVES, smallest_cost
 from .space import SearchSpace
 
 
@@ -44,6 +44,19 @@ def check_base_config(path, sections) -> None:
             f"this one over it, e.g. --configfile config/config.yaml {path} (or config/paper.yaml {path})")
 
 
+def apply_design_preset(config: dict) -> None:
+    """Config ``design_fit.preset``: a named set of design constants (``design_fit.presets``) replaces
+    ``search.objective`` and the ``entropy`` values it names, in place, before anything reads them."""
+    name, presets = config["design_fit"]["preset"], config["design_fit"]["presets"]
+    if name == "none":
+        return
+    if name not in presets:
+        raise ConfigError(f"config design_fit.preset={name!r} names no preset in design_fit.presets "
+                          f"({sorted(presets)}); use one of them or none")
+    config["search"]["objective"] = presets[name]["objective"]
+    config["entropy"].update(presets[name]["entropy"])
+
+
 def check_config(config: dict) -> None:
     """Raise :class:`ConfigError` for the first problem found, before any job runs."""
     devices = config["latency"]["devices"]
@@ -52,9 +65,10 @@ def check_config(config: dict) -> None:
     _check_design(config if paper_scale else config["pretrain"]["design"], "" if paper_scale else "pretrain.design.",
                   config["latency"]["budgets"], "latency.budgets", devices)
     search = config["search"]
-    if search["parents"] > search["population"]:
-        raise ConfigError(f"config search.parents={search['parents']!r} exceeds search.population="
-                          f"{search['population']!r}")
+    if search["parents"] > search["population"] or (search["selection"] == "paper"
+                                                   and search["parents"] == search["population"]):
+        raise ConfigError(f"config search.parents={search['parents']!r} must be below search.population="
+                          f"{search['population']!r} (K survivors refilled to M; equal only for selection generational)")
     pretrain = config["pretrain"]
     models = pretrain["models"]
     for name in pretrain["train"]:
@@ -107,8 +121,8 @@ def _check_evaluation(config: dict) -> None:
 def _check_comparisons(config: dict) -> None:
     """Models of the comparisons exist, and each row compares what the paper's row compares."""
     c, models = config["comparisons"], config["pretrain"]["models"]
-    if c["search"]["parents"] > c["search"]["population"]:
-        raise ConfigError(f"config comparisons.search.parents={c['search']['parents']!r} exceeds "
+    if c["search"]["parents"] >= c["search"]["population"] + (config["search"]["selection"] != "paper"):
+        raise ConfigError(f"config comparisons.search.parents={c['search']['parents']!r} must be below "
                           f"comparisons.search.population={c['search']['population']!r}")
 
     def entry(key: str, name: str, objective: tuple[str, ...] | None = None) -> dict:
@@ -124,20 +138,22 @@ def _check_comparisons(config: dict) -> None:
         for j, name in enumerate(row["models"]):
             entry(f"comparisons.fig5[{i}].models[{j}]", name)
     for i, row in enumerate(c["table4"]):
-        entry(f"comparisons.table4[{i}].model", row["model"], ("entropy", *PROXY_OBJECTIVES))
+        entry(f"comparisons.table4[{i}].model", row["model"], (*ENTROPY_OBJECTIVES, *PROXY_OBJECTIVES))
     for i, row in enumerate(c["table5"]):
         shared, unshared = (entry(f"comparisons.table5[{i}].{k}", row[k]) for k in ("with", "without"))
         if "search" not in shared or shared.get("search") != unshared.get("search") or \
                 unshared.get("weight_sharing", True) or not shared.get("weight_sharing", True):
             raise ConfigError(f"config comparisons.table5[{i}]: {row['with']!r} and {row['without']!r} must be the "
                               f"same search, the second with weight_sharing: false (got {shared} and {unshared})")
-    rows = {"none": "entropy_plain", "gamma": "entropy_gamma", "gamma_alpha": "entropy"}
+    # Table 6's rows in the paper's family (Eq. 15) or in the global one
+    rows = {"none": ("eq15_plain", "entropy_plain"), "gamma": ("eq15_gamma", "entropy_gamma"),
+            "gamma_alpha": ("eq15", "entropy")}
     if c["table6"]:
         missing = sorted(set(rows) - set(c["table6"]))
         if missing:
             raise ConfigError(f"config comparisons.table6 lacks rows {missing} (needs none, gamma, gamma_alpha)")
-        budgets = {entry(f"comparisons.table6.{row}", c["table6"][row], (objective,))["search"]["budget"]
-                   for row, objective in rows.items()}
+        budgets = {entry(f"comparisons.table6.{row}", c["table6"][row], objectives)["search"]["budget"]
+                   for row, objectives in rows.items()}
         if len(budgets) > 1:
             raise ConfigError(f"config comparisons.table6: the three searches must share one budget, got {sorted(budgets)}")
 

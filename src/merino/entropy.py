@@ -14,11 +14,13 @@ Eq. 14 (block i, L_i layers applied in sequence, shared or not):
     H_i = L_i (alpha_MHSA H_MHSA(E_i) + alpha_FFN H_FFN(E_i, F_i)),   H = sum_i H_i.
 Eq. 9/11 (effectiveness): gamma = beta L / log2(w_hat), L = sum_i L_i.  The paper's Table 1
 values (0.008 for L=1, E=256 and 0.25 for L=24, E=64 with beta = 1/16) pin the base-2 log of
-the width.  For a block-wise model we take w_hat = min_i E_i, the narrowest block, which every
-signal passes through (for uniform models w_hat = E as in Table 1).
-Eq. 15 (MP objective): maximise H * exp(-kappa gamma) subject to the compute budget.  How
-gamma enters is not published; the multiplicative penalty with strength kappa (config
-``entropy.gamma_strength``) is our choice and is recorded with the results.
+the width; for a block-wise model w_hat = min_i E_i, the narrowest block.
+Eq. 15 (the design objective): maximise
+    sum_j L_j [ alpha_MHSA (1 - beta L_j / log E_j) H_MHSA(E_j) + alpha_FFN (1 - beta L_j / log F_j) H_FFN(E_j, F_j) ]
+subject to the budget (objective ``eq15``; the log's base, unpublished, is ``penalty_log_base``).
+Beside it (see :data:`ENTROPY_OBJECTIVES`): ``eq15_exp`` with exp(-kappa beta L_j / log x) per module, and
+the ``entropy`` family, which multiplies the whole Eq. 14 sum by exp(-kappa gamma) with Eq. 11's global
+gamma -- our form before, kept under its name so that results computed with it stay reproducible.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class EntropyConstants:
     seed: int = 0
     beta: float = 1 / 16
     gamma_strength: float = 8.0
+    penalty_log_base: float = 2.0
     alpha_mhsa: float = 0.5
     alpha_ffn: float = 1.0
     head_dim: int = 64
@@ -59,7 +62,8 @@ class EntropyConstants:
     @classmethod
     def from_config(cls, cfg: dict, head_dim: int) -> "EntropyConstants":
         """From config ``entropy`` (or the part of it a lookup table needs; the rest keep defaults)."""
-        keys = ("init_std", "epsilon", "draws", "max_draws", "rel_tol", "seed", "beta", "gamma_strength")
+        keys = ("init_std", "epsilon", "draws", "max_draws", "rel_tol", "seed", "beta", "gamma_strength",
+                "penalty_log_base")
         args = {k: cfg[k] for k in keys if k in cfg}
         if "log_base" in cfg:
             args["log_base"] = math.e if cfg["log_base"] == "e" else float(cfg["log_base"])
@@ -177,26 +181,100 @@ class EntropyLookupTable:
         return 2 * self.matrix(e, f)
 
     def grids(self, space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
-        """H_MHSA over the E grid (nE,) and H_FFN over the (E, F) grid (nE, nF)."""
+        """H_MHSA over the E grid (nE,) and H_FFN over the (E index, F index) grid (nE, nF)."""
         mhsa = np.array([self.mhsa(int(e)) for e in space.e_grid])
-        ffn = np.array([[self.ffn(int(e), int(f)) for f in space.f_grid] for e in space.e_grid])
+        ffn = np.array([[self.ffn(int(e), int(f)) for f in row] for e, row in zip(space.e_grid, space.ffn_table)])
         return mhsa, ffn
 
 
-# ---- Eqs. 9/11, 14, 15 on populations -------------------------------------------------------------------
+# ---- Eqs. 9/11, 14, 15: the design objectives ----------------------------------------------------------
+@dataclass(frozen=True)
+class ObjectiveForm:
+    """How an entropy objective weighs modules and penalises depth.
+
+    ``penalty``: ``eq15`` (Eq. 15 as published: per block j, (1 - beta L_j / log E_j) on the attention
+    entropy and (1 - beta L_j / log F_j) on the FFN entropy), ``eq15_exp`` (the same per-block,
+    per-module terms as exp(-kappa beta L_j / log x)), ``global`` (ours before Eq. 15 was read:
+    one gamma = beta sum_i L_i / log2(min_i E_i) of Eq. 9/11 and exp(-kappa gamma) on the whole sum)
+    or ``none``.  ``alpha``: weight the modules by alpha_MHSA, alpha_FFN (Eq. 14) or by 1."""
+
+    penalty: str
+    alpha: bool
+
+    @property
+    def per_block(self) -> bool:
+        """The objective is a sum of per-block terms (no factor of the whole architecture)."""
+        return self.penalty != "global"
+
+
+# name -> form.  Table 6's rows (none / gamma / gamma+alpha) are eq15_plain, eq15_gamma, eq15; the
+# global family keeps the names results were computed under before, with their old meaning.
+ENTROPY_OBJECTIVES = {
+    "eq15": ObjectiveForm("eq15", True),
+    "eq15_gamma": ObjectiveForm("eq15", False),
+    "eq15_plain": ObjectiveForm("none", False),
+    "eq15_exp": ObjectiveForm("eq15_exp", True),
+    "entropy": ObjectiveForm("global", True),
+    "entropy_gamma": ObjectiveForm("global", False),
+    "entropy_plain": ObjectiveForm("none", False),
+}
+
+
+def objective_form(name: str) -> ObjectiveForm:
+    if name not in ENTROPY_OBJECTIVES:
+        raise ValueError(f"unknown entropy objective {name!r}; expected one of {sorted(ENTROPY_OBJECTIVES)}")
+    return ENTROPY_OBJECTIVES[name]
+
+
 def effectiveness(n_layers, min_width, beta: float):
-    """Eq. 9/11: gamma = beta * L / log2(w_hat) (w_hat: the narrowest block width)."""
+    """Eq. 9/11: gamma = beta * L / log2(w_hat) (w_hat: the narrowest block width; Table 1 pins log2)."""
     return beta * np.asarray(n_layers, dtype=np.float64) / np.log2(np.asarray(min_width, dtype=np.float64))
 
 
 def penalised(entropy, gamma, c: EntropyConstants):
-    """Eq. 15 objective: H * exp(-kappa * gamma)."""
+    """The global form: H * exp(-kappa * gamma)."""
     return np.asarray(entropy) * np.exp(-c.gamma_strength * np.asarray(gamma))
+
+
+def module_factor(depth, width, c: EntropyConstants, penalty: str):
+    """Eq. 15's factor on one module of block j: 1 - beta L_j / log(x) (``eq15``) or exp(-kappa beta L_j /
+    log(x)) (``eq15_exp``), x = E_j for attention and F_j for the FFN, log in base ``c.penalty_log_base``;
+    1 for the other forms."""
+    depth = np.asarray(depth, dtype=np.float64)
+    ratio = c.beta * depth / (np.log(np.asarray(width, dtype=np.float64)) / math.log(c.penalty_log_base))
+    if penalty == "eq15":
+        return 1.0 - ratio
+    if penalty == "eq15_exp":
+        return np.exp(-c.gamma_strength * ratio)
+    return np.ones(np.broadcast(depth, ratio).shape)
+
+
+def block_objective(e, f, l, mhsa, ffn, c: EntropyConstants, form: ObjectiveForm):
+    """One block's term of Eq. 15 (Eq. 14 when unpenalised): L_j (a_M p(L_j, E_j) H_MHSA(E_j) +
+    a_F p(L_j, F_j) H_FFN(E_j, F_j)); arrays broadcast."""
+    am, af = (c.alpha_mhsa, c.alpha_ffn) if form.alpha else (1.0, 1.0)
+    pm, pf = module_factor(l, e, c, form.penalty), module_factor(l, f, c, form.penalty)
+    return np.asarray(l) * (am * pm * np.asarray(mhsa) + af * pf * np.asarray(ffn))
+
+
+def architecture_factor(n_layers, min_width, c: EntropyConstants, form: ObjectiveForm):
+    """The factor of the whole architecture: exp(-kappa gamma) for the global form, else 1."""
+    if form.penalty != "global":
+        return np.ones(np.broadcast(n_layers, min_width).shape)
+    return np.exp(-c.gamma_strength * effectiveness(n_layers, min_width, c.beta))
+
+
+def objective_score(arch: Architecture, table: "EntropyLookupTable", name: str) -> float:
+    """The named entropy objective of one architecture (any widths, not only a search space's)."""
+    form, c = objective_form(name), table.constants
+    terms = [block_objective(b.embed_dim, b.ffn_dim, b.depth, table.mhsa(b.embed_dim),
+                             table.ffn(b.embed_dim, b.ffn_dim), c, form) for b in arch.blocks]
+    return float(sum(terms) * architecture_factor(arch.n_layers, min(arch.widths), c, form))
 
 
 @dataclass(frozen=True)
 class EntropyBreakdown:
-    """Every entropy figure of one architecture (Table 1 columns)."""
+    """Every entropy figure of one architecture (Table 1 columns, with Eq. 11's gamma) and its objective."""
 
     mhsa: float
     ffn: float
@@ -205,21 +283,22 @@ class EntropyBreakdown:
     gamma: float
     entropy_with_gamma: float
     objective: float
+    objective_name: str
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def architecture_entropy(arch: Architecture, table: EntropyLookupTable) -> EntropyBreakdown:
-    """Eq. 14 with and without alpha, gamma (Eq. 11) and the Eq. 15 objective for one architecture."""
+def architecture_entropy(arch: Architecture, table: EntropyLookupTable, objective: str = "entropy") -> EntropyBreakdown:
+    """Eq. 14 with and without alpha, gamma (Eq. 11), H exp(-kappa gamma) and the named objective."""
     c = table.constants
     mhsa = sum(b.depth * table.mhsa(b.embed_dim) for b in arch.blocks)
     ffn = sum(b.depth * table.ffn(b.embed_dim, b.ffn_dim) for b in arch.blocks)
-    weighted = c.alpha_mhsa * mhsa + c.alpha_ffn * ffn
     gamma = float(effectiveness(arch.n_layers, min(arch.widths), c.beta))
     return EntropyBreakdown(
-        mhsa=mhsa, ffn=ffn, entropy=mhsa + ffn, weighted_entropy=weighted, gamma=gamma,
-        entropy_with_gamma=float(penalised(mhsa + ffn, gamma, c)), objective=float(penalised(weighted, gamma, c)),
+        mhsa=mhsa, ffn=ffn, entropy=mhsa + ffn, weighted_entropy=c.alpha_mhsa * mhsa + c.alpha_ffn * ffn,
+        gamma=gamma, entropy_with_gamma=float(penalised(mhsa + ffn, gamma, c)),
+        objective=objective_score(arch, table, objective), objective_name=objective,
     )
 
 

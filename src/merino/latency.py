@@ -311,7 +311,7 @@ class LatencyTable:
     convention: dict
     e_values: np.ndarray      # (nE,)
     f_values: np.ndarray      # (nF,)
-    layer_ms: np.ndarray      # (nE, nF): one layer of width E and FFN width F
+    layer_ms: np.ndarray      # (nE, nF): one layer of width E and FFN width F; NaN for a pair not measured
     widths: np.ndarray        # (nW,): every block width and D
     projection_ms: np.ndarray  # (nW, nW): Linear(widths[i], widths[j]); 0 on the diagonal (no projection)
     constant_ms: float        # embeddings, final LayerNorm, LM head and the model's own overhead
@@ -357,8 +357,12 @@ class LatencyTable:
         if space.head_dim != self.convention["head_dim"]:
             raise ValueError(f"latency table of {self.device!r} was measured with head_dim "
                              f"{self.convention['head_dim']}, the search space has {space.head_dim}")
-        _index(self.e_values, space.e_grid, "layer width E")
-        _index(self.f_values, space.f_grid, "FFN width F")
+        e, f = np.asarray(space.layer_shapes()).T
+        measured = self.layer_ms[_index(self.e_values, e, "layer width E"), _index(self.f_values, f, "FFN width F")]
+        if np.isnan(measured).any():
+            raise ValueError(f"latency table of {self.device!r} has no layer (E, F) = "
+                             f"{space.layer_shapes()[int(np.flatnonzero(np.isnan(measured))[0])]}; "
+                             "rebuild it for this search space")
 
     def check_convention(self, cost: CostModel) -> None:
         """Raise unless the table was measured under ``cost``'s model convention."""
@@ -379,7 +383,7 @@ class LatencyTable:
             "device": self.device, "convention": self.convention, "protocol": self.protocol,
             "constant_ms": self.constant_ms,
             "layers": [[int(e), int(f), float(self.layer_ms[i, j])] for i, e in enumerate(self.e_values)
-                       for j, f in enumerate(self.f_values)],
+                       for j, f in enumerate(self.f_values) if not np.isnan(self.layer_ms[i, j])],
             "projections": [[int(a), int(b), float(self.projection_ms[i, j])] for i, a in enumerate(self.widths)
                             for j, b in enumerate(self.widths) if a != b],
         }
@@ -396,9 +400,9 @@ class LatencyTable:
         projection_ms = np.full((len(widths), len(widths)), np.nan)
         np.fill_diagonal(projection_ms, 0.0)
         projection_ms[_index(widths, proj[:, 0], "width"), _index(widths, proj[:, 1], "width")] = proj[:, 2]
-        if np.isnan(layer_ms).any() or np.isnan(projection_ms).any():
-            raise ValueError(f"latency table of {data['device']!r} is incomplete: every (E, F) layer and every "
-                             f"projection between its widths needs an entry")
+        if np.isnan(projection_ms).any():
+            raise ValueError(f"latency table of {data['device']!r} is incomplete: every projection between its "
+                             f"widths needs an entry")
         return cls(data["device"], dict(data["convention"]), e_values, f_values, layer_ms, widths, projection_ms,
                    float(data["constant_ms"]), dict(data["protocol"]))
 
@@ -437,7 +441,7 @@ def _table_items(space: SearchSpace, convention: dict, batch_size: int, seq_len:
 
     items = [(("layer", int(e), int(f)), lambda e=int(e), f=int(f): MerinoLayer(config, e, f),
               lambda e=int(e): (torch.randn(batch_size, seq_len, e), None))  # mask None: causal
-             for e in space.e_grid for f in space.f_grid]
+             for e, f in space.layer_shapes()]
     widths = sorted({int(e) for e in space.e_grid} | {d})
     items += [(("projection", a, b), lambda a=a, b=b: WidthProjection(a, b), hidden(a))
               for a in widths for b in widths if a != b]
@@ -499,7 +503,7 @@ def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label
     value = {key: float(stat(v)) for key, v in samples.items()}
     e_values, f_values = space.e_grid.copy(), space.f_grid.copy()
     widths = np.asarray(widths, dtype=np.int64)
-    layer_ms = np.array([[value[("layer", int(e), int(f))] for f in f_values] for e in e_values])
+    layer_ms = np.array([[value.get(("layer", int(e), int(f)), np.nan) for f in f_values] for e in e_values])
     projection_ms = np.array([[0.0 if a == b else value[("projection", int(a), int(b))] for b in widths]
                               for a in widths])
     spread = [float(np.subtract(*np.percentile(v, [75, 25])) / np.median(v)) for v in samples.values()]

@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from .cost import CostModel
-from .entropy import EntropyLookupTable, architecture_entropy
+from .entropy import EntropyLookupTable, architecture_entropy, objective_score
 from .space import Architecture, Block
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "paper.yaml"
@@ -39,11 +39,14 @@ def structure_columns(arch: Architecture) -> dict:
     }
 
 
-def table8(reference: dict, cost: CostModel, table: EntropyLookupTable, searched: dict[str, dict]) -> pd.DataFrame:
-    """Table 8 (and the params of Table 5, FLOPs of Table 3): the paper's structures priced by our cost
-    model next to the paper's figures, and our searched structure at the same FLOPs target.
-
-    ``searched`` maps a budget label (``flops60G`` ...) to its search result JSON."""
+def table8(reference: dict, cost: CostModel, table: EntropyLookupTable, searched: dict[str, dict], objective: str,
+           fit: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Table 8 (and the params of Table 5, FLOPs of Table 3): per FLOPs target, the paper's structure
+    priced by our cost model beside the paper's figures; our search under the configured objective and
+    constants (``searched``: budget label -> search result JSON); and, from the design fit
+    (:mod:`merino.design_fit`, ``fit``: design_fit.csv), the exact optimum under each preset and under
+    the best fitted set.  ``gap_to_optimum_pct``: how far the paper's structure scores below the row's
+    optimum under the row's constants (0 on the paper row)."""
     structures = paper_structures(reference)
     t3 = reference["table3_language_modeling"]["models"]
     t5 = reference["table5_parameter_sharing"]
@@ -55,27 +58,45 @@ def table8(reference: dict, cost: CostModel, table: EntropyLookupTable, searched
             "paper_params_unshared_M": float(t5[target]["without"]["params_M"]),
             "paper_flops_G": float(t3[name][0]),
         }
-        candidates = [("paper structure", structures[name], None)]
+        candidates = [("paper structure", structures[name], {})]
         if budget in searched:
             result = searched[budget]
-            arch = Architecture.from_dict(result["architecture"], name=f"searched@{budget}")
-            candidates.append((f"searched ({result['objective']})", arch, result))
-        for source, arch, result in candidates:
+            cert = result.get("certificate") or {}
+            optimum = cert.get("optimum", result["score"])
+            gap = 100 * (optimum - objective_score(structures[name], table, objective)) / abs(optimum)
+            candidates.append((f"searched ({result['objective']}, configured constants)",
+                               Architecture.from_dict(result["architecture"]),
+                               {"ea_gap_to_optimum_pct": cert.get("gap_pct"), "gap_to_optimum_pct": gap}))
+        if fit is not None:
+            tags = fit["named"].astype(str).str.split(", ")
+            for label in sorted({t for ts in tags for t in ts if t.startswith("preset ") or t == "best"}):
+                row = fit[tags.apply(lambda ts: label in ts) & (fit["budget"] == budget)].iloc[0]
+                arch = Architecture.from_dict({"E": _ints(row["optimum_E"]), "F": _ints(row["optimum_F"]),
+                                               "L": _ints(row["optimum_L"])})
+                candidates.append((f"optimum ({label}: {row['objective']}, set {row['set']})", arch,
+                                   {"gap_to_optimum_pct": row["gap_pct"], "budget_used_G": row["budget_used_G"]}))
+        for source, arch, extra in candidates:
             s = cost.summary(arch)
-            h = architecture_entropy(arch, table)
-            cert = (result or {}).get("certificate") or {}
+            h = architecture_entropy(arch, table, objective)
             rows.append({
                 "model": name, "budget": budget, "source": source, **structure_columns(arch),
                 "params_shared_M": round(s["params_shared"] / 1e6, 2),
                 "params_unshared_M": round(s["params_unshared"] / 1e6, 2),
                 "flops_G": round(s["flops"] / 1e9, 2),
-                "entropy": round(h.entropy, 1), "gamma": round(h.gamma, 4), "objective": round(h.objective, 1),
-                "ea_gap_to_optimum_pct": cert.get("gap_pct"),
+                "entropy": round(h.entropy, 1), "gamma": round(h.gamma, 4),
+                f"objective_{objective}": round(h.objective, 1),
+                "gap_to_optimum_pct": extra.get("gap_to_optimum_pct", 0.0 if source == "paper structure" else None),
+                "ea_gap_to_optimum_pct": extra.get("ea_gap_to_optimum_pct"),
+                "budget_used_G": extra.get("budget_used_G"),
                 **paper,
                 "params_shared_rel_diff_pct": round(100 * (s["params_shared"] / 1e6 / paper["paper_params_shared_M"] - 1), 2),
                 "flops_rel_diff_pct": round(100 * (s["flops"] / 1e9 / paper["paper_flops_G"] - 1), 2),
             })
     return pd.DataFrame(rows)
+
+
+def _ints(joined: str) -> list[int]:
+    return [int(v) for v in str(joined).split("-")]
 
 
 def table1_models(reference: dict, ffn_ratio: int = 4) -> dict[str, Architecture]:

@@ -2,8 +2,9 @@
 and an exact solver of the Eq. 15 mathematical programme that certifies it.
 
 Objectives are callables on gene populations (P, N, 3) returning scores (P,).  Entropy
-objectives are *separable*: score = pen(L, w_hat) * sum_i L_i g(E_i, F_i), which the exact
-solver exploits; the training-free proxies of the comparisons (NTK, DSS-Score, decoder params;
+objectives (Eq. 15 and the forms beside it, :data:`merino.entropy.ENTROPY_OBJECTIVES`) are
+*separable*: score = pen(L, w_hat) * sum_i v(E_i, F_i, L_i), pen = 1 for the per-block forms,
+which the exact solver exploits; the training-free proxies of the comparisons (NTK, DSS-Score, decoder params;
 paper Fig. 5, Table 4) are :class:`ProxyObjective` s that score one architecture at a time.
 
 Budgets are priced by a *pricing* (:func:`merino.cost.pricing`): a CostModel kind (flops,
@@ -21,48 +22,46 @@ from typing import Callable
 import numpy as np
 
 from .cost import Budget, CostModel, latency_tables, pricing
-from .entropy import EntropyConstants, EntropyLookupTable, effectiveness
+from .entropy import (ENTROPY_OBJECTIVES, EntropyConstants, EntropyLookupTable, ObjectiveForm, architecture_factor,
+                      block_objective, objective_form)
 from .space import Architecture, SearchSpace
 
-# name -> (use alpha weights, use gamma penalty); paper Table 6 rows: none / gamma / gamma_alpha
-ENTROPY_OBJECTIVES = {
-    "entropy": (True, True),
-    "entropy_gamma": (False, True),
-    "entropy_plain": (False, False),
-}
 # training-free proxies as objectives (merino.proxies.proxy_scorer): TE-NAS, TF-TAS, LTS (Fig. 5, Table 4)
 PROXY_OBJECTIVES = ("ntk", "dss", "decoder_params")
+# Algorithm 1's selection: "paper" keeps the K best each iteration and refills to M by mutating random
+# survivors; "generational" (ours before) gives K random members M/K children each and keeps the M best
+SELECTIONS = ("paper", "generational")
 
 
 @dataclass
 class EntropyObjective:
-    """Eq. 15 objective on a search space: alpha-weighted block entropy (Eq. 14), times exp(-kappa gamma)."""
+    """An entropy objective (:data:`merino.entropy.ENTROPY_OBJECTIVES`) on a search space: the sum of
+    per-block terms looked up in ``block_values``, times the factor of the whole architecture (1 but
+    for the global form)."""
 
     name: str
     space: SearchSpace
-    block_values: np.ndarray  # (nE, nF): alpha_MHSA H_MHSA(E) + alpha_FFN H_FFN(E, F), per layer
+    block_values: np.ndarray  # (nE, nF, nL): one block's term of the objective per gene value
     constants: EntropyConstants
-    use_gamma: bool
+    form: ObjectiveForm
 
     @classmethod
     def build(cls, name: str, space: SearchSpace, table: EntropyLookupTable) -> "EntropyObjective":
-        if name not in ENTROPY_OBJECTIVES:
-            raise ValueError(f"unknown objective {name!r}; expected one of {sorted(ENTROPY_OBJECTIVES)}")
-        use_alpha, use_gamma = ENTROPY_OBJECTIVES[name]
-        c = table.constants
+        form, c = objective_form(name), table.constants
         mhsa, ffn = table.grids(space)
-        am, af = (c.alpha_mhsa, c.alpha_ffn) if use_alpha else (1.0, 1.0)
-        return cls(name, space, am * mhsa[:, None] + af * ffn, c, use_gamma)
+        values = block_objective(space.e_grid[:, None, None], space.ffn_table[:, :, None], space.l_grid[None, None, :],
+                                 mhsa[:, None, None], ffn[:, :, None], c, form)
+        return cls(name, space, values, c, form)
 
     def penalty(self, n_layers, min_width):
-        if not self.use_gamma:
-            return np.ones(np.broadcast(n_layers, min_width).shape)
-        return np.exp(-self.constants.gamma_strength * effectiveness(n_layers, min_width, self.constants.beta))
+        return architecture_factor(n_layers, min_width, self.constants, self.form)
+
+    def block_sum(self, genes: np.ndarray) -> np.ndarray:
+        return self.block_values[genes[..., 0], genes[..., 1], genes[..., 2]].sum(-1)
 
     def __call__(self, genes: np.ndarray) -> np.ndarray:
         e, _, l = self.space.decode(genes)
-        base = (l * self.block_values[genes[..., 0], genes[..., 1]]).sum(-1)
-        return base * self.penalty(l.sum(-1), e.min(-1))
+        return self.block_sum(genes) * self.penalty(l.sum(-1), e.min(-1))
 
 
 @dataclass
@@ -135,14 +134,23 @@ def check_budget(space: SearchSpace, cost: CostModel, budget: Budget, latency=No
 
 
 def evolutionary_search(space: SearchSpace, objective, cost: CostModel, budget: Budget, *, iterations: int,
-                        population: int, parents: int, seed: int, trace_every: int = 1000,
+                        population: int, parents: int, seed: int, selection: str = "paper", trace_every: int = 1000,
                         latency=None) -> SearchResult:
-    """Algorithm 1, vectorised by generations: each generation draws ``parents`` (K) architectures
-    uniformly from the population, gives each population/K children made by 1 + Geometric(1/2)
-    moves of Algorithm 2, drops children over the budget, scores the rest, and keeps the best
-    ``population`` (M) distinct architectures.
-    ``iterations`` (T) counts mutations, as in the paper.  Deterministic for a given ``seed``.
+    """Algorithm 1.  ``iterations`` (T) counts mutations; a mutation is 1 + Geometric(1/2) moves of
+    Algorithm 2; children over the budget are dropped.  ``selection``:
+
+    * ``paper`` (Algorithm 1 as published): the population is refilled to ``population`` (M) distinct
+      architectures by mutating members drawn uniformly, then cut to its best ``parents`` (K);
+    * ``generational``: each generation draws K members uniformly, gives each M/K children and keeps
+      the best M distinct architectures.
+
+    Vectorised (one refill or generation at a time); deterministic for a given ``seed``.
     ``latency``: the latency table(s) a latency budget refers to (:func:`merino.cost.pricing`)."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"search.selection must be one of {SELECTIONS}, got {selection!r}")
+    if not 1 <= parents <= population or (selection == "paper" and parents == population):
+        raise ValueError(f"search: need 1 <= parents (K={parents!r}) <= population (M={population!r}), "
+                         "K < M for the paper's selection")
     price, budget = check_budget(space, cost, budget, latency)
     rng = np.random.default_rng(seed)
 
@@ -159,15 +167,17 @@ def evolutionary_search(space: SearchSpace, objective, cost: CostModel, budget: 
     if not len(pop):
         pop = np.zeros((1, space.n_blocks, 3), dtype=np.int64)
     evaluations = len(pop)
-    scores = objective(pop)
-    pop, scores = _select(space, pop, scores, population)
+    pop, scores = _select(space, pop, objective(pop), parents if selection == "paper" else population)
 
     per_parent = max(1, population // parents)
-    generation = per_parent * parents
-    trace, mutations = [], 0
+    trace, mutations, traced = [], 0, 0
     while mutations < iterations:
-        n = min(generation, iterations - mutations)
-        chosen = np.repeat(pop[rng.integers(0, len(pop), parents)], per_parent, axis=0)[:n]
+        if selection == "paper":
+            n = min(population - len(pop), iterations - mutations)
+            chosen = pop[rng.integers(0, len(pop), n)]
+        else:
+            n = min(per_parent * parents, iterations - mutations)
+            chosen = np.repeat(pop[rng.integers(0, len(pop), parents)], per_parent, axis=0)[:n]
         children = space.mutate(rng, chosen)
         more = rng.random(n) < 0.5
         while more.any():  # 1 + Geometric(1/2) moves per child
@@ -179,7 +189,10 @@ def evolutionary_search(space: SearchSpace, objective, cost: CostModel, budget: 
             evaluations += len(children)
             pop, scores = _select(space, np.concatenate([pop, children]),
                                   np.concatenate([scores, objective(children)]), population)
-        if mutations % trace_every < generation or mutations >= iterations:
+        if selection == "paper" and (len(pop) >= population or mutations >= iterations):
+            pop, scores = pop[:parents], scores[:parents]
+        if mutations >= traced + trace_every or mutations >= iterations:
+            traced = mutations - mutations % trace_every
             trace.append((mutations, float(scores[0])))
     return SearchResult(pop[0], float(scores[0]), mutations, evaluations, trace)
 
@@ -200,7 +213,7 @@ class _Half:
 
     genes: np.ndarray   # (n, k, 3)
     cost: np.ndarray    # (n,)
-    value: np.ndarray   # (n,) sum of L_i g(E_i, F_i)
+    value: np.ndarray   # (n,) sum of the blocks' terms
     layers: np.ndarray  # (n,) sum of L_i
     e_first: np.ndarray  # (n,) E index of the first block
     e_last: np.ndarray
@@ -231,7 +244,7 @@ def _enumerate_half(space, objective, price, k, with_start, with_end) -> _Half:
         c = c + price.constant_term() + price.transition_term(d, e[:, 0])
     if with_end:
         c = c + price.transition_term(e[:, -1], d)
-    value = (l * objective.block_values[genes[..., 0], genes[..., 1]]).sum(-1)
+    value = objective.block_sum(genes)
     return _Half(genes, c, value, l.sum(-1), genes[:, 0, 0], genes[:, -1, 0], genes[..., 0].min(-1))
 
 
@@ -253,13 +266,14 @@ def _pareto(half: _Half, key: np.ndarray, budget: float) -> tuple[_Half, np.ndar
 
 def exact_search(space: SearchSpace, objective: EntropyObjective, cost: CostModel, budget: Budget,
                  latency=None) -> SearchResult:
-    """The global optimum of Eq. 15 over ``space`` (meet in the middle, no discretisation).
+    """The global optimum of an entropy objective over ``space`` (meet in the middle, no discretisation).
 
-    The objective is sum_i L_i g(E_i, F_i) times a factor of (total depth, narrowest width); the
-    cost is additive over blocks plus terms between neighbours.  Both halves of the block sequence
-    are enumerated and reduced to Pareto fronts (cost vs value) per (boundary width, narrowest
-    width, depth); each left item is then matched with the best affordable right item of every
-    compatible right key by binary search.  Handles additive budgets (flops, params, latency)."""
+    Every entropy objective is a sum of per-block terms times a factor of (total depth, narrowest
+    width) that is 1 for the per-block forms (Eq. 15); the cost is additive over blocks plus terms
+    between neighbours.  Both halves of the block sequence are enumerated and reduced to Pareto
+    fronts (cost vs value) per boundary width (and, for the global form, narrowest width and depth);
+    each left item is then matched with the best affordable right item of every compatible right key
+    by binary search.  Handles additive budgets (flops, params, latency)."""
     if budget.kind not in ADDITIVE_KINDS:
         raise ValueError(f"exact solver handles additive budgets {ADDITIVE_KINDS}, not {budget.kind!r}")
     price, budget = check_budget(space, cost, budget, latency)
@@ -276,8 +290,11 @@ def exact_search(space: SearchSpace, objective: EntropyObjective, cost: CostMode
     left = _enumerate_half(space, objective, price, math.ceil(n / 2), True, False)
     right = _enumerate_half(space, objective, price, n - math.ceil(n / 2), False, True)
     examined = len(left.cost) + len(right.cost)
-    lkey = (left.e_last * ne + left.e_min) * max_layers + left.layers
-    rkey = (right.e_first * ne + right.e_min) * max_layers + right.layers
+    if objective.form.per_block:   # the objective is left + right: the boundary width is all they share
+        lkey, rkey = left.e_last.copy(), right.e_first.copy()
+    else:
+        lkey = (left.e_last * ne + left.e_min) * max_layers + left.layers
+        rkey = (right.e_first * ne + right.e_min) * max_layers + right.layers
     left, _ = _pareto(left, lkey, b)
     right, rkey = _pareto(right, rkey, b)
     e_grid = space.e_grid
@@ -319,10 +336,11 @@ def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel
     absolute = check_budget(space, cost, budget, latency)[1]   # a relative budget in ms, resolved once
     objective = build_objective(objective_name, space, table, scorer)
     separable = isinstance(objective, EntropyObjective)
+    selection = settings.get("selection", "paper")
     with Meter(settings["cpu_watts"]) as meter:
         found = evolutionary_search(space, objective, cost, absolute, iterations=settings["iterations"],
                                     population=settings["population"], parents=settings["parents"],
-                                    seed=settings["seed"], latency=latency)
+                                    seed=settings["seed"], selection=selection, latency=latency)
     arch = space.to_architecture(found.genes, name=f"{objective_name}@{budget_label}")
     certificate = None
     if settings["certify"] and separable and budget.kind in ADDITIVE_KINDS:
@@ -347,10 +365,11 @@ def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel
         "budget": budget_record,
         "architecture": arch.to_dict(),
         "score": found.score,
-        "entropy": architecture_entropy(arch, table).to_dict(),
+        "entropy": architecture_entropy(arch, table, objective_name if separable else "eq15").to_dict(),
         "cost": cost.summary(arch),
         # evaluations: architectures the EA scored; objective_computations: how many times the objective ran
         # (a proxy runs once per distinct architecture, entropy is looked up for every one)
+        "selection": selection,
         "search_cost": {**meter.record(), "mutations": found.mutations, "evaluations": found.evaluations,
                         "objective_computations": found.evaluations if separable else objective.evaluations},
         "trace": found.trace,

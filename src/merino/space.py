@@ -3,11 +3,14 @@
 A MeRino architecture is a sequence of N transformer blocks; block i has width
 E_i (embedding dim inside the block, E_i / head_dim attention heads), FFN width
 F_i and depth L_i (layers that share one set of weights).  The paper's Table 8
-writes F_i as a ratio R_i of E_i; both spellings load.
+writes F_i as a ratio R_i of E_i; both spellings load.  A search space's FFN axis is
+either that ratio grid (Table 8, Algorithm 2 mutates R_i; F_i = R_i E_i) or Table 7's
+absolute grid of widths.
 
 Genes: for the vectorised search an architecture in a :class:`SearchSpace` is an
 integer array of shape (N, 3) holding grid indices (E index, F index, L index),
-and a population is an array of shape (P, N, 3).
+and a population is an array of shape (P, N, 3).  The F index points into the ratio grid
+or into the absolute grid; :attr:`SearchSpace.ffn_table` maps (E index, F index) to F.
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+
+
+DEFAULT_FFN_RATIOS = (1, 1.5, 2, 2.5, 3, 3.5, 4)   # Table 8's R in {1, 1.5}, extended to GPT's 4 in half steps
 
 
 class ArchitectureError(ValueError):
@@ -140,7 +147,9 @@ class Architecture:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The grid of paper Table 7: E in [e_min, e_max] step e_step, F likewise, L from ``depths``.
+    """The grid of paper Table 7: E in [e_min, e_max] step e_step, L from ``depths``, and F either
+    on Table 7's absolute grid [f_min, f_max] step f_step or, when ``ffn_ratios`` is given, F = R E
+    for R in ``ffn_ratios`` (Table 8 and Algorithm 2's ratio axis).
 
     ``non_decreasing_width`` forbids E_{i+1} < E_i (the shape of every Table 8 structure).
     """
@@ -155,6 +164,7 @@ class SearchSpace:
     depths: tuple[int, ...] = (1, 2, 3, 4)
     head_dim: int = 64
     non_decreasing_width: bool = True
+    ffn_ratios: tuple[float, ...] = ()
 
     def __post_init__(self):
         for lo, hi, step, key in (
@@ -171,16 +181,32 @@ class SearchSpace:
             raise ValueError(f"search_space.depths must be increasing positive integers, got {self.depths!r}")
         if self.n_blocks < 1:
             raise ValueError(f"search_space.n_blocks must be >= 1, got {self.n_blocks!r}")
+        ratios = list(self.ffn_ratios)
+        if ratios and (min(ratios) <= 0 or ratios != sorted(set(ratios))):
+            raise ValueError(f"search_space.ffn_ratio must be increasing positive numbers, got {ratios!r}")
+        odd = [(int(e), r) for e in self.e_grid for r in ratios if not float(r * e).is_integer()]
+        if odd:
+            raise ValueError(f"search_space.ffn_ratio: R * E must be a whole FFN width for every E of the grid; "
+                             f"(E, R) = {odd[0]} gives {odd[0][0] * odd[0][1]}")
 
     @classmethod
     def from_config(cls, cfg: dict, head_dim: int) -> "SearchSpace":
-        """From config ``search_space`` (and ``model.head_dim``)."""
+        """From config ``search_space`` (and ``model.head_dim``).  The FFN axis is the ratio grid
+        ``ffn_ratio`` (the paper's reading; the default when neither is given) or Table 7's absolute
+        grid ``ffn_dim``."""
+        ratios, absolute = cfg.get("ffn_ratio"), cfg.get("ffn_dim")
+        if ratios is not None and absolute is not None:
+            raise ValueError("search_space: give ffn_ratio (F = R E) or ffn_dim (absolute widths), not both; "
+                             f"got ffn_ratio={ratios!r} and ffn_dim={absolute!r} (a config layered over one "
+                             "with the other key switches axis by setting that key to null)")
         return cls(
             n_blocks=cfg["n_blocks"],
             e_min=cfg["embed_dim"]["min"], e_max=cfg["embed_dim"]["max"], e_step=cfg["embed_dim"]["step"],
-            f_min=cfg["ffn_dim"]["min"], f_max=cfg["ffn_dim"]["max"], f_step=cfg["ffn_dim"]["step"],
+            **({} if absolute is None else {"f_min": absolute["min"], "f_max": absolute["max"],
+                                            "f_step": absolute["step"]}),
             depths=tuple(cfg["depths"]), head_dim=head_dim,
             non_decreasing_width=cfg["non_decreasing_width"],
+            ffn_ratios=() if absolute is not None else tuple(DEFAULT_FFN_RATIOS if ratios is None else ratios),
         )
 
     # ---- grids -------------------------------------------------------------------------------
@@ -190,7 +216,18 @@ class SearchSpace:
 
     @property
     def f_grid(self) -> np.ndarray:
+        """The absolute FFN widths (Table 7's grid); with a ratio axis, every F any E can have."""
+        if self.ffn_ratios:
+            return np.unique(self.ffn_table)
         return np.arange(self.f_min, self.f_max + 1, self.f_step, dtype=np.int64)
+
+    @cached_property
+    def ffn_table(self) -> np.ndarray:
+        """F for every (E index, F index): (nE, nF)."""
+        if self.ffn_ratios:
+            return np.rint(np.outer(self.e_grid, self.ffn_ratios)).astype(np.int64)
+        grid = np.arange(self.f_min, self.f_max + 1, self.f_step, dtype=np.int64)
+        return np.broadcast_to(grid, (len(self.e_grid), len(grid)))
 
     @property
     def l_grid(self) -> np.ndarray:
@@ -198,7 +235,12 @@ class SearchSpace:
 
     @property
     def gene_sizes(self) -> tuple[int, int, int]:
-        return len(self.e_grid), len(self.f_grid), len(self.l_grid)
+        return (*self.ffn_table.shape, len(self.l_grid))
+
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """Every (E, F) a layer of this space can have."""
+        table = self.ffn_table
+        return sorted({(int(e), int(f)) for e, row in zip(self.e_grid, table) for f in row})
 
     def size(self) -> int:
         """Number of architectures in the space (non-decreasing widths counted as multisets)."""
@@ -211,13 +253,12 @@ class SearchSpace:
         """Every weight-matrix shape a layer of this space has: (E, head_dim), (E, E) and (E, F)."""
         shapes = {(int(e), self.head_dim) for e in self.e_grid}
         shapes |= {(int(e), int(e)) for e in self.e_grid}
-        shapes |= {(int(e), int(f)) for e in self.e_grid for f in self.f_grid}
-        return sorted(shapes)
+        return sorted(shapes | set(self.layer_shapes()))
 
     # ---- genes <-> architectures ---------------------------------------------------------------
     def decode(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Gene array (..., N, 3) -> (E, F, L) value arrays of shape (..., N)."""
-        return self.e_grid[genes[..., 0]], self.f_grid[genes[..., 1]], self.l_grid[genes[..., 2]]
+        return self.e_grid[genes[..., 0]], self.ffn_table[genes[..., 0], genes[..., 1]], self.l_grid[genes[..., 2]]
 
     def to_architecture(self, genes: np.ndarray, name: str = "") -> Architecture:
         e, f, l = self.decode(np.asarray(genes))
@@ -228,11 +269,8 @@ class SearchSpace:
         self.check(arch)
         genes = np.empty((self.n_blocks, 3), dtype=np.int64)
         for i, b in enumerate(arch.blocks):
-            genes[i] = (
-                (b.embed_dim - self.e_min) // self.e_step,
-                (b.ffn_dim - self.f_min) // self.f_step,
-                self.depths.index(b.depth),
-            )
+            e = (b.embed_dim - self.e_min) // self.e_step
+            genes[i] = (e, int(np.flatnonzero(self.ffn_table[e] == b.ffn_dim)[0]), self.depths.index(b.depth))
         return genes
 
     def check(self, arch: Architecture) -> Architecture:
@@ -244,7 +282,11 @@ class SearchSpace:
             if not (self.e_min <= b.embed_dim <= self.e_max and (b.embed_dim - self.e_min) % self.e_step == 0):
                 raise ArchitectureError(f"block {i}: E={b.embed_dim!r} not in range({self.e_min}, {self.e_max}+1, "
                                         f"{self.e_step})")
-            if not (self.f_min <= b.ffn_dim <= self.f_max and (b.ffn_dim - self.f_min) % self.f_step == 0):
+            if self.ffn_ratios and b.ffn_dim not in self.ffn_table[(b.embed_dim - self.e_min) // self.e_step]:
+                raise ArchitectureError(f"block {i}: F={b.ffn_dim!r} is not R*E for E={b.embed_dim} and R in "
+                                        f"{list(self.ffn_ratios)}")
+            if not self.ffn_ratios and not (self.f_min <= b.ffn_dim <= self.f_max
+                                            and (b.ffn_dim - self.f_min) % self.f_step == 0):
                 raise ArchitectureError(f"block {i}: F={b.ffn_dim!r} not in range({self.f_min}, {self.f_max}+1, "
                                         f"{self.f_step})")
             if b.depth not in self.depths:

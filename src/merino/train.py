@@ -218,7 +218,8 @@ def _load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.
 
 # ---- training loop ---------------------------------------------------------------------------------------
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases, LayerNorms and embeddings' positions (1-d tensors)."""
+    """AdamW; weight decay on every matrix (linear weights and both embeddings, 2-d), none on biases and
+    LayerNorm parameters (1-d)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

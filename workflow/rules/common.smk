@@ -8,7 +8,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from merino.baselines import PAPER_BASELINES  # noqa: E402
-from merino.checks import check_base_config, check_config, model_scale, naive_model  # noqa: E402
+from merino.checks import apply_design_preset, check_base_config, check_config, model_scale, naive_model  # noqa: E402
 from merino.cost import Budget  # noqa: E402
 from merino.hub import check_offline_cache  # noqa: E402
 from merino.search import ENTROPY_OBJECTIVES, PROXY_OBJECTIVES  # noqa: E402
@@ -17,6 +17,7 @@ SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 if workflow.overwrite_configfiles:   # the first --configfile is the base (Snakefile): complete, or an error
     check_base_config(workflow.overwrite_configfiles[0], list(yaml.safe_load(SCHEMA.read_text())["properties"]))
 validate(config, schema=str(SCHEMA))
+apply_design_preset(config)   # design_fit.preset: its objective and entropy constants replace the config's
 check_config(config)
 # Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE): every Hub resource the config reads (corpora, tokenizers, the
 # baselines' weights, lm-eval's task data sets) must be in the local cache; a missing one stops here, before any
@@ -230,6 +231,7 @@ def all_targets():
         "results/lookup/entropy_lookup.json",
         *main_searches(),
         "results/tables/table8.csv",
+        "figures/design_fit.pdf",
         "results/tables/table1_entropy.csv",
         "figures/fig2_lookup_error.pdf",
         "figures/fig3_correlation.pdf",

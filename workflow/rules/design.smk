@@ -45,10 +45,39 @@ rule search:
         "../scripts/search.py"
 
 
+rule design_fit:
+    output:
+        table=report(
+            "results/tables/design_fit.csv",
+            caption="../report/design_fit.rst",
+            category="Design",
+        ),
+        summary="results/tables/design_fit_summary.csv",
+        figure=report("figures/design_fit.pdf", caption="../report/design_fit.rst", category="Design"),
+    params:
+        model=config["model"],
+        cost=config["cost"],
+        search_space=config["search_space"],
+        entropy=entropy_settings(),
+        objective=config["search"]["objective"],
+        fit={k: config["design_fit"][k] for k in ("draws", "grid")},
+        presets=config["design_fit"]["presets"],
+    log:
+        "logs/design_fit.log",
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/design_fit.py"
+
+
 rule table8:
     input:
         lookup=rules.lookup.output[0],
         searches=[search_result(config["search"]["objective"], b) for b in PAPER_BUDGETS],
+        fit=rules.design_fit.output.table,
     output:
         table=report(
             "results/tables/table8.csv",
@@ -60,6 +89,7 @@ rule table8:
         model=config["model"],
         cost=config["cost"],
         entropy=entropy_settings(),
+        objective=config["search"]["objective"],
     log:
         "logs/table8.log",
     conda:
