@@ -33,7 +33,7 @@ def merino_model(arch: Architecture, design: dict) -> MerinoForCausalLM:
     m = design["model"]
     return MerinoForCausalLM(MerinoConfig.from_architecture(
         arch, vocab_size=m["vocab_size"], embed_proj_dim=m["embed_proj_dim"], max_position_embeddings=m["max_positions"],
-        head_dim=m["head_dim"], weight_sharing=m["weight_sharing"]))
+        head_dim=m["head_dim"], weight_sharing=m["weight_sharing"], norm=m.get("norm", "pre")))
 
 
 def gpt2(design: dict, width: int, ffn: int, depth: int):

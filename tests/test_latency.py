@@ -34,6 +34,13 @@ def micro_model():
     return merino_model(Architecture((Block(32, 32, 1),)), MICRO)
 
 
+def test_models_follow_the_conventions_norm_and_older_conventions_are_pre_ln():
+    """MICRO has no `norm`, like a convention in a results file written before the key existed."""
+    assert micro_model().config.norm == "pre"
+    post = merino_model(Architecture((Block(32, 32, 1),)), {**MICRO, "norm": "post"})
+    assert post.config.norm == "post" and all(layer.post_norm for layer in post.model.blocks[0].layers)
+
+
 def test_measure_latency_follows_the_paper_protocol():
     before = torch.get_num_threads()
     r = measure_latency(micro_model(), seq_len=8, warmup=1, threads=1)

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from merino.cost import CostModel
-from merino.model import MerinoConfig, MerinoForCausalLM, MerinoLayer, register
+from merino.model import NORMS, MerinoConfig, MerinoForCausalLM, MerinoLayer, register
 from merino.space import Architecture, Block, SearchSpace
 
 V, P = 97, 64
@@ -47,8 +47,9 @@ def test_parameter_count_equals_cost_model(shared):
         assert n_params(MerinoForCausalLM(config)) == cost.params(arch), (i, str(arch), d)
 
 
-def test_paper_default_config_matches_cost_model():
-    config = MerinoConfig()
+@pytest.mark.parametrize("norm", NORMS)
+def test_paper_default_config_matches_cost_model(norm):
+    config = MerinoConfig(norm=norm)  # post-LN moves the LayerNorms, it adds none
     with torch.device("meta"):
         model = MerinoForCausalLM(config)
     arch = Architecture.from_dict(config.architecture_dict())
@@ -266,6 +267,7 @@ def test_init():
     ({"head_dim": 0}, "head_dim"),
     ({"vocab_size": -3}, "vocab_size"),
     ({"dropout": 1.0}, "dropout"),
+    ({"norm": "sandwich"}, "norm must be one of .*'sandwich'"),
 ])
 def test_config_validation(kwargs, name):
     with pytest.raises(ValueError, match=name.replace("[", r"\[")):
@@ -274,28 +276,96 @@ def test_config_validation(kwargs, name):
 
 def test_config_from_architecture_round_trip(tmp_path):
     arch = Architecture((Block(64, 96, 1), Block(128, 160, 4)))
-    config = MerinoConfig.from_architecture(arch, vocab_size=V, embed_proj_dim=64, weight_sharing=False)
+    config = MerinoConfig.from_architecture(arch, vocab_size=V, embed_proj_dim=64, weight_sharing=False, norm="post")
     config.save_pretrained(tmp_path)
     again = MerinoConfig.from_pretrained(tmp_path)
     assert again.architecture_dict() == {"E": [64, 128], "F": [96, 160], "L": [1, 4]}
-    assert again.weight_sharing is False and again.vocab_size == V
+    assert again.weight_sharing is False and again.vocab_size == V and again.norm == "post"
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["norm"]  # a checkpoint saved before `norm` existed: its layers were pre-LN
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert MerinoConfig.from_pretrained(tmp_path).norm == "pre"
+
+
+# ---- 6b. pre- and post-LayerNorm layers (paper Eqs. 4 and 6) against a forward written out -------------------
+def _layer_norm(x, ln):
+    return torch.nn.functional.layer_norm(x, x.shape[-1:], ln.weight, ln.bias, ln.eps)
+
+
+def _linear(x, lin):
+    return x @ lin.weight.T + lin.bias
+
+
+def _ffn(layer, x):
+    return _linear(torch.relu(_linear(x, layer.fc_in)), layer.fc_out)
+
+
+def _attention(layer, x, head_dim):
+    """Causal multi-head attention, softmax(Q K^T / sqrt(hs)) V, from the layer's fused weights."""
+    B, T, E = x.shape
+    q, k, v = (t.view(B, T, E // head_dim, head_dim).transpose(1, 2)  # (B, nh, T, hs) each
+               for t in _linear(x, layer.attn.qkv).split(E, dim=-1))
+    scores = (q @ k.transpose(-1, -2)) * head_dim**-0.5  # (B, nh, T, T)
+    scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+    y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, E)
+    return _linear(y, layer.attn.out)
+
+
+def reference_logits(model, ids):
+    """MerinoForCausalLM's forward in plain tensor algebra; layers by config.norm:
+    pre: x = x + MHSA(LN(x)); x = x + FFN(LN(x)).   post (Eqs. 4, 6): x = LN(x + MHSA(x)); x = LN(x + FFN(x))."""
+    m, hd = model.model, model.config.head_dim
+    x = m.wte.weight[ids] + m.wpe.weight[: ids.shape[1]]
+    for block in m.blocks:
+        x = x if isinstance(block.proj, torch.nn.Identity) else _linear(x, block.proj)
+        for layer in block.applied_layers():
+            if model.config.norm == "post":
+                x = _layer_norm(x + _attention(layer, x, hd), layer.ln_1)
+                x = _layer_norm(x + _ffn(layer, x), layer.ln_2)
+            else:
+                x = x + _attention(layer, _layer_norm(x, layer.ln_1), hd)
+                x = x + _ffn(layer, _layer_norm(x, layer.ln_2))
+    x = x if isinstance(m.proj_out, torch.nn.Identity) else _linear(x, m.proj_out)
+    return _layer_norm(x, m.ln_f) @ m.wte.weight.T
+
+
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "unshared"])
+def test_layers_match_a_forward_written_out(norm, shared):
+    model = tiny_model(seed=2, initializer_range=0.3, weight_sharing=shared, norm=norm).double()
+    x = torch.randint(0, V, (2, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).logits, reference_logits(model, x), rtol=1e-9, atol=1e-9)
+
+
+def test_post_ln_moves_the_layer_norms_of_the_same_weights():
+    pre = tiny_model(seed=2, initializer_range=0.3)
+    post = MerinoForCausalLM(tiny_config(initializer_range=0.3, norm="post")).eval()
+    post.load_state_dict(pre.state_dict())  # the same tensors under the same names
+    x = torch.randint(0, V, (2, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert not torch.allclose(pre(x).logits, post(x).logits, atol=1e-3)
 
 
 # ---- 7. KV cache (one cache layer per applied layer) ------------------------------------------------------
 SHARING = pytest.mark.parametrize("shared", [True, False], ids=["shared", "unshared"])
+NORM = pytest.mark.parametrize("norm", NORMS)
 
 
-def lively_model(shared, **kwargs):
-    """Tiny model with large random weights: greedy decoding wanders instead of repeating one token."""
-    return tiny_model(seed=5, initializer_range=1.0, weight_sharing=shared, pad_token_id=0, **kwargs)
+def lively_model(shared, norm="pre", **kwargs):
+    """Tiny model with large random weights: greedy decoding wanders instead of repeating one token.  Post-LN
+    layers with weights of std 1 decode one repeated token (measured); with std 0.05 they wander."""
+    init = 1.0 if norm == "pre" else 0.05
+    return tiny_model(seed=5, initializer_range=init, weight_sharing=shared, pad_token_id=0, norm=norm, **kwargs)
 
 
 PROMPT = [5, 17, 33, 8, 61]
 
 
+@NORM
 @SHARING
-def test_cached_greedy_generation_equals_uncached(shared):
-    model = lively_model(shared)
+def test_cached_greedy_generation_equals_uncached(shared, norm):
+    model = lively_model(shared, norm=norm)
     ids = torch.tensor([PROMPT])
     cached = model.generate(ids, max_new_tokens=12, do_sample=False)
     assert cached[0].tolist() == greedy(model, PROMPT, 12)
@@ -315,9 +385,10 @@ def test_compiled_generation_with_a_static_cache():
     assert torch.equal(model.generate(ids, max_new_tokens=8, do_sample=False, cache_implementation="static"), expected)
 
 
+@NORM
 @SHARING
-def test_cache_holds_one_layer_per_application_and_decoding_matches_full_forward(shared):
-    model = tiny_model(weight_sharing=shared)  # blocks: 2 x (64 wide, 1 head) + 3 x (128 wide, 2 heads)
+def test_cache_holds_one_layer_per_application_and_decoding_matches_full_forward(shared, norm):
+    model = tiny_model(weight_sharing=shared, norm=norm)  # blocks: 2 x (64 wide, 1 head) + 3 x (128 wide, 2 heads)
     x = torch.randint(1, V, (2, 9))
     with torch.no_grad():
         full = model(x, use_cache=False).logits

@@ -1,5 +1,8 @@
-"""Training-free proxies: NTK of a network whose Jacobian is known, DSS-Score on hand-checked models,
-role (not shape) classification, and decoder params equal to the cost model's count."""
+"""Training-free proxies: NTK of a network whose Jacobian is known and TE-NAS's weights-only Jacobian,
+DSS-Score on hand-checked models (TF-TAS's fused qkv and head), role (not shape) classification, and
+decoder params equal to the cost model's count."""
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -20,13 +23,15 @@ def merino_config(arch: Architecture, shared=True, vocab=97, d=64):
 ARCH = Architecture.from_dict({"E": [64, 96], "F": [128, 96], "L": [2, 1]})
 
 
-def test_ntk_of_a_linear_model_is_the_gram_matrix_plus_one():
-    """f(x) = w.x + b: J_i = (x_i, 1), so Theta = X X^T + 1 exactly."""
+@pytest.mark.parametrize("weights_only, bias_term", [(False, 1.0), (True, 0.0)])
+def test_ntk_of_a_linear_model_is_the_gram_matrix_plus_the_bias_term(weights_only, bias_term):
+    """f(x) = w.x + b: J_i = (x_i, 1) over (w, b), so Theta = X X^T + 1 exactly; over the weight only
+    (TE-NAS), J_i = x_i and Theta = X X^T."""
     torch.manual_seed(0)
     x = torch.randn(5, 7)
     model = nn.Linear(7, 1)
-    theta = ntk(model, x, output=lambda m, xb: m(xb).sum())
-    expected = x.double() @ x.double().T + 1
+    theta = ntk(model, x, output=lambda m, xb: m(xb).sum(), weights_only=weights_only)
+    expected = x.double() @ x.double().T + bias_term
     torch.testing.assert_close(theta, expected, rtol=1e-5, atol=1e-5)
     eig = np.linalg.eigvalsh(expected.numpy())
     assert condition_number(theta) == pytest.approx(eig[-1] / eig[0], rel=1e-6)
@@ -40,6 +45,29 @@ def test_ntk_gathers_every_use_of_a_shared_weight():
     x = torch.tensor([[1.0], [2.0], [-3.0]])
     theta = ntk(model, x, output=lambda m, xb: m(m(xb)).sum())
     torch.testing.assert_close(theta, 4 * 1.5**2 * (x.double() @ x.double().T))
+
+
+def test_weights_only_ntk_is_te_nas_jacobian_of_the_weight_tensors():
+    """TE-NAS (VITA-Group/TENAS, lib/procedures/ntk.py): backward of sample i's summed logits, then the
+    gradients of the parameters with 'weight' in their name, concatenated; Theta = J J^T."""
+    torch.manual_seed(0)
+    model = MerinoForCausalLM(merino_config(ARCH, vocab=31, d=32)).eval()
+    batch = torch.randint(0, 31, (4, 6), generator=torch.Generator().manual_seed(1))
+    rows = []
+    for i in range(len(batch)):
+        model.zero_grad()
+        model(input_ids=batch[i:i + 1]).logits.sum().backward()
+        rows.append(torch.cat([w.grad.flatten() for name, w in model.named_parameters()
+                               if "weight" in name and w.grad is not None]))
+    jac = torch.stack(rows).double()
+    model.zero_grad()
+    names = [name for name, _ in model.named_parameters() if "weight" in name]
+    assert any(".ln_1." in n for n in names) and "model.wte.weight" in names  # LayerNorm gains and embeddings too
+    assert jac.shape[1] == sum(p.numel() for n, p in model.named_parameters() if not n.endswith(".bias"))
+    theta = ntk(model, batch)
+    torch.testing.assert_close(theta, jac @ jac.T, rtol=1e-6, atol=1e-8)
+    every = ntk(model, batch, weights_only=False)  # + the biases' Gram matrix, itself positive semi-definite
+    assert not torch.allclose(every, theta) and torch.linalg.eigvalsh(every - theta)[0] > -1e-6 * every.norm()
 
 
 def test_condition_number_of_known_spectra():
@@ -98,15 +126,65 @@ def test_dss_classifies_by_role_not_shape():
     """E = F = 64: every matrix of a layer has a 64-wide shape, yet Q, K, V, O are attention and W1, W2 FFN."""
     arch = Architecture.from_dict({"E": [64, 64], "F": [64, 64], "L": [3, 1]})
     model = MerinoForCausalLM(merino_config(arch, shared=True))
-    matrices = merino_matrices(model)
+    matrices = merino_matrices(model, fused_qkv=False, score_head=False)
     roles = [(m.role, m.name.rsplit(".", 1)[-1]) for m in matrices]
     per_layer = [("msa", "qkv[q]"), ("msa", "qkv[k]"), ("msa", "qkv[v]"), ("msa", "out"),
                  ("mlp", "fc_in"), ("mlp", "fc_out")]
     assert sorted(roles) == sorted(per_layer * 2)  # one shared layer per block, scored once
     shapes = {tuple(m.param.shape) if m.rows is None else (m.rows[1] - m.rows[0], m.param.shape[1]) for m in matrices}
     assert shapes == {(64, 64)}
-    unshared = merino_matrices(MerinoForCausalLM(merino_config(arch, shared=False)))
+    unshared = merino_matrices(MerinoForCausalLM(merino_config(arch, shared=False)), fused_qkv=False,
+                               score_head=False)
     assert len(unshared) == 6 * 4
+    # as TF-TAS scores them: the fused 3E x E projection as one matrix, and the head by saliency
+    published = [(m.role, m.name.rsplit(".", 1)[-1]) for m in merino_matrices(model)]
+    assert sorted(published) == sorted([("msa", "qkv"), ("msa", "out"), ("mlp", "fc_in"), ("mlp", "fc_out")] * 2
+                                       + [("head", "lm_head")])
+
+
+def _probe_gradients(model, seq_len):
+    """What dss_score differentiates, by hand: a float64 copy with |weights|, the all-ones input, backward
+    of the summed logits; returns the copy (its ``.grad`` hold dR/dW) and the final hidden states."""
+    probe = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        for p in probe.parameters():
+            p.abs_()
+    out = probe(inputs_embeds=torch.ones(1, seq_len, probe.config.embed_proj_dim, dtype=torch.float64),
+                output_hidden_states=True)
+    out.logits.sum().backward()
+    return probe, out.hidden_states[-1].detach()
+
+
+def _nuclear(t):
+    return float(torch.linalg.matrix_norm(t.detach(), "nuc"))
+
+
+def test_fused_qkv_diversity_is_the_nuclear_norm_product_of_the_fused_matrix():
+    """||dR/dW_qkv||_* ||W_qkv||_* + ||dR/dW_O||_* ||W_O||_* per distinct layer; splitting Q, K, V differs."""
+    torch.manual_seed(0)
+    model = MerinoForCausalLM(merino_config(ARCH))
+    fused = dss_score(model, seq_len=8, fused_qkv=True, score_head=False)
+    split = dss_score(model, seq_len=8, fused_qkv=False, score_head=False)
+    probe, _ = _probe_gradients(model, 8)
+    layers = [layer for block in probe.model.blocks for layer in block.layers]  # shared: one per block
+    expected = sum(_nuclear(lin.weight.grad) * _nuclear(lin.weight)
+                   for layer in layers for lin in (layer.attn.qkv, layer.attn.out))
+    assert fused["dss_diversity"] == pytest.approx(expected, rel=1e-10)
+    assert fused["dss_diversity"] != pytest.approx(split["dss_diversity"], rel=1e-3)
+    assert fused["dss_saliency"] == split["dss_saliency"] and fused["dss_head_saliency"] == 0.0
+
+
+def test_score_head_adds_the_lm_heads_saliency():
+    """R = sum_t sum_v (W h_t)_v, so dR/dW[v, d] = sum_t h_t[d] and the head's saliency is sum_vd |W_vd| |sum_t h_td|."""
+    torch.manual_seed(0)
+    model = MerinoForCausalLM(merino_config(ARCH))
+    with_head, without = dss_score(model, seq_len=8), dss_score(model, seq_len=8, score_head=False)
+    probe, hidden = _probe_gradients(model, 8)
+    head = float((probe.lm_head.weight.detach() @ hidden[0].sum(0).abs()).sum())  # |W| = W in the probe
+    assert with_head["dss_head_saliency"] == pytest.approx(head, rel=1e-10)
+    assert with_head["dss_saliency"] == pytest.approx(without["dss_saliency"] + head, rel=1e-10)
+    assert with_head["dss"] == pytest.approx(without["dss"] + head, rel=1e-10)
+    assert with_head["dss_diversity"] == without["dss_diversity"]
 
 
 def test_dss_score_of_a_merino_model_is_positive_and_deterministic():
@@ -129,15 +207,17 @@ def test_decoder_params_equal_the_cost_models_non_embedding_count(arch, shared):
     assert decoder_params(model) == sum(p.numel() for p in model.parameters()) - (97 + 32) * 64
 
 
-def test_proxy_scorers_are_the_correlation_studys_proxies():
+@pytest.mark.parametrize("published", [True, False], ids=["as-published", "all-params-split-qkv-no-head"])
+def test_proxy_scorers_are_the_correlation_studys_proxies(published):
     """The searches of Fig. 5 rank by exactly the values the correlation study correlates."""
     batch = torch.randint(0, 97, (4, 8), generator=torch.Generator().manual_seed(0))
     make = lambda arch: merino_config(arch)  # noqa: E731
-    kw = dict(ntk_inits=2, dss_seq_len=8, seed=5)
+    kw = dict(ntk_inits=2, dss_seq_len=8, seed=5, ntk_weights_only=published, fused_qkv=published,
+              score_head=published)
     ntk_score, dss, params = (proxy_scorer(n, make, batch, **kw) for n in ("ntk", "dss", "decoder_params"))
-    assert ntk_score(ARCH) == -ntk_condition_number(make(ARCH), batch, 2, 5)["ntk_condition"]
+    assert ntk_score(ARCH) == -ntk_condition_number(make(ARCH), batch, 2, 5, weights_only=published)["ntk_condition"]
     torch.manual_seed(5)
-    expected = dss_score(MerinoForCausalLM(make(ARCH)), 8)["dss"]
+    expected = dss_score(MerinoForCausalLM(make(ARCH)), 8, fused_qkv=published, score_head=published)["dss"]
     assert dss(ARCH) == expected
     assert params(ARCH) == decoder_params(MerinoForCausalLM(make(ARCH)))
     with pytest.raises(ValueError, match="unknown proxy objective 'snip'"):

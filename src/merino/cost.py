@@ -2,9 +2,10 @@
 
 The model (paper Fig. 4): token embedding V x D and learned positions P x D (D = embedding
 projection dim, 768 in the paper), a linear projection (with bias) into every block whose
-width differs from the width before it and one back to D after the last block, pre-LayerNorm
-GPT layers (attention Q, K, V, O with biases; FFN E -> F -> E with ReLU, Eq. 5; two
-LayerNorms), a final LayerNorm of width D, and an LM head tied to the token embedding.
+width differs from the width before it and one back to D after the last block, GPT layers
+(attention Q, K, V, O with biases; FFN E -> F -> E with ReLU, Eq. 5; two LayerNorms, before
+or after each sublayer: ``model.norm`` moves them and changes no count), a final LayerNorm of
+width D, and an LM head tied to the token embedding.
 With block-wise sharing the L_i layers of block i share one set of weights.
 
 FLOPs convention (reproduces the MeRino column of paper Table 3): one forward pass over a
@@ -123,7 +124,7 @@ class CostModel:
     # ---- per-layer / per-block terms (broadcast over arrays) -------------------------------------
     @staticmethod
     def layer_params(e, f):
-        """One pre-LN layer: attention 4E^2+4E, FFN 2EF+F+E, two LayerNorms 4E."""
+        """One layer (pre- or post-LN alike): attention 4E^2+4E, FFN 2EF+F+E, two LayerNorms 4E."""
         return 4 * e * e + 2 * e * f + 9 * e + f
 
     @staticmethod

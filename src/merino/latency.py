@@ -43,7 +43,8 @@ from .space import Architecture, SearchSpace
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
-CONVENTION_KEYS = ("vocab_size", "embed_proj_dim", "max_positions", "head_dim", "weight_sharing")
+CONVENTION_KEYS = ("vocab_size", "embed_proj_dim", "max_positions", "head_dim", "weight_sharing", "norm")
+CONVENTION_DEFAULTS = {"norm": "pre"}  # keys a convention from an older results file may lack: their value then
 
 
 # ---- the protocol ----------------------------------------------------------------------------------------
@@ -272,6 +273,7 @@ def measure_peak_memory(model: nn.Module, device: str | torch.device = "cpu", ba
 
 # ---- per-device latency lookup table ---------------------------------------------------------------------------
 def _convention(convention: Mapping) -> dict:
+    convention = {**CONVENTION_DEFAULTS, **convention}
     missing = [k for k in CONVENTION_KEYS if k not in convention]
     if missing:
         raise ValueError(f"model convention lacks {missing}; give the config `model` section "
@@ -286,7 +288,8 @@ def merino_model(arch: Architecture, convention: Mapping):
     c = _convention(convention)
     return MerinoForCausalLM(MerinoConfig.from_architecture(
         arch, vocab_size=c["vocab_size"], embed_proj_dim=c["embed_proj_dim"],
-        max_position_embeddings=c["max_positions"], head_dim=c["head_dim"], weight_sharing=c["weight_sharing"]))
+        max_position_embeddings=c["max_positions"], head_dim=c["head_dim"], weight_sharing=c["weight_sharing"],
+        norm=c["norm"]))
 
 
 def _index(values: np.ndarray, query, what: str) -> np.ndarray:
@@ -426,7 +429,7 @@ def _table_items(space: SearchSpace, convention: dict, batch_size: int, seq_len:
 
     hd, d = convention["head_dim"], convention["embed_proj_dim"]
     config = MerinoConfig(vocab_size=convention["vocab_size"], embed_proj_dim=d,
-                          max_position_embeddings=convention["max_positions"], head_dim=hd,
+                          max_position_embeddings=convention["max_positions"], head_dim=hd, norm=convention["norm"],
                           block_embed_dims=[hd], block_ffn_dims=[hd], block_depths=[1])
 
     def hidden(width):
@@ -458,7 +461,7 @@ def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label
     """Measure the latency table of ``space`` on ``device`` (see the module docstring).
 
     ``convention``: the config ``model`` section (vocab_size, embed_proj_dim, max_positions,
-    head_dim, weight_sharing).  Every entry is measured in ``passes`` passes over all entries in a
+    head_dim, weight_sharing, norm).  Every entry is measured in ``passes`` passes over all entries in a
     fresh seeded random order (a slow spell of a shared machine spreads over all of them); each
     pass builds the module, makes ``warmup`` untimed and ``repeats`` timed calls and frees it.  An
     entry is the ``statistic`` of its passes x repeats samples: the mean (default; means add up, so

@@ -3,9 +3,10 @@
 Token embedding V x D and learned positions P x D; N blocks, block i of width E_i (E_i / head_dim
 heads), FFN width F_i and depth L_i, entered through a projection from the previous width when it
 differs; a projection back to D after the last block, a final LayerNorm and an LM head tied to the
-token embedding.  Every layer is a pre-LayerNorm GPT layer with a ReLU FFN (Eq. 5); with
-``weight_sharing`` block i holds ONE layer and applies it L_i times.  Parameter counts equal
-``merino.cost.CostModel.params`` exactly.
+token embedding.  Every layer is a GPT layer with a ReLU FFN (Eq. 5), pre-LayerNorm by default
+(``norm="pre"``, like the GPT-2 / Pythia / OPT baselines) or post-LayerNorm as the paper's Eqs. 4 and 6
+write it (``norm="post"``); with ``weight_sharing`` block i holds ONE layer and applies it L_i times.
+Parameter counts equal ``merino.cost.CostModel.params`` exactly, under either norm (the same LayerNorms).
 
 The model behaves like any transformers causal LM: a KV cache through the Cache API (every
 *application* of a shared layer is its own cache layer, so block i fills L_i of them), ``logits_to_keep``,
@@ -41,6 +42,8 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, slice_logits_to_keep
 from transformers.utils import can_return_tuple
 
+NORMS = ("pre", "post")  # where a layer's LayerNorms sit (MerinoConfig.norm)
+
 
 class MerinoConfig(PretrainedConfig):
     r"""Configuration of a MeRino model.
@@ -56,6 +59,9 @@ class MerinoConfig(PretrainedConfig):
         block_ffn_dims (`list[int]`, defaults to `(512, 512, 640, 896)`): FFN width F_i of every block.
         block_depths (`list[int]`, defaults to `(2, 3, 2, 1)`): number of layers L_i of every block.
         weight_sharing (`bool`, defaults to `True`): the L_i layers of block i share one set of weights.
+        norm (`str`, defaults to `"pre"`): where each layer's two LayerNorms sit.  `"pre"`: x + Attn(LN(x)), then
+            x + FFN(LN(x)) (GPT-2; trains without a long warm-up).  `"post"`: LN(x + Attn(x)), then LN(x + FFN(x)),
+            the paper's Eqs. 4 and 6.  Both keep the final LayerNorm `ln_f`.
         layer_norm_eps (`float`, defaults to 1e-5): epsilon of every LayerNorm.
         initializer_range (`float`, defaults to 0.02): standard deviation of the normal init of linear weights
             and embeddings.
@@ -84,6 +90,7 @@ class MerinoConfig(PretrainedConfig):
     block_ffn_dims: list[int] | tuple[int, ...] = (512, 512, 640, 896)
     block_depths: list[int] | tuple[int, ...] = (2, 3, 2, 1)
     weight_sharing: bool = True
+    norm: str = "pre"
     layer_norm_eps: float = 1e-5
     initializer_range: float = 0.02
     dropout: float = 0.0
@@ -112,6 +119,9 @@ class MerinoConfig(PretrainedConfig):
                 raise ValueError(f"block_embed_dims[{i}]={e!r} is not a multiple of head_dim={self.head_dim!r}: "
                                  f"use a multiple of head_dim (e.g. {max(1, e // self.head_dim) * self.head_dim!r}) "
                                  f"or change head_dim")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS!r} ('pre': x + f(LN(x)), GPT-2; 'post': LN(x + f(x)), "
+                             f"the paper's Eqs. 4 and 6), got {self.norm!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
         if not self.layer_norm_eps > 0:
@@ -213,12 +223,16 @@ class MerinoAttention(nn.Module):
 
 
 class MerinoLayer(GradientCheckpointingLayer):
-    """Pre-LayerNorm GPT layer: x + Attn(LN(x)), then x + W2 ReLU(W1 LN(x)) (paper Eq. 5).
+    """GPT layer with a ReLU FFN, FFN(x) = W2 ReLU(W1 x) (paper Eq. 5), its LayerNorms placed by ``config.norm``:
+
+    * "pre" (GPT-2): x + Attn(LN_1(x)), then x + FFN(LN_2(x));
+    * "post" (the paper's Eqs. 4 and 6): x = LN_1(x + Attn(x)), then LN_2(x + FFN(x)).
 
     Returns the new hidden state (B, T, E) and the attention weights (B, nh, T, S) (None unless eager)."""
 
     def __init__(self, config: MerinoConfig, embed_dim: int, ffn_dim: int):
         super().__init__()
+        self.post_norm = config.norm == "post"
         self.ln_1 = nn.LayerNorm(embed_dim, eps=config.layer_norm_eps)
         self.attn = MerinoAttention(config, embed_dim)
         self.ln_2 = nn.LayerNorm(embed_dim, eps=config.layer_norm_eps)
@@ -229,6 +243,12 @@ class MerinoLayer(GradientCheckpointingLayer):
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 past_key_values: Cache | None = None, layer_idx: int = 0,
                 position_ids: torch.LongTensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.post_norm:  # paper Eqs. 4 and 6: x = LN(x + MHSA(x)); x = LN(x + FFN(x))
+            a, weights = self.attn(x, attention_mask, past_key_values=past_key_values, layer_idx=layer_idx,
+                                   position_ids=position_ids)
+            x = self.ln_1(x + a)
+            return self.ln_2(x + self.dropout(self.fc_out(F.relu(self.fc_in(x))))), weights
+        # pre-LN: x = x + MHSA(LN(x)); x = x + FFN(LN(x))
         a, weights = self.attn(self.ln_1(x), attention_mask, past_key_values=past_key_values, layer_idx=layer_idx,
                                position_ids=position_ids)
         x = x + a
@@ -289,7 +309,11 @@ class MerinoPreTrainedModel(PreTrainedModel):
 
 
 class MerinoModel(MerinoPreTrainedModel):
-    """Embeddings, the N blocks, the projection back to D and the final LayerNorm."""
+    """Embeddings, the N blocks, the projection back to D and the final LayerNorm.
+
+    The final LayerNorm ``ln_f`` is kept under either ``config.norm`` (the cost model counts it for both): after
+    post-LN layers it normalises the projection back to D, or renormalises the last layer's output where the
+    last block is D wide."""
 
     def __init__(self, config: MerinoConfig):
         super().__init__(config)
@@ -417,11 +441,13 @@ class MerinoForCausalLM(MerinoPreTrainedModel, GenerationMixin):
 
 def config_for(arch, convention: dict, tokenizer) -> MerinoConfig:
     """Config of ``arch`` under a workflow ``model`` section (embed_proj_dim, max_positions, head_dim,
-    weight_sharing) with the tokenizer's vocabulary size and special tokens."""
+    weight_sharing, norm: "pre" where an older section lacks it) with the tokenizer's vocabulary size and
+    special tokens."""
     return MerinoConfig.from_architecture(
         arch, vocab_size=len(tokenizer), embed_proj_dim=convention["embed_proj_dim"],
         max_position_embeddings=convention["max_positions"], head_dim=convention["head_dim"],
-        weight_sharing=convention["weight_sharing"], bos_token_id=tokenizer.bos_token_id,
+        weight_sharing=convention["weight_sharing"], norm=convention.get("norm", "pre"),
+        bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
 

@@ -31,7 +31,8 @@ if "tokens" in i.keys():   # a proxy objective: scored on models built like the 
     tokenizer = load_tokenizer(i.tokenizer)
     scorer = proxy_scorer(snakemake.wildcards.objective, lambda arch: config_for(arch, p.model, tokenizer),
                           proxy_batch(i.tokens, x["ntk_batch_size"], x["ntk_seq_len"], x["seed"], device),
-                          ntk_inits=x["ntk_inits"], dss_seq_len=x["dss_seq_len"], seed=x["seed"])
+                          ntk_inits=x["ntk_inits"], dss_seq_len=x["dss_seq_len"], seed=x["seed"],
+                          ntk_weights_only=x["ntk_weights_only"], fused_qkv=x["fused_qkv"], score_head=x["score_head"])
     inputs["tokens"] = Path(i.tokens) / "meta.json"
 record = search_record(space, table, CostModel.from_config(p.model, p.cost), snakemake.wildcards.objective,
                        snakemake.wildcards.budget, p.search, latency=latency, scorer=scorer)
