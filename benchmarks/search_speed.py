@@ -3,7 +3,7 @@ schemes of Algorithm 1 (``paper``: keep K, refill to M; ``generational``) and th
 print each search's gap to the exact optimum.  Targets: each search <= 10 s on a 2-core machine;
 gap <= 0.5 % (the paper's selection, the default).
 
-    python benchmarks/search_speed.py [--lookup results/lookup/entropy_lookup.json] [--seeds 3]
+    python benchmarks/search_speed.py [--lookup results/lookup/entropy_lookup.json] [--seeds 3] [--preset table8_fit]
 """
 import argparse
 import time
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from merino.checks import apply_design_preset
 from merino.cost import Budget, CostModel
 from merino.entropy import EntropyConstants, EntropyLookupTable
 from merino.search import SELECTIONS, EntropyObjective, evolutionary_search, exact_search
@@ -24,8 +25,11 @@ def main():
     ap.add_argument("--lookup", default=ROOT / "results/lookup/entropy_lookup.json")
     ap.add_argument("--config", default=ROOT / "config/config.yaml")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--preset", default="none", help="a design_fit.presets name (its objective and constants)")
     args = ap.parse_args()
     cfg = yaml.safe_load(Path(args.config).read_text())
+    cfg["design_fit"]["preset"] = args.preset
+    apply_design_preset(cfg)
     head_dim = cfg["model"]["head_dim"]
     space = SearchSpace.from_config(cfg["search_space"], head_dim)
     constants = EntropyConstants.from_config(cfg["entropy"], head_dim)

@@ -53,6 +53,7 @@ def test_task_data_table_matches_lm_evals_task_definitions():
 
 
 def test_offline_check_names_what_is_missing_and_how_to_stage_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # no results/data/ here: the corpus and tokenizer are still needed
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.delenv("HF_DATASETS_CACHE", raising=False)

@@ -68,12 +68,12 @@ def table8(reference: dict, cost: CostModel, table: EntropyLookupTable, searched
                                Architecture.from_dict(result["architecture"]),
                                {"ea_gap_to_optimum_pct": cert.get("gap_pct"), "gap_to_optimum_pct": gap}))
         if fit is not None:
-            tags = fit["named"].astype(str).str.split(", ")
-            for label in sorted({t for ts in tags for t in ts if t.startswith("preset ") or t == "best"}):
-                row = fit[tags.apply(lambda ts: label in ts) & (fit["budget"] == budget)].iloc[0]
+            tagged = fit[(fit["budget"] == budget) & fit["named"].astype(str).str.contains(r"preset |best")]
+            for _, row in tagged.iterrows():   # one row per set: a preset that is also the best fit carries both tags
                 arch = Architecture.from_dict({"E": _ints(row["optimum_E"]), "F": _ints(row["optimum_F"]),
                                                "L": _ints(row["optimum_L"])})
-                candidates.append((f"optimum ({label}: {row['objective']}, set {row['set']})", arch,
+                labels = [t for t in row["named"].split(", ") if t.startswith("preset ") or t == "best"]
+                candidates.append((f"optimum ({', '.join(labels)}: {row['objective']}, set {row['set']})", arch,
                                    {"gap_to_optimum_pct": row["gap_pct"], "budget_used_G": row["budget_used_G"]}))
         for source, arch, extra in candidates:
             s = cost.summary(arch)

@@ -38,5 +38,5 @@ prov = provenance({"model": p.model, "cost": p.cost, "search_space": p.search_sp
                   wall_s=meter.wall_s)
 write_table(df, snakemake.output.table, prov)
 write_table(summary, snakemake.output.summary, prov)
-plot(df, summary, labels, snakemake.output.figure)
+plot(df, summary, {tag: s for s, tag in tags.items()}, snakemake.output.figure)
 print(summary.sort_values("max_gap_pct").head(20).to_string(), file=sys.stderr)
