@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 ACCOUNT = os.environ.get("MERINO_SLURM_ACCOUNT", "merino")
 PARTITION = os.environ.get("MERINO_SLURM_PARTITION", "debug")
-DESIGN_TARGETS = ["results/tables/table8.csv", "results/search/entropy/flops60G.json"]
+DESIGN_TARGETS = ["results/tables/table8.csv", "results/search/eq15/flops60G.json"]
 # lookup, searches flops60G/110G/160G, table8 (flops60G is also Table 8's input)
 DESIGN_JOBS = {"lookup": 1, "search": 3, "table8": 1}
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE")
@@ -167,7 +167,7 @@ def test_design_stage_runs_as_slurm_jobs_and_matches_a_local_run(tmp_path, show)
     # the local run gives the same results
     assert not submitted((tmp_path / "local.log").read_text())
     for budget in ("flops60G", "flops110G", "flops160G"):
-        name = f"results/search/entropy/{budget}.json"
+        name = f"results/search/eq15/{budget}.json"
         on_slurm, local = (json.loads((d / name).read_text()) for d in (slurm_dir, local_dir))
         assert comparable(on_slurm) == comparable(local), name
         assert on_slurm["architecture"] and on_slurm["cost"]["flops"] <= on_slurm["budget"]["value"]

@@ -87,7 +87,7 @@ def test_smoke_run_produces_every_output(tiny_run):
                  "results/tables/fig2_lookup_error.json"]:
         assert (tiny_run / name).stat().st_size > 0, name
     for budget in ("flops60G", "flops110G", "flops160G"):
-        record = json.loads((tiny_run / f"results/search/entropy/{budget}.json").read_text())
+        record = json.loads((tiny_run / f"results/search/eq15/{budget}.json").read_text())
         assert record["cost"]["flops"] <= record["budget"]["value"]
         assert record["certificate"]["gap_pct"] >= -1e-9
         assert record["provenance"]["settings"]["search"]["iterations"] == 3000
@@ -137,9 +137,9 @@ def test_smoke_run_produces_every_output(tiny_run):
     check = json.loads((tiny_run / "results/pretrain/latency/cpu/predictor_check.json").read_text())
     assert check["architectures"] == len(check["rows"]) == 3 and all(r["measured_ms"] > 0 for r in check["rows"])
     for budget in ("latency2x-cpu", "latency1000ms-cpu", "memory10MB"):
-        record = json.loads((tiny_run / f"results/pretrain/search/entropy/{budget}.json").read_text())
+        record = json.loads((tiny_run / f"results/pretrain/search/eq15/{budget}.json").read_text())
         assert record["budget"]["label"] == budget
-    relative = json.loads((tiny_run / "results/pretrain/search/entropy/latency2x-cpu.json").read_text())["budget"]
+    relative = json.loads((tiny_run / "results/pretrain/search/eq15/latency2x-cpu.json").read_text())["budget"]
     assert relative["multiple"] == 2 and relative["value"] == pytest.approx(2 * relative["smallest_architecture"])
     fig6 = pd.read_csv(tiny_run / "results/tables/fig6_quantization.csv").set_index("scheme")
     assert list(fig6.index) == ["fp32", "int8", "int4"] and (fig6["model"] == "MeRino-S60").all()
@@ -194,16 +194,20 @@ RERUNS = [
     ({"search": {"population": 32}},   # 8 at the pretraining design: 3 models, 2 latency, memory, Table 6's 2
      {"search": 3, "search_pretrain": 8, "table8": 1, **MERINO, "all": 1}),   # not the proxy search (own EA)
     ({"entropy": {"gamma_strength": 4.0}},   # the proxy search records its result's entropy too
-     {"search": 3, "search_pretrain": 8, "table8": 1, "table1": 1, "correlation_proxies": 6,
+     {"search": 3, "search_pretrain": 8, "design_fit": 1, "table8": 1, "table1": 1, "correlation_proxies": 6,
       "correlation_study": 1, "table1_complete": 1, **MERINO, **PROXY, "pretrain": 7, "evaluate": 5, "all": 1}),
     ({"entropy": {"epsilon": 0.03}},
      {"lookup": 1, "lookup_pretrain": 1, "lookup_correlation": 1, "search": 3, "search_pretrain": 8,
-      "table8": 1, "table1": 1, "fig2": 1, "correlation_proxies": 6, "correlation_study": 1,
+      "design_fit": 1, "table8": 1, "table1": 1, "fig2": 1, "correlation_proxies": 6, "correlation_study": 1,
       "table1_complete": 1, **MERINO, **PROXY, "pretrain": 7, "evaluate": 5, "all": 1}),
     ({"fig2": {"architectures": 7}}, {"fig2": 1, "all": 1}),
+    ({"design_fit": {"grid": {"beta": [1.0]}}}, {"design_fit": 1, "table8": 1, "all": 1}),
+    ({"search": {"selection": "generational"}},   # every search, the proxy-driven one too (same selection)
+     {"search": 3, "search_pretrain": 8, "table8": 1, **MERINO, "proxy_search_pretrain": 1, "pretrain": 7,
+      "evaluate": 5, "fig5": 1, "table4": 1, "all": 1}),
     ({"search": {"budgets": ["flops60G", "flops110G", "flops160G", "params2M"]}}, {"search": 1, "all": 1}),
     ({"cost": {"count_lm_head": True}},
-     {"search": 3, "table8": 1, "table1": 1, "table1_complete": 1, "table3": 1, "fig1": 1, "all": 1}),
+     {"search": 3, "design_fit": 1, "table8": 1, "table1": 1, "table1_complete": 1, "table3": 1, "fig1": 1, "all": 1}),
     ({"pretrain": {"training": {"lr": 2.0e-3}}}, {"pretrain": 8, **EVAL, "all": 1}),
     ({"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
      {"search_pretrain": 8, "proxy_search_pretrain": 1, "naive": 1, "pretrain": 8, "latency": 1, **EVAL, "all": 1}),
@@ -344,7 +348,7 @@ def test_latency_stage_completes_on_a_much_slower_device(tmp_path):
     scaled): the relative budget resolves to 40x the milliseconds and finds the same architecture, and the
     latency stage completes.  (An absolute budget chosen on a fast machine failed the DAG on a busy one.)"""
     budgets = [b for b in yaml.safe_load(TINY.read_text())["latency"]["budgets"] if b.startswith("latency")]
-    searches = [f"results/pretrain/search/entropy/{b}.json" for b in budgets]
+    searches = [f"results/pretrain/search/eq15/{b}.json" for b in budgets]
     targets = [*searches, "results/pretrain/latency/cpu/predictor_check.json"]
     out = snakemake(tmp_path, *targets)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -357,7 +361,7 @@ def test_latency_stage_completes_on_a_much_slower_device(tmp_path):
     table.write_text(json.dumps(data))
     out = snakemake(tmp_path, *targets)   # the table is newer than the searches: they rerun on it
     assert out.returncode == 0, out.stderr[-3000:]
-    relative = "results/pretrain/search/entropy/latency2x-cpu.json"
+    relative = "results/pretrain/search/eq15/latency2x-cpu.json"
     slow = json.loads((tmp_path / relative).read_text())
     assert slow["architecture"] == here[relative]["architecture"]
     assert slow["budget"]["value"] == pytest.approx(40 * here[relative]["budget"]["value"])

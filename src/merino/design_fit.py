@@ -34,7 +34,7 @@ from .cost import Budget, CostModel
 from .entropy import EntropyConstants, EntropyLookupTable, _draw_seed, objective_score
 from .paper import PAPER_BUDGETS, paper_structures, structure_columns, table1_models
 from .search import EntropyObjective, exact_search
-from .space import SearchSpace
+from .space import ArchitectureError, SearchSpace
 
 
 # ---- every scale from one set of spectra ------------------------------------------------------------------
@@ -110,7 +110,8 @@ def candidate_sets(grid: dict, base_beta: float) -> list[ConstantSet]:
 
 # ---- the fit -----------------------------------------------------------------------------------------------
 def grid_distance(space: SearchSpace, a: np.ndarray, b: np.ndarray) -> int:
-    """Grid steps between two gene arrays (sum over blocks of |dE| + |dR or dF| + |dL| indices)."""
+    """Grid steps between two gene arrays (sum over blocks of |dE| + |dR or dF| + |dL| indices); NaN in the
+    table when Table 8's structure is not in the space (a scaled-down one)."""
     return int(np.abs(np.asarray(a) - np.asarray(b)).sum())
 
 
@@ -125,7 +126,11 @@ def fit(space: SearchSpace, cost: CostModel, eigenvalues: dict, base: EntropyCon
         nominal = Budget.parse(label)
         own = cost.flops(arch)
         used = replace(nominal, value=max(nominal.value, own))
-        targets.append((label, model, arch, space.encode(arch), used, own))
+        try:
+            genes = space.encode(arch)
+        except ArchitectureError:   # a scaled-down space: gaps still mean something, grid distances do not
+            genes = None
+        targets.append((label, model, arch, genes, used, own))
     rows = []
     for s in sets:
         c = s.constants(base)
@@ -146,7 +151,7 @@ def fit(space: SearchSpace, cost: CostModel, eigenvalues: dict, base: EntropyCon
                 **{f"optimum_{k}": v for k, v in structure_columns(optimum).items()},
                 "optimum_score": best.score, "table8_score": paper_score,
                 "gap_pct": 100 * (best.score - paper_score) / abs(best.score),
-                "distance_steps": grid_distance(space, best.genes, genes),
+                "distance_steps": np.nan if genes is None else grid_distance(space, best.genes, genes),
                 "table1_wide_above_deep": bool(ordered),
             })
     return pd.DataFrame(rows)
