@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from merino.cost import Budget, CostModel
-from merino.design_fit import (ConstantSet, best_set, candidate_sets, fit, scaled_table, shapes_needed, spectra,
-                               summarise)
+from merino.design_fit import (
+    ConstantSet,
+    best_set,
+    candidate_sets,
+    fit,
+    scaled_table,
+    shapes_needed,
+    spectra,
+    summarise,
+)
 from merino.entropy import EntropyConstants, expected_matrix_entropy, objective_score
 from merino.paper import load_reference, paper_structures
 from merino.search import EntropyObjective, exact_search

@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 
 from merino.cost import Budget
-from merino.entropy import ENTROPY_OBJECTIVES, architecture_entropy, objective_score
-from merino.search import (SELECTIONS, EntropyObjective, build_objective, evolutionary_search, exact_search,
-                           search_record)
+from merino.entropy import ENTROPY_OBJECTIVES, objective_score
+from merino.search import (
+    SELECTIONS,
+    EntropyObjective,
+    build_objective,
+    evolutionary_search,
+    exact_search,
+    search_record,
+)
 from merino.space import Architecture, Block, SearchSpace
 
 # the tiny space with its FFN axis as ratios (Table 8's R), E and L as in conftest's tiny_space
