@@ -94,7 +94,8 @@ def study_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def entropy_score(df: pd.DataFrame, gamma_strength: float, alpha_mhsa: float, alpha_ffn: float = 1.0) -> np.ndarray:
-    """Eq. 15 from the stored breakdown: (alpha_MHSA H_MHSA + alpha_FFN H_FFN) exp(-kappa gamma)."""
+    """The global form (objective ``entropy``) from the stored breakdown: (alpha_MHSA H_MHSA + alpha_FFN H_FFN)
+    exp(-kappa gamma)."""
     weighted = alpha_mhsa * df["entropy_mhsa"].to_numpy() + alpha_ffn * df["entropy_ffn"].to_numpy()
     return weighted * np.exp(-gamma_strength * df["gamma"].to_numpy())
 

@@ -22,8 +22,8 @@ Every proxy is oriented so that higher means "predicted better" (the study corre
   patch-embedding branch is never reached: only Linear layers are visited).
 * **Decoder params** (LTS; Javaheripi et al., NeurIPS 2022): parameters outside the token and
   position embeddings.
-* **Entropy** (ours, paper Eq. 15): from the lookup table, alpha-weighted and penalised by gamma
-  (``merino.entropy.architecture_entropy``).
+* **Entropy** (ours): from the lookup table, Eq. 14 alpha-weighted times the global penalty exp(-kappa gamma)
+  (objective ``entropy``, ``merino.entropy.architecture_entropy``; not Eq. 15's per-block form, docs/deviations.md).
 
 The first three also drive searches (:func:`proxy_scorer`, paper Fig. 5 and Table 4): the evolutionary
 search of Algorithm 1 with the proxy in place of entropy, as TE-NAS, TF-TAS and LTS rank architectures.
