@@ -3,29 +3,35 @@ training-free proxy (NTK, DSS-Score, decoder params; the searches Fig. 5 and Tab
 import sys
 from pathlib import Path
 
-import torch
-
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
 from merino.cost import CostModel  # noqa: E402
-from merino.data import load_tokenizer  # noqa: E402
 from merino.entropy import EntropyConstants, EntropyLookupTable  # noqa: E402
-from merino.latency import LatencyTable  # noqa: E402
-from merino.model import config_for  # noqa: E402
 from merino.provenance import provenance, write_json  # noqa: E402
-from merino.proxies import proxy_batch, proxy_scorer  # noqa: E402
 from merino.search import search_record  # noqa: E402
 from merino.space import SearchSpace  # noqa: E402
 
+# torch, transformers and the latency module are imported only where needed: an entropy search needs none of
+# them, and importing them took most of such a job's time (seconds per job, dozens of jobs per DAG)
 p, i = snakemake.params, snakemake.input
-torch.set_num_threads(snakemake.threads)
 space = SearchSpace.from_config(p.search_space, p.model["head_dim"])
 table = EntropyLookupTable.load(i.lookup, EntropyConstants.from_config(p.entropy, p.model["head_dim"]))
-latency = LatencyTable.load(i.latency) if "latency" in i.keys() else None
+latency = None
+if "latency" in i.keys():
+    from merino.latency import LatencyTable
+
+    latency = LatencyTable.load(i.latency)
 scorer = None
 inputs = {"lookup": i.lookup, **({"latency": i.latency} if latency else {})}
 if "tokens" in i.keys():   # a proxy objective: scored on models built like the ones trained here
+    import torch
+
+    from merino.data import load_tokenizer
+    from merino.model import config_for
+    from merino.proxies import proxy_batch, proxy_scorer
+
+    torch.set_num_threads(snakemake.threads)
     x = p.search["proxies"]
     device = x["device"] if x["device"] != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = load_tokenizer(i.tokenizer)
