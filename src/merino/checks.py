@@ -64,11 +64,7 @@ def check_config(config: dict) -> None:
     paper_scale = config["latency"]["scale"] == "paper"
     _check_design(config if paper_scale else config["pretrain"]["design"], "" if paper_scale else "pretrain.design.",
                   config["latency"]["budgets"], "latency.budgets", devices)
-    search = config["search"]
-    if search["parents"] > search["population"] or (search["selection"] == "paper"
-                                                   and search["parents"] == search["population"]):
-        raise ConfigError(f"config search.parents={search['parents']!r} must be below search.population="
-                          f"{search['population']!r} (K survivors refilled to M; equal only for selection generational)")
+    _check_parents(config["search"], "search", config["search"]["selection"])
     pretrain = config["pretrain"]
     models = pretrain["models"]
     for name in pretrain["train"]:
@@ -118,12 +114,18 @@ def _check_evaluation(config: dict) -> None:
                           f"({sorted(lat['devices'])})")
 
 
+def _check_parents(search: dict, key: str, selection: str) -> None:
+    """Algorithm 1's K and M: K < M for the paper's selection (K survivors refilled to M), K <= M otherwise."""
+    k, m = search["parents"], search["population"]
+    if k > m or (selection == "paper" and k == m):
+        raise ConfigError(f"config {key}.parents={k!r} must be below {key}.population={m!r} (K survivors refilled to "
+                          "M; equal only for search.selection generational)")
+
+
 def _check_comparisons(config: dict) -> None:
     """Models of the comparisons exist, and each row compares what the paper's row compares."""
     c, models = config["comparisons"], config["pretrain"]["models"]
-    if c["search"]["parents"] >= c["search"]["population"] + (config["search"]["selection"] != "paper"):
-        raise ConfigError(f"config comparisons.search.parents={c['search']['parents']!r} must be below "
-                          f"comparisons.search.population={c['search']['population']!r}")
+    _check_parents(c["search"], "comparisons.search", config["search"]["selection"])
 
     def entry(key: str, name: str, objective: tuple[str, ...] | None = None) -> dict:
         if name not in models:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .cost import Budget, CostModel
-from .entropy import EntropyConstants, EntropyLookupTable, _draw_seed, objective_score
+from .entropy import EntropyConstants, EntropyLookupTable, _draw_seed, objective_score, random_matrix
 from .paper import PAPER_BUDGETS, paper_structures, structure_columns, table1_models
 from .search import EntropyObjective, exact_search
 from .space import ArchitectureError, SearchSpace
@@ -42,8 +42,6 @@ def spectra(shapes, seed: int, draws: int) -> dict[tuple[int, int], np.ndarray]:
     """Eigenvalues z^2 of Z Z^T (Z the smaller side's seeded N(0, 1) draws of each shape; the same
     streams the lookup table draws from), as (draws, min(m, n)) arrays keyed by canonical shape."""
     import torch
-
-    from .entropy import random_matrix
 
     out = {}
     for m, n in sorted({tuple(sorted(map(int, s))) for s in shapes}):
@@ -109,9 +107,8 @@ def candidate_sets(grid: dict, base_beta: float) -> list[ConstantSet]:
 
 
 # ---- the fit -----------------------------------------------------------------------------------------------
-def grid_distance(space: SearchSpace, a: np.ndarray, b: np.ndarray) -> int:
-    """Grid steps between two gene arrays (sum over blocks of |dE| + |dR or dF| + |dL| indices); NaN in the
-    table when Table 8's structure is not in the space (a scaled-down one)."""
+def grid_distance(a: np.ndarray, b: np.ndarray) -> int:
+    """Grid steps between two gene arrays: the sum over blocks of |dE| + |dR or dF| + |dL| indices."""
     return int(np.abs(np.asarray(a) - np.asarray(b)).sum())
 
 
@@ -151,19 +148,20 @@ def fit(space: SearchSpace, cost: CostModel, eigenvalues: dict, base: EntropyCon
                 **{f"optimum_{k}": v for k, v in structure_columns(optimum).items()},
                 "optimum_score": best.score, "table8_score": paper_score,
                 "gap_pct": 100 * (best.score - paper_score) / abs(best.score),
-                "distance_steps": np.nan if genes is None else grid_distance(space, best.genes, genes),
+                "distance_steps": np.nan if genes is None else grid_distance(best.genes, genes),
                 "table1_wide_above_deep": bool(ordered),
             })
     return pd.DataFrame(rows)
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
-    """Per constant set: the worst and mean gap over the budgets, the total distance, Table 1's ordering."""
+    """Per constant set: the worst and mean gap over the budgets, the total distance (NaN where Table 8's
+    structures are not in the space), Table 1's ordering."""
     keys = ["set", "objective", "sigma_over_epsilon", "epsilon", "beta", "gamma_strength", "penalty_log_base",
             "alpha_mhsa", "alpha_ffn", "table1_wide_above_deep"]
     out = df.groupby(keys, sort=False).agg(max_gap_pct=("gap_pct", "max"), mean_gap_pct=("gap_pct", "mean"),
-                                           distance_steps=("distance_steps", "sum")).reset_index()
-    return out
+                                           distance_steps=("distance_steps", lambda d: d.sum(min_count=1)))
+    return out.reset_index()
 
 
 def best_set(summary: pd.DataFrame) -> pd.Series:

@@ -44,7 +44,7 @@ from .space import Architecture, SearchSpace
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
 CONVENTION_KEYS = ("vocab_size", "embed_proj_dim", "max_positions", "head_dim", "weight_sharing", "norm")
-CONVENTION_DEFAULTS = {"norm": "pre"}  # keys a convention from an older results file may lack: their value then
+CONVENTION_DEFAULTS = {"norm": "pre"}  # keys a convention from an older results file may lack, and their value
 
 
 # ---- the protocol ----------------------------------------------------------------------------------------
@@ -360,12 +360,12 @@ class LatencyTable:
         if space.head_dim != self.convention["head_dim"]:
             raise ValueError(f"latency table of {self.device!r} was measured with head_dim "
                              f"{self.convention['head_dim']}, the search space has {space.head_dim}")
-        e, f = np.asarray(space.layer_shapes()).T
+        shapes = space.layer_shapes()
+        e, f = np.asarray(shapes).T
         measured = self.layer_ms[_index(self.e_values, e, "layer width E"), _index(self.f_values, f, "FFN width F")]
         if np.isnan(measured).any():
             raise ValueError(f"latency table of {self.device!r} has no layer (E, F) = "
-                             f"{space.layer_shapes()[int(np.flatnonzero(np.isnan(measured))[0])]}; "
-                             "rebuild it for this search space")
+                             f"{shapes[int(np.flatnonzero(np.isnan(measured))[0])]}; rebuild it for this search space")
 
     def check_convention(self, cost: CostModel) -> None:
         """Raise unless the table was measured under ``cost``'s model convention."""

@@ -226,8 +226,7 @@ class SearchSpace:
         """F for every (E index, F index): (nE, nF)."""
         if self.ffn_ratios:
             return np.rint(np.outer(self.e_grid, self.ffn_ratios)).astype(np.int64)
-        grid = np.arange(self.f_min, self.f_max + 1, self.f_step, dtype=np.int64)
-        return np.broadcast_to(grid, (len(self.e_grid), len(grid)))
+        return np.broadcast_to(self.f_grid, (len(self.e_grid), len(self.f_grid)))
 
     @property
     def l_grid(self) -> np.ndarray:
