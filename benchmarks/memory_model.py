@@ -1,5 +1,5 @@
 """The cost model's `memory` (weights + peak activations, config cost.memory_seq_len tokens, fp32) against the
-peak measured on this CPU (torch profiler memory events; merino.latency.check_memory_model), for sampled
+peak measured on this CPU (torch profiler memory events; merino.memory.check_memory_model), for sampled
 architectures of each design and the paper's Table 8 structures.
 
     PYTHONPATH=src python benchmarks/memory_model.py [--architectures 5]
@@ -10,7 +10,8 @@ from pathlib import Path
 import yaml
 
 from merino.cost import CostModel
-from merino.latency import check_memory_model, sample_architectures
+from merino.latency import sample_architectures
+from merino.memory import check_memory_model
 from merino.paper import load_reference, paper_structures
 from merino.space import SearchSpace
 

@@ -17,7 +17,6 @@ from merino.latency import (
     check_predictor,
     measure_latency,
     measure_models,
-    measure_peak_memory,
     merino_model,
 )
 from merino.search import EntropyObjective, evolutionary_search, exact_search, search_record
@@ -272,16 +271,3 @@ def test_relative_latency_budget_finds_the_same_architecture_on_a_slower_device(
     with pytest.raises(ValueError, match="below the smallest architecture.*relative budget"):
         search_record(tiny_space, entropy_table(tiny_space), tiny_cost, "entropy", absolute, settings,
                       latency=scaled(table, 25.0))
-
-
-# ---- memory ----------------------------------------------------------------------------------------------
-def test_memory_model_bounds_the_measured_peak():
-    """Weights match exactly; where the logits outgrow a layer's activations (every vocabulary this project
-    uses) the measured activation peak is the logits phase T (D + V) alone, and the model counts more."""
-    arch = Architecture((Block(32, 64, 2), Block(64, 128, 1)))
-    convention = {**MICRO, "vocab_size": 1024}
-    m = measure_peak_memory(merino_model(arch, convention), seq_len=16)
-    cost = CostModel(vocab_size=1024, embed_proj_dim=32, max_positions=16, head_dim=32, memory_seq_len=16)
-    assert m["weight_bytes"] == cost.params(arch) * 4 and m["buffer_bytes"] == 0
-    assert m["activation_peak_bytes"] == cost.activation_bytes_floor() == 16 * (32 + 1024) * 4
-    assert m["peak_bytes"] < cost.memory_bytes(arch)

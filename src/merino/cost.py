@@ -108,6 +108,12 @@ class CostModel:
     shared: bool = True
     memory_bits: int = 32
     memory_seq_len: int = 128
+    memory_kv_tokens: int = 0   # context the KV cache of generation holds (0: a forward pass, no cache)
+
+    def __post_init__(self):
+        if not 0 <= self.memory_kv_tokens <= self.max_positions:
+            raise ValueError(f"cost.memory_kv_tokens = {self.memory_kv_tokens!r}: the KV cache's context must be between "
+                             f"0 and the model's max_positions ({self.max_positions})")
 
     @classmethod
     def from_config(cls, model: dict, cost: dict, **overrides) -> "CostModel":
@@ -116,7 +122,7 @@ class CostModel:
             vocab_size=model["vocab_size"], embed_proj_dim=model["embed_proj_dim"],
             max_positions=model["max_positions"], head_dim=model["head_dim"], shared=model["weight_sharing"],
             seq_len=cost["flops_seq_len"], count_lm_head=cost["count_lm_head"], memory_bits=cost["memory_bits"],
-            memory_seq_len=cost["memory_seq_len"],
+            memory_seq_len=cost["memory_seq_len"], memory_kv_tokens=cost.get("memory_kv_tokens", 0),
         )
         args.update(overrides)
         return cls(**args)
@@ -140,15 +146,20 @@ class CostModel:
     def projection_flops(self, e_in, e_out):
         return np.where(e_in != e_out, 2 * self.seq_len * e_in * e_out, 0)
 
+    def layer_kv_bytes(self, e):
+        """KV cache of one applied layer at ``memory_kv_tokens``: keys and values, E = heads x head width each."""
+        return 2 * self.memory_kv_tokens * e * self.memory_bits / 8
+
     def block_term(self, kind: str, e, f, l):
-        """Cost of one block that does not depend on its neighbours (``memory``: weight bytes only)."""
+        """Cost of one block that does not depend on its neighbours (``memory``: weight bytes and, at
+        ``memory_kv_tokens``, the KV cache of its L applied layers: a shared layer caches every application)."""
         _check_model_kind(kind)
         if kind == "flops":
             return l * self.layer_flops(e, f)
         params = self.layer_params(e, f) * (1 if self.shared else l)
         if kind == "params":
             return params
-        return params * self.memory_bits / 8
+        return params * self.memory_bits / 8 + l * self.layer_kv_bytes(e)
 
     def transition_term(self, kind: str, e_in, e_out):
         """Cost of the projection between two consecutive widths (D at both ends of the model)."""
@@ -208,12 +219,18 @@ class CostModel:
     def flops(self, arch: Architecture) -> float:
         return self.cost("flops", arch)
 
+    def kv_cache_bytes(self, arch: Architecture) -> float:
+        """The KV cache ``memory`` counts: every applied layer's keys and values at ``memory_kv_tokens``."""
+        e, _, l = arch.arrays()
+        return float((l * self.layer_kv_bytes(e)).sum())
+
     def memory_bytes(self, arch: Architecture) -> float:
-        """Weights at ``memory_bits`` plus peak activations for one sequence of ``memory_seq_len`` tokens.
+        """Weights at ``memory_bits`` plus peak activations for one sequence of ``memory_seq_len`` tokens, plus
+        the KV cache of generation at ``memory_kv_tokens`` (:meth:`kv_cache_bytes`; 0: a forward pass).
 
         What it counts: the weights (tied LM head once), the hidden states at D and the logits
         (:meth:`activation_bytes_floor`), plus the largest block's in-layer activations
-        (:meth:`block_activation_bytes`).  Measured on CPU (``merino.latency.check_memory_model``:
+        (:meth:`block_activation_bytes`).  Measured on CPU (``merino.memory.check_memory_model``:
         torch profiler memory events, fp32, batch 1, 128 tokens) the weights match exactly and the
         activation peak of our implementation is the logits phase, T (D + V), alone: the blocks'
         activations are freed before the LM head runs.  So this is an upper bound, above the

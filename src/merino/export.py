@@ -18,8 +18,7 @@ from torch import nn
 from transformers.cache_utils import DynamicCache
 
 from .model import MerinoForCausalLM
-
-OPSET = 17
+from .runtime import OPSET
 
 
 def cache_names(model: MerinoForCausalLM, prefix: str) -> list[str]:

@@ -24,21 +24,22 @@ evolutionary search and the exact solver take ``latency<N>ms-<device>`` budgets 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
-import tempfile
 import time
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
 from .cost import CostModel, additive_total
+from .runtime import check_backend, compile_call, runtime_versions
 from .space import Architecture, SearchSpace
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -71,12 +72,12 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return _DTYPES[dtype]
 
 
-def _dtype_name(dtype: torch.dtype) -> str:
+def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
 @contextmanager
-def _threads(threads: int | None):
+def intra_op_threads(threads: int | None):
     """Run with ``threads`` intra-op threads (None: as set), restoring the previous count after."""
     before = torch.get_num_threads()
     if threads is not None:
@@ -89,7 +90,7 @@ def _threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-def _load() -> float | None:
+def load_average() -> float | None:
     """The 1-minute load average (how busy a shared machine was), where the OS tells it."""
     try:
         return round(os.getloadavg()[0], 2)
@@ -97,23 +98,12 @@ def _load() -> float | None:
         return None
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _call(model, inputs):
-    """One forward pass.  A transformers model keeps no KV cache: the cache serves decoding, and the
-    forward measured here (the paper's latency and memory protocol) is a whole sequence at once."""
-    kwargs = {"use_cache": False} if hasattr(model, "config") and hasattr(model.config, "use_cache") else {}
-    if isinstance(inputs, Mapping):
-        return model(**inputs, **kwargs)
-    if isinstance(inputs, tuple):
-        return model(*inputs, **kwargs)
-    return model(inputs, **kwargs)
-
-
-def _token_ids(model, batch_size: int, seq_len: int, device: torch.device, seed: int) -> torch.Tensor:
+def token_ids(model, batch_size: int, seq_len: int, device: torch.device, seed: int) -> torch.Tensor:
     vocab = getattr(getattr(model, "config", None), "vocab_size", None)
     if vocab is None:
         raise ValueError(f"{type(model).__name__} has no config.vocab_size to draw token ids from; pass inputs=")
@@ -131,21 +121,27 @@ def summarize(samples_ms) -> dict:
     }
 
 
-def _on(x, device: torch.device, dtype: torch.dtype):
+def on_device(x, device: torch.device, dtype: torch.dtype):
     """Inputs (tensor, tuple, dict, None) on ``device``, floating-point tensors in ``dtype``."""
     if isinstance(x, torch.Tensor):
         return x.to(device, dtype if x.is_floating_point() else x.dtype)
     if isinstance(x, tuple):
-        return tuple(_on(t, device, dtype) for t in x)
+        return tuple(on_device(t, device, dtype) for t in x)
     if isinstance(x, Mapping):
-        return {k: _on(v, device, dtype) for k, v in x.items()}
+        return {k: on_device(v, device, dtype) for k, v in x.items()}
     return x
+
+
+def instantiate(model: nn.Module | Callable[[], nn.Module], device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """``model`` (a module, or a factory returning one) in eval mode on ``device`` in ``dtype``."""
+    model = model if isinstance(model, nn.Module) else model()
+    return model.eval().to(device=device, dtype=dtype)
 
 
 def measure_models(models: Mapping[str, nn.Module | Callable[[], nn.Module]], device: str | torch.device = "cpu", *,
                    reference: str | None = None, batch_size: int = 1, seq_len: int = 128, warmup: int = 3,
                    repeats: int = 16, threads: int | None = None, dtype: str | torch.dtype = torch.float32,
-                   inputs=None, seed: int = 0) -> dict:
+                   inputs=None, seed: int = 0, backend: str = "torch") -> dict:
     """Latency of several models measured in one process, interleaved over ``repeats`` rounds.
 
     ``models``: name -> a module, or a factory returning one (called after ``torch.manual_seed(seed)``;
@@ -155,7 +151,9 @@ def measure_models(models: Mapping[str, nn.Module | Callable[[], nn.Module]], de
     as is (floating-point tensors cast to ``dtype``).  Every model gets ``warmup`` untimed calls, then
     each round times one call of every model, the starting model rotating round by round.  ``ratios``
     (with ``reference``) divide every model's mean and median by the reference's, and take the median
-    of the per-round ratios (the steadiest on a shared machine: both calls of a pair saw the same load)."""
+    of the per-round ratios (the steadiest on a shared machine: both calls of a pair saw the same load).
+    ``backend``: the runtime that runs the forward passes (:mod:`merino.runtime`: torch or onnxruntime)."""
+    check_backend(backend)
     if not models:
         raise ValueError("measure_models needs at least one model")
     if reference is not None and reference not in models:
@@ -165,39 +163,38 @@ def measure_models(models: Mapping[str, nn.Module | Callable[[], nn.Module]], de
                          f"warmup={warmup!r}, batch_size={batch_size!r}, seq_len={seq_len!r}")
     dev, dt = torch.device(device), resolve_dtype(dtype)
     names = list(models)
-    load_before = _load()
-    with _threads(threads) as n_threads:
+    load_before = load_average()
+    with intra_op_threads(threads) as n_threads:
         torch.manual_seed(seed)
         runs = {}
         for name in names:
-            model = models[name] if isinstance(models[name], nn.Module) else models[name]()
-            model = model.eval().to(device=dev, dtype=dt)
+            model = instantiate(models[name], dev, dt)
             if inputs is None:
-                x = _token_ids(model, batch_size, seq_len, dev, seed)
+                x = token_ids(model, batch_size, seq_len, dev, seed)
             else:
-                x = _on(inputs(model) if callable(inputs) else inputs, dev, dt)
-            runs[name] = (model, x)
+                x = on_device(inputs(model) if callable(inputs) else inputs, dev, dt)
+            runs[name] = (model, compile_call(model, x, backend, n_threads))
         samples = {name: [] for name in names}
         with torch.inference_mode():
             for _ in range(warmup):
                 for name in names:
-                    _call(*runs[name])
-            _sync(dev)
+                    runs[name][1]()
+            synchronize(dev)
             for r in range(repeats):
                 for name in names[r % len(names):] + names[:r % len(names)]:
-                    model, x = runs[name]
-                    _sync(dev)
+                    call = runs[name][1]
+                    synchronize(dev)
                     start = time.perf_counter()
-                    _call(model, x)
-                    _sync(dev)
+                    call()
+                    synchronize(dev)
                     samples[name].append((time.perf_counter() - start) * 1e3)
     result = {
         "protocol": {
             "batch_size": batch_size, "seq_len": seq_len, "warmup": warmup, "repeats": repeats,
-            "threads": n_threads, "device": str(dev), "device_name": device_name(dev), "dtype": _dtype_name(dt),
-            "torch_version": torch.__version__, "inference_mode": True,
+            "threads": n_threads, "device": str(dev), "device_name": device_name(dev), "dtype": dtype_name(dt),
+            "backend": backend, **runtime_versions(backend), "inference_mode": True,
             "schedule": "round-robin: each round times one call of every model, the first model rotating",
-            "load_average": [load_before, _load()],
+            "load_average": [load_before, load_average()],
         },
         "models": {name: {**summarize(samples[name]),
                           "params": sum(p.numel() for p in runs[name][0].parameters())} for name in names},
@@ -216,59 +213,13 @@ def measure_models(models: Mapping[str, nn.Module | Callable[[], nn.Module]], de
 
 def measure_latency(model: nn.Module | Callable[[], nn.Module], device: str | torch.device = "cpu", batch_size: int = 1,
                     seq_len: int = 128, warmup: int = 3, repeats: int = 16, threads: int | None = None,
-                    dtype: str | torch.dtype = torch.float32, inputs=None, seed: int = 0) -> dict:
+                    dtype: str | torch.dtype = torch.float32, inputs=None, seed: int = 0, backend: str = "torch") -> dict:
     """The paper's protocol for one model (defaults: batch 1, 128 tokens, 16 timed calls; the paper
     reports the mean).  Returns mean/median/std/min/max (ms), the samples, the thread count, device
     and its name, dtype, torch version and the parameter count.  See :func:`measure_models`."""
     run = measure_models({"model": model}, device, batch_size=batch_size, seq_len=seq_len, warmup=warmup,
-                         repeats=repeats, threads=threads, dtype=dtype, inputs=inputs, seed=seed)
+                         repeats=repeats, threads=threads, dtype=dtype, inputs=inputs, seed=seed, backend=backend)
     return {**run["models"]["model"], **run["protocol"]}
-
-
-# ---- peak memory -------------------------------------------------------------------------------------------
-def measure_peak_memory(model: nn.Module, device: str | torch.device = "cpu", batch_size: int = 1, seq_len: int = 128,
-                        dtype: str | torch.dtype = torch.float32, inputs=None, seed: int = 0) -> dict:
-    """Weight bytes and the peak of activation memory during one forward pass (inference mode).
-
-    The activation peak is what the allocator holds beyond the weights: on CUDA from
-    ``torch.cuda.max_memory_allocated`` above the level before the call; on CPU from the profiler's
-    memory events (``profile_memory=True``): the running "Total Allocated" of torch's CPU allocator,
-    above its level before the call.  Outputs (the logits) count; allocator
-    caching, library workspaces outside torch's allocator and the Python heap do not."""
-    dev, dt = torch.device(device), resolve_dtype(dtype)
-    torch.manual_seed(seed)
-    model = model.eval().to(device=dev, dtype=dt)
-    x = _token_ids(model, batch_size, seq_len, dev, seed) if inputs is None else _on(inputs, dev, dt)
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    buffer_bytes = sum(b.numel() * b.element_size() for b in model.buffers())
-    with torch.inference_mode():
-        _call(model, x)  # first call: lazy initialisation stays out of the peak
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-            base = torch.cuda.memory_allocated(dev)
-            torch.cuda.reset_peak_memory_stats(dev)
-            out = _call(model, x)
-            torch.cuda.synchronize(dev)
-            peak, method = torch.cuda.max_memory_allocated(dev) - base, "torch.cuda.max_memory_allocated"
-            del out
-        else:
-            from torch.profiler import ProfilerActivity, profile
-
-            with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-                out = _call(model, x)
-                del out  # freed while profiling, so the allocator's running total returns to its level
-            with tempfile.TemporaryDirectory() as tmp:
-                trace = Path(tmp) / "trace.json"
-                prof.export_chrome_trace(str(trace))
-                events = json.loads(trace.read_text())["traceEvents"]
-            events = [e["args"] for e in events if e.get("name") == "[memory]"]
-            # the running total is process-wide: its level before the first event is the baseline
-            base = events[0]["Total Allocated"] - events[0]["Bytes"] if events else 0
-            peak = max((e["Total Allocated"] for e in events), default=base) - base
-            method = "torch.profiler memory events (running Total Allocated above its level before the call), CPU"
-    return {"weight_bytes": weight_bytes, "buffer_bytes": buffer_bytes, "activation_peak_bytes": int(peak),
-            "peak_bytes": int(weight_bytes + buffer_bytes + peak), "method": method, "batch_size": batch_size,
-            "seq_len": seq_len, "dtype": _dtype_name(dt), "device_name": device_name(dev)}
 
 
 # ---- per-device latency lookup table ---------------------------------------------------------------------------
@@ -290,6 +241,16 @@ def merino_model(arch: Architecture, convention: Mapping):
         arch, vocab_size=c["vocab_size"], embed_proj_dim=c["embed_proj_dim"],
         max_position_embeddings=c["max_positions"], head_dim=c["head_dim"], weight_sharing=c["weight_sharing"],
         norm=c["norm"]))
+
+
+def model_factory(entry: Mapping) -> Callable[[], nn.Module]:
+    """A factory of a timed model (random weights: latency does not depend on them): ``{"baseline": name}``
+    (a paper baseline from its real config) or ``{"architecture": path, "model": convention}`` (MeRino)."""
+    if "baseline" in entry:
+        from .baselines import baseline_model
+
+        return functools.partial(baseline_model, entry["baseline"], "cpu")
+    return functools.partial(merino_model, Architecture.load(entry["architecture"]), entry["model"])
 
 
 def _index(values: np.ndarray, query, what: str) -> np.ndarray:
@@ -377,7 +338,7 @@ class LatencyTable:
 
     def describe(self) -> dict:
         """What a prediction depends on, for result files."""
-        keys = ("device_name", "threads", "batch_size", "seq_len", "dtype", "statistic", "torch_version")
+        keys = ("device_name", "backend", "threads", "batch_size", "seq_len", "dtype", "statistic", "torch_version")
         return {"device": self.device, **{k: self.protocol.get(k) for k in keys}}
 
     # ---- files ------------------------------------------------------------------------------------------
@@ -392,7 +353,7 @@ class LatencyTable:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LatencyTable":
+    def from_dict(cls, data: dict) -> LatencyTable:
         layers = np.asarray(data["layers"], dtype=np.float64).reshape(-1, 3)
         e_values, f_values = np.unique(layers[:, 0]).astype(np.int64), np.unique(layers[:, 1]).astype(np.int64)
         layer_ms = np.full((len(e_values), len(f_values)), np.nan)
@@ -415,7 +376,7 @@ class LatencyTable:
         write_json(path, {**self.to_dict(), "provenance": provenance or {}})
 
     @classmethod
-    def load(cls, path: str | Path) -> "LatencyTable":
+    def load(cls, path: str | Path) -> LatencyTable:
         try:
             data = json.loads(Path(path).read_text())
             return cls.from_dict(data)
@@ -457,7 +418,7 @@ def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label
                         device: str | torch.device = "cpu", batch_size: int = 1, seq_len: int = 128,
                         warmup: int = 2, repeats: int = 10, passes: int = 5, threads: int | None = None,
                         dtype: str | torch.dtype = torch.float32, statistic: str = "mean", seed: int = 0,
-                        progress: bool = False) -> LatencyTable:
+                        backend: str = "torch", progress: bool = False) -> LatencyTable:
     """Measure the latency table of ``space`` on ``device`` (see the module docstring).
 
     ``convention``: the config ``model`` section (vocab_size, embed_proj_dim, max_positions,
@@ -468,7 +429,9 @@ def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label
     the predicted sum is the mean of the whole model) or the median (robust, but on a busy machine
     the median of a sub-millisecond call misses the preemptions a whole forward pass always
     suffers, and the predictor comes out ~30 % low there).  ``device_label``
-    is the name budgets use (``latency50ms-<device_label>``)."""
+    is the name budgets use (``latency50ms-<device_label>``); ``backend`` the runtime every entry runs
+    through (:mod:`merino.runtime`)."""
+    check_backend(backend)
     if statistic not in ("median", "mean"):
         raise ValueError(f"statistic must be 'median' or 'mean', got {statistic!r}")
     if min(repeats, passes) < 1 or warmup < 0:
@@ -482,8 +445,8 @@ def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label
     items, widths = _table_items(space, conv, batch_size, seq_len)
     samples = {key: [] for key, _, _ in items}
     rng = np.random.default_rng(seed)
-    started, load_before = time.perf_counter(), _load()
-    with _threads(threads) as n_threads:
+    started, load_before = time.perf_counter(), load_average()
+    with intra_op_threads(threads) as n_threads:
         from tqdm import tqdm
 
         for p in tqdm(range(passes), desc=f"latency table ({len(items)} entries)", unit="pass", disable=not progress):
@@ -491,17 +454,17 @@ def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label
                 key, build, make_input = items[i]
                 torch.manual_seed(seed + p)
                 module = build().eval().to(device=dev, dtype=dt)
-                x = _on(make_input(), dev, dt)
+                call = compile_call(module, on_device(make_input(), dev, dt), backend, n_threads)
                 with torch.inference_mode():
                     for _ in range(warmup):
-                        module(*x)
+                        call()
                     for _ in range(repeats):
-                        _sync(dev)
+                        synchronize(dev)
                         start = time.perf_counter()
-                        module(*x)
-                        _sync(dev)
+                        call()
+                        synchronize(dev)
                         samples[key].append((time.perf_counter() - start) * 1e3)
-                del module, x
+                del module, call
     stat = np.median if statistic == "median" else np.mean
     value = {key: float(stat(v)) for key, v in samples.items()}
     e_values, f_values = space.e_grid.copy(), space.f_grid.copy()
@@ -512,10 +475,10 @@ def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label
     spread = [float(np.subtract(*np.percentile(v, [75, 25])) / np.median(v)) for v in samples.values()]
     protocol = {
         "device_name": device_name(dev), "torch_device": str(dev), "threads": n_threads, "batch_size": batch_size,
-        "seq_len": seq_len, "dtype": _dtype_name(dt), "statistic": statistic, "warmup": warmup,
-        "repeats": repeats, "passes": passes, "seed": seed, "torch_version": torch.__version__,
+        "seq_len": seq_len, "dtype": dtype_name(dt), "statistic": statistic, "warmup": warmup,
+        "repeats": repeats, "passes": passes, "seed": seed, "backend": backend, **runtime_versions(backend),
         "entries": len(items), "wall_s": round(time.perf_counter() - started, 3),
-        "load_average": [load_before, _load()],
+        "load_average": [load_before, load_average()],
         "median_relative_iqr": float(np.median(spread)),  # how noisy the entries were
     }
     return LatencyTable(device_label, conv, e_values, f_values, layer_ms, widths, projection_ms,
@@ -560,7 +523,8 @@ def check_predictor(table: LatencyTable, space: SearchSpace, *, architectures: i
         chunk = archs[start:start + group]
         run = measure_models({a.name: (lambda a=a: merino_model(a, table.convention)) for a in chunk}, device,
                              batch_size=proto["batch_size"], seq_len=proto["seq_len"], warmup=warmup,
-                             repeats=repeats, threads=proto["threads"], dtype=proto["dtype"], seed=seed)
+                             repeats=repeats, threads=proto["threads"], dtype=proto["dtype"], seed=seed,
+                             backend=proto.get("backend", "torch"))
         measured.update(run["models"])
     key = f"{proto['statistic']}_ms"
     predicted = table.batch(*(np.array([getattr(a, k) for a in archs]) for k in ("widths", "ffn_dims", "depths")))
@@ -577,23 +541,3 @@ def check_predictor(table: LatencyTable, space: SearchSpace, *, architectures: i
                   "measured_mean_ms": measured[a.name]["mean_ms"], "measured_median_ms": measured[a.name]["median_ms"],
                   "rel_error": float(r)} for a, p, m, r in zip(archs, predicted, actual, rel)],
     }
-
-
-def check_memory_model(cost: CostModel, archs: list[Architecture], convention: Mapping,
-                       device: str | torch.device = "cpu") -> list[dict]:
-    """The cost model's ``memory`` (weights + peak activations at ``memory_seq_len``) against
-    :func:`measure_peak_memory` of each architecture built with random weights (fp32 only)."""
-    if cost.memory_bits != 32:
-        raise ValueError(f"measured at fp32; the cost model counts {cost.memory_bits}-bit values")
-    rows = []
-    for arch in archs:
-        m = measure_peak_memory(merino_model(arch, convention), device, seq_len=cost.memory_seq_len)
-        weights = cost.params(arch) * cost.memory_bits / 8
-        model_bytes = cost.memory_bytes(arch)
-        rows.append({
-            "architecture": arch.to_dict(), "model_bytes": model_bytes, "measured_bytes": m["peak_bytes"],
-            "model_weight_bytes": weights, "measured_weight_bytes": m["weight_bytes"] + m["buffer_bytes"],
-            "model_activation_bytes": model_bytes - weights, "measured_activation_bytes": m["activation_peak_bytes"],
-            "rel_error": model_bytes / m["peak_bytes"] - 1, "method": m["method"],
-        })
-    return rows

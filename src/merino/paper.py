@@ -183,10 +183,23 @@ def table2(summaries: dict[str, dict], reference: dict, metric: str, paper_names
     return pd.DataFrame(rows)
 
 
+def generation_columns(measured: dict | None) -> dict:
+    """Table 3's generation columns of one model (:func:`merino.generation.measure_generation`'s row)."""
+    if not measured:
+        return {}
+    mb = 2**20
+    return {"ttft_ms": measured["ttft"]["mean_ms"], "decode_ms_per_token": measured["decode_ms_per_token"],
+            "decode_tokens_per_s": measured["decode_tokens_per_s"], "tokens_per_s": measured["tokens_per_s"],
+            "kv_cache_MB": measured.get("kv_cache_bytes", np.nan) / mb,
+            "generation_peak_MB": measured.get("peak_bytes", np.nan) / mb}
+
+
 def table3(costs: dict[str, dict], summaries: dict[str, dict], reference: dict, paper_names: dict[str, str],
-           perplexity_tasks: dict[str, str], latency: dict) -> pd.DataFrame:
+           perplexity_tasks: dict[str, str], latency: dict, generation: dict | None = None) -> pd.DataFrame:
     """Table 3: params, FLOPs, latency and perplexities per model; the paper's FLOPs, Jetson latency and
     perplexities beside, and latency ratios to the same reference model (ours measured, the paper's Jetson).
+    With ``generation`` (a generation job's result, beyond the paper): time to first token, decode latency,
+    tokens/s, KV-cache and peak memory of cached greedy generation.
 
     ``costs`` maps every row's model to ``{params, flops, seq_len}`` (and ``flops_with_lm_head`` for the
     paper's baselines); ``summaries`` holds the evaluated ones; ``perplexity_tasks`` maps an lm-eval task
@@ -202,7 +215,8 @@ def table3(costs: dict[str, dict], summaries: dict[str, dict], reference: dict, 
                "latency_ms": timed["mean_ms"] if timed else np.nan,
                "latency_median_ms": timed["median_ms"] if timed else np.nan,
                "latency_std_ms": timed["std_ms"] if timed else np.nan,
-               f"latency_ratio_to_{ref}": latency["ratios"][model]["paired_median"] if timed else np.nan}
+               f"latency_ratio_to_{ref}": latency["ratios"][model]["paired_median"] if timed else np.nan,
+               **generation_columns((generation or {}).get("models", {}).get(model))}
         for task, column in perplexity_tasks.items():
             metrics = summaries.get(model, {}).get(task)
             if metrics:
@@ -217,6 +231,8 @@ def table3(costs: dict[str, dict], summaries: dict[str, dict], reference: dict, 
         rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs["latency_protocol"] = latency["protocol"]
+    if generation:
+        df.attrs["generation_protocol"] = generation["protocol"]
     return df
 
 

@@ -272,7 +272,7 @@ def device_settings(device):
     if device not in config["latency"]["devices"]:
         raise ValueError(f"device {device!r} is not declared in config latency.devices "
                          f"({sorted(config['latency']['devices'])})")
-    return config["latency"]["devices"][device]
+    return {"backend": "torch", "threads": 1, "dtype": "float32", "cpus": 1, **config["latency"]["devices"][device]}
 
 
 def timed_models():

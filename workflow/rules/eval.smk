@@ -77,6 +77,7 @@ rule table3:
     input:
         evals=expand("results/eval/{model}", model=evaluated_models()),
         latency=f"results/latency/{config['latency']['table3_device']}/latency.json",
+        generation=f"results/latency/{config['latency']['table3_device']}/generation.json",
         architectures=[r["architecture"] for r in table3_rows().values() if "architecture" in r],
     output:
         report("results/tables/table3.csv", caption="../report/table3.rst", category="Evaluation"),

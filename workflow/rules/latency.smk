@@ -1,4 +1,4 @@
-# On-device latency (paper Table 3 protocol) of every model, per-device latency lookup tables (latency budgets)
+# On-device latency (paper Table 3 protocol) and cached generation (TTFT, decode, KV memory) of every model, per-device latency lookup tables (latency budgets)
 # and the predictor's check against measured architectures.
 
 
@@ -23,6 +23,28 @@ rule latency:
         "../../envs/merino.yaml"
     script:
         "../scripts/latency.py"
+
+
+rule generation:
+    input:
+        architectures=[r["architecture"] for r in timed_models().values() if "architecture" in r],
+    output:
+        "results/latency/{device}/generation.json",
+    params:
+        device=lambda w: device_settings(w.device),
+        generation=config["latency"]["generation"],
+        models=timed_models(),
+    log:
+        "logs/latency/{device}_generation.log",
+    threads: lambda w: device_settings(w.device)["cpus"]
+    resources:
+        gpu=lambda w: device_settings(w.device).get("gpu", 0),
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/generation.py"
 
 
 rule latency_table:

@@ -1,4 +1,4 @@
-"""Rule table3: params, FLOPs and perplexities (paper Table 3), the paper's figures beside."""
+"""Rule table3: params, FLOPs, latency, generation speed and memory, perplexities (paper Table 3), the paper's beside."""
 import json
 import sys
 from pathlib import Path
@@ -15,8 +15,11 @@ paths = summary_paths(p.models, snakemake.input.evals)
 summaries = read_summaries(paths)
 costs = {m: row_cost(entry) for m, entry in p.costs.items()}
 latency = json.loads(Path(snakemake.input.latency).read_text())
-df = table3(costs, summaries, load_reference(), p.paper_names, PERPLEXITY_TASKS, latency)
+generation = json.loads(Path(snakemake.input.generation).read_text())
+df = table3(costs, summaries, load_reference(), p.paper_names, PERPLEXITY_TASKS, latency, generation)
 write_table(df, snakemake.output[0], provenance({"costs": p.costs, "paper_names": p.paper_names,
-                                                 "latency_protocol": latency["protocol"]},
-                                                {**paths, "latency": snakemake.input.latency}))
+                                                 "latency_protocol": latency["protocol"],
+                                                 "generation_protocol": generation["protocol"]},
+                                                {**paths, "latency": snakemake.input.latency,
+                                                 "generation": snakemake.input.generation}))
 print(df.to_string(), file=sys.stderr)
