@@ -48,5 +48,5 @@ def test_measure_generation_reports_latency_and_the_kv_cache_of_every_applied_la
 
 
 def test_generation_beyond_the_positions_is_refused_naming_the_model():
-    with pytest.raises(ValueError, match="merino: prompt_len .* config latency.generation"):
+    with pytest.raises(ValueError, match=r"merino: prompt_len \+ new_tokens - 1 = 33 .*\(config latency.generation\)"):
         measure_generation({"merino": lambda: merino_model(ARCH, CONVENTION)}, prompt_len=30, new_tokens=4, repeats=1)
