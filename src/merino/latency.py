@@ -292,6 +292,18 @@ def merino_model(arch: Architecture, convention: Mapping):
         norm=c["norm"]))
 
 
+def model_factory(entry: Mapping) -> Callable[[], nn.Module]:
+    """The random-weight model a latency job times: ``{"baseline": name}`` (a paper baseline's config) or
+    ``{"architecture": path, "model": convention}`` (a MeRino architecture file)."""
+    import functools
+
+    from .baselines import baseline_model
+
+    if "baseline" in entry:
+        return functools.partial(baseline_model, entry["baseline"], "cpu")
+    return functools.partial(merino_model, Architecture.load(entry["architecture"]), entry["model"])
+
+
 def _index(values: np.ndarray, query, what: str) -> np.ndarray:
     """Positions of ``query`` values in the sorted ``values``; raises naming values the table lacks."""
     query = np.asarray(query, dtype=np.int64)
@@ -378,7 +390,8 @@ class LatencyTable:
     def describe(self) -> dict:
         """What a prediction depends on, for result files."""
         keys = ("device_name", "threads", "batch_size", "seq_len", "dtype", "statistic", "torch_version")
-        return {"device": self.device, **{k: self.protocol.get(k) for k in keys}}
+        return {"device": self.device, **{k: self.protocol.get(k) for k in keys},
+                "method": self.protocol.get("method", "measured"), "predicted": self.protocol.get("predicted", False)}
 
     # ---- files ------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -221,7 +221,8 @@ def compare_with_measured(profiles: Mapping[str, OperatorProfile], measured_ms: 
         loo[n], loo_factors[n] = profiles[n].predict(held_out)["predicted_ms"], held_out.efficiency
     return {
         "datasheet": agreement(given, measured_ms), "fitted": agreement(fitted, measured_ms),
-        "leave_one_out": agreement(loo, measured_ms), "fitted_efficiency": fitted_sheet.efficiency,
+        "leave_one_out": agreement(loo, measured_ms), "datasheet_efficiency": sheet.efficiency,
+        "fitted_efficiency": fitted_sheet.efficiency,
         "rows": [{"model": n, "measured_ms": float(measured_ms[n]), "predicted_ms": given[n],
                   "predicted_fitted_ms": fitted[n], "predicted_loo_ms": loo[n], "loo_efficiency": loo_factors[n]}
                  for n in names],

@@ -1,27 +1,16 @@
 """Rule latency: every model timed on one device in one process, interleaved (paper Table 3 protocol)."""
-import functools
 import sys
 from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
 
-from merino.baselines import baseline_model  # noqa: E402
-from merino.latency import measure_models, merino_model  # noqa: E402
+from merino.latency import measure_models, model_factory  # noqa: E402
 from merino.provenance import provenance, write_json  # noqa: E402
-from merino.space import Architecture  # noqa: E402
 
 p = snakemake.params
 d, x = p.device, p.protocol
-
-
-def factory(entry):
-    if "baseline" in entry:
-        return functools.partial(baseline_model, entry["baseline"], "cpu")
-    return functools.partial(merino_model, Architecture.load(entry["architecture"]), entry["model"])
-
-
-result = measure_models({name: factory(entry) for name, entry in p.models.items()}, d["device"],
+result = measure_models({name: model_factory(entry) for name, entry in p.models.items()}, d["device"],
                         reference=p.reference, batch_size=x["batch_size"], seq_len=x["seq_len"], warmup=x["warmup"],
                         repeats=x["repeats"], threads=d["threads"], dtype=d["dtype"], seed=x["seed"])
 result["device_label"] = snakemake.wildcards.device

@@ -15,8 +15,15 @@ paths = summary_paths(p.models, snakemake.input.evals)
 summaries = read_summaries(paths)
 costs = {m: row_cost(entry) for m, entry in p.costs.items()}
 latency = json.loads(Path(snakemake.input.latency).read_text())
-df = table3(costs, summaries, load_reference(), p.paper_names, PERPLEXITY_TASKS, latency)
+predicted_path = getattr(snakemake.input, "predicted", None)   # a datasheet device's PREDICTED latency, if chosen
+predicted = json.loads(Path(predicted_path).read_text()) if predicted_path else None
+df = table3(costs, summaries, load_reference(), p.paper_names, PERPLEXITY_TASKS, latency, predicted)
 write_table(df, snakemake.output[0], provenance({"costs": p.costs, "paper_names": p.paper_names,
-                                                 "latency_protocol": latency["protocol"]},
-                                                {**paths, "latency": snakemake.input.latency}))
+                                                 "latency_protocol": latency["protocol"],
+                                                 "predicted_latency": predicted and {
+                                                     "protocol": predicted["protocol"],
+                                                     **{k: predicted.get("paper_comparison", {}).get(k) for k in
+                                                        ("datasheet", "fitted", "leave_one_out")}}},
+                                                {**paths, "latency": snakemake.input.latency,
+                                                 **({"predicted": predicted_path} if predicted_path else {})}))
 print(df.to_string(), file=sys.stderr)
