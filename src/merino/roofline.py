@@ -116,16 +116,22 @@ class _Recorder(TorchDispatchMode):
         if not outputs or (not writes and all(t.untyped_storage().data_ptr() in storages for t in outputs)):
             return out  # a view, an alias or the input itself (eval-mode dropout), or a host scalar: no kernel
         name = func.overloadpacket.__name__
-        if name in _GATHERS:  # the rows read are the rows written, plus the indices
+        if name in _GATHERS:  # the rows read are as many as the rows written, plus the indices
             inputs = [t for t in inputs if not t.is_floating_point()] + outputs
-        seen, moved = set(), np.zeros(2, dtype=np.int64)
-        for t in inputs + outputs:
-            key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
-            if key not in seen:
-                seen.add(key)
-                moved += _footprint(t)
+        moved = _moved(inputs) + _moved(outputs)   # every distinct input read once, every output written once
         self.rows.append((name, _flops(name, args, outputs), *moved.tolist()))
         return out
+
+
+def _moved(tensors: list[torch.Tensor]) -> np.ndarray:
+    """(floating-point elements, other bytes) of the distinct tensors among ``tensors``."""
+    seen, moved = set(), np.zeros(2, dtype=np.int64)
+    for t in tensors:
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
+        if key not in seen:
+            seen.add(key)
+            moved += _footprint(t)
+    return moved
 
 
 def operator_profile(model: nn.Module, inputs=None, *, batch_size: int = 1, seq_len: int = 128,
