@@ -90,6 +90,9 @@ def test_the_smoke_config_passes(tiny_config):
     ({"correlation": {"architectures": 5}}, r"calibration.fraction=0.5 splits correlation.architectures=5"),
     ({"correlation": {"proxies": {"ntk_seq_len": 1000}}}, r"correlation.proxies.ntk_seq_len=1000 exceeds"),
     ({"correlation": {"design": {"search_space": {"depths": []}}}}, "depths"),
+    ({"latency": {"generation": {"prompt_len": 60}}}, r"prompt_len \+ new_tokens - 1 = 67 positions exceed "
+                                                      r"pretrain.design.model.max_positions = 64"),
+    ({"pretrain": {"design": {"cost": {"memory_kv_tokens": 65}}}}, r"config pretrain.design.cost.memory_kv_tokens = 65"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_a_malformed_config_is_refused_naming_the_key(tiny_config, override, message):
     """Edits of the smoke config, merged as Snakemake merges --configfile files."""
@@ -98,4 +101,24 @@ def test_a_malformed_config_is_refused_naming_the_key(tiny_config, override, mes
     with pytest.raises((WorkflowError, ConfigError), match=message):   # the schema's, or ours
         validate(config, SCHEMA)
         apply_design_preset(config)
+        check_config(config)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["latency"]["datasheets"].update(cpu=c["latency"]["datasheets"]["jetson-nano"]),
+     r"latency.datasheets.cpu: 'cpu' is also a measured device"),
+    (lambda c: c["latency"]["datasheets"]["jetson-nano"].update(dtype="bfloat16"),
+     r"latency.datasheets.jetson-nano.dtype='bfloat16' has no peak"),
+    (lambda c: c["latency"].update(table3_datasheet="orin"), r"latency.table3_datasheet='orin' is not in"),
+    (lambda c: c["latency"].update(paper_models=["MeRino-52M", "OPT-125M"]),
+     r"latency.table3_datasheet='jetson-nano' compares .* needs at least 4"),
+    (lambda c: c["latency"].update(budgets=["latency30ms-orin"]),
+     r"latency.budgets\[0\]='latency30ms-orin' names device 'orin', which neither latency.devices nor "
+     r"latency.datasheets declares \(\['cpu', 'jetson-nano'\]\)"),
+])
+def test_a_datasheet_device_that_cannot_work_is_refused(default_config, edit, message):
+    config = copy.deepcopy(default_config)
+    validate(config, SCHEMA)
+    edit(config)
+    with pytest.raises(ConfigError, match=message):
         check_config(config)

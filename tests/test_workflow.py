@@ -185,7 +185,7 @@ QUANTIZED = {"quantize": 2, "evaluate_quantized": 2, "fig6": 1}   # MeRino-S60 a
 COMPARE = {"fig5": 1, "table4": 1, "table5": 1, "table6": 1}
 # a change to the entropy searches: MeRino-S60/110/160 and S60's unshared, plain and gamma twins (4 evaluated);
 # MeRino-S60 is also timed and quantized / a change to every trained model (8, of which 6 are evaluated)
-MERINO = {"pretrain": 6, "evaluate": 4, "latency": 1, **QUANTIZED, **TABLES, **COMPARE}
+MERINO = {"pretrain": 6, "evaluate": 4, "latency": 1, "latency_predicted": 1, **QUANTIZED, **TABLES, **COMPARE}
 EVAL = {"evaluate": 6, **QUANTIZED, **TABLES, **COMPARE}
 PROXY = {"proxy_search_pretrain": 1, "pretrain": 1, "evaluate": 1, "fig5": 1, "table4": 1}   # NTK-S60
 
@@ -210,7 +210,8 @@ RERUNS = [
      {"search": 3, "design_fit": 1, "table8": 1, "table1": 1, "table1_complete": 1, "table3": 1, "fig1": 1, "all": 1}),
     ({"pretrain": {"training": {"lr": 2.0e-3}}}, {"pretrain": 8, **EVAL, "all": 1}),
     ({"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
-     {"search_pretrain": 8, "proxy_search_pretrain": 1, "naive": 1, "pretrain": 8, "latency": 1, **EVAL, "all": 1}),
+     {"search_pretrain": 8, "proxy_search_pretrain": 1, "naive": 1, "pretrain": 8, "latency": 1, "latency_predicted": 1,
+      **EVAL, "all": 1}),
     ({"data": {"tokenizer": {"vocab_size": 600}}},   # the NTK's batch is training text
      {"prepare_data": 1, "proxy_search_pretrain": 1, "pretrain": 8, **EVAL, "all": 1}),
     ({"correlation": {"data": {"tokenizer": {"vocab_size": 600}}}},
@@ -228,9 +229,10 @@ RERUNS = [
     ({"evaluation": {"local_tasks": {"multiple_choice": {"items": 30}}}},
      {"eval_tasks": 1, **EVAL, "quantize": 0, "all": 1}),
     ({"evaluation": {"batch_size": 8}}, {**EVAL, "quantize": 0, "all": 1}),
-    ({"evaluation": {"models": ["MeRino-S60"]}}, {"latency": 1, **TABLES, "all": 1}),
+    ({"evaluation": {"models": ["MeRino-S60"]}}, {"latency": 1, "latency_predicted": 1, **TABLES, "all": 1}),
     ({"baselines": {"naive_scaling": {"base_depth": 1}}},
-     {"naive": 1, "pretrain": 1, "latency": 1, "evaluate": 1, **TABLES, "fig5": 1, "all": 1}),
+     {"naive": 1, "pretrain": 1, "latency": 1, "latency_predicted": 1, "evaluate": 1, **TABLES, "fig5": 1,
+      "all": 1}),
     ({"quantization": {"schemes": {"int4": {"bits": 4, "group_size": 16}}}},
      {"quantize": 1, "evaluate_quantized": 1, "fig6": 1, "all": 1}),
     ({"latency": {"protocol": {"repeats": 4}}},

@@ -59,7 +59,7 @@ def apply_design_preset(config: dict) -> None:
 
 def check_config(config: dict) -> None:
     """Raise :class:`ConfigError` for the first problem found, before any job runs."""
-    devices = config["latency"]["devices"]
+    devices = {**config["latency"]["devices"], **_datasheets(config)}   # the names latency budgets use
     _check_design(config, "", config["search"]["budgets"], "search.budgets", devices)
     paper_scale = config["latency"]["scale"] == "paper"
     _check_design(config if paper_scale else config["pretrain"]["design"], "" if paper_scale else "pretrain.design.",
@@ -90,6 +90,48 @@ def check_config(config: dict) -> None:
     _check_correlation(config["correlation"])
     _check_evaluation(config)
     _check_comparisons(config)
+    _check_generation(config)
+
+
+def _check_generation(config: dict) -> None:
+    """Cached generation (latency.generation) must fit the positions of every model it times."""
+    g = config["latency"]["generation"]
+    needed = g["prompt_len"] + g["new_tokens"] - 1
+    scales = {model_scale(m) for m in config["pretrain"]["models"].values()} if config["evaluation"]["models"] else set()
+    limits = {"model.max_positions": config["model"]["max_positions"]}
+    if "pretrain" in scales:
+        limits["pretrain.design.model.max_positions"] = config["pretrain"]["design"]["model"]["max_positions"]
+    for key, limit in limits.items():
+        if needed > limit:
+            raise ConfigError(f"config latency.generation: prompt_len + new_tokens - 1 = {needed} positions exceed "
+                              f"{key} = {limit}; shorten the prompt or the generation")
+
+
+def _datasheets(config: dict) -> dict:
+    """The datasheet devices (validated), whose names must differ from the measured devices'; Table 3's one is
+    compared with the paper's Jetson latency, which needs enough paper models to fit and leave one out."""
+    from .baselines import PAPER_BASELINES
+    from .datasheet import EFFICIENCY_KEYS, Datasheet
+
+    lat, sheets = config["latency"], {}
+    for name, entry in lat.get("datasheets", {}).items():
+        if name in lat["devices"]:
+            raise ConfigError(f"config latency.datasheets.{name}: {name!r} is also a measured device in "
+                              f"latency.devices; a device is either measured or predicted, rename one")
+        try:
+            sheets[name] = Datasheet.from_config(name, entry)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    chosen = lat.get("table3_datasheet")
+    if chosen is not None and chosen not in sheets:
+        raise ConfigError(f"config latency.table3_datasheet={chosen!r} is not in latency.datasheets ({sorted(sheets)})")
+    paper = {*lat["paper_models"], *(m for m in config["evaluation"]["models"] if m in PAPER_BASELINES)}
+    if chosen is not None and len(paper) <= len(EFFICIENCY_KEYS):
+        raise ConfigError(f"config latency.table3_datasheet={chosen!r} compares the prediction with the paper's Jetson "
+                          f"latency of the paper models timed ({sorted(paper)}): fitting {len(EFFICIENCY_KEYS)} "
+                          f"efficiency factors leaving one out needs at least {len(EFFICIENCY_KEYS) + 1}; add "
+                          f"latency.paper_models or set latency.table3_datasheet: null")
+    return sheets
 
 
 def _check_evaluation(config: dict) -> None:
@@ -197,7 +239,10 @@ def _check_design(design: dict, prefix: str, budgets: list[str], budget_keys, de
     if design["model"]["embed_proj_dim"] % head_dim:
         raise ConfigError(f"config {prefix}model.embed_proj_dim={design['model']['embed_proj_dim']!r} must be a "
                           f"multiple of {prefix}model.head_dim={head_dim!r}")
-    cost = CostModel.from_config(design["model"], design["cost"])
+    try:
+        cost = CostModel.from_config(design["model"], design["cost"])
+    except ValueError as err:
+        raise ConfigError(f"config {prefix}{err}") from None
     keys = budget_keys if isinstance(budget_keys, list) else [f"{budget_keys}[{i}]" for i in range(len(budgets))]
     for key, label in zip(keys, budgets):
         try:
@@ -206,8 +251,8 @@ def _check_design(design: dict, prefix: str, budgets: list[str], budget_keys, de
             raise ConfigError(f"config {key}: {err}") from None
         if budget.kind == "latency":
             if budget.device not in devices:
-                raise ConfigError(f"config {key}={label!r} names device {budget.device!r}, which latency.devices "
-                                  f"does not declare ({sorted(devices)})")
+                raise ConfigError(f"config {key}={label!r} names device {budget.device!r}, which neither "
+                                  f"latency.devices nor latency.datasheets declares ({sorted(devices)})")
             continue  # priced by the device's measured latency table; the search checks it against that
         low = smallest_cost(space, cost, budget.kind)
         if low > budget.value:

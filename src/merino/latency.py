@@ -244,11 +244,11 @@ def merino_model(arch: Architecture, convention: Mapping):
 
 
 def model_factory(entry: Mapping) -> Callable[[], nn.Module]:
-    """A factory of a timed model (random weights: latency does not depend on them): ``{"baseline": name}``
-    (a paper baseline from its real config) or ``{"architecture": path, "model": convention}`` (MeRino)."""
-    if "baseline" in entry:
-        from .baselines import baseline_model
+    """The random-weight model a latency job times: ``{"baseline": name}`` (a paper baseline's config) or
+    ``{"architecture": path, "model": convention}`` (a MeRino architecture file)."""
+    from .baselines import baseline_model
 
+    if "baseline" in entry:
         return functools.partial(baseline_model, entry["baseline"], "cpu")
     return functools.partial(merino_model, Architecture.load(entry["architecture"]), entry["model"])
 
@@ -339,7 +339,8 @@ class LatencyTable:
     def describe(self) -> dict:
         """What a prediction depends on, for result files."""
         keys = ("device_name", "backend", "threads", "batch_size", "seq_len", "dtype", "statistic", "torch_version")
-        return {"device": self.device, **{k: self.protocol.get(k) for k in keys}}
+        return {"device": self.device, **{k: self.protocol.get(k) for k in keys},
+                "method": self.protocol.get("method", "measured"), "predicted": self.protocol.get("predicted", False)}
 
     # ---- files ------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -194,8 +194,15 @@ def generation_columns(measured: dict | None) -> dict:
             "generation_peak_MB": measured.get("peak_bytes", np.nan) / mb}
 
 
+def paper_jetson_latency(reference: dict) -> dict[str, float]:
+    """The paper's Table 3 Jetson Nano latency (ms) per model."""
+    t3 = reference["table3_language_modeling"]
+    return {m: float(v[t3["columns"].index("jetson_latency_ms")]) for m, v in t3["models"].items()}
+
+
 def table3(costs: dict[str, dict], summaries: dict[str, dict], reference: dict, paper_names: dict[str, str],
-           perplexity_tasks: dict[str, str], latency: dict, generation: dict | None = None) -> pd.DataFrame:
+           perplexity_tasks: dict[str, str], latency: dict, predicted: dict | None = None,
+           generation: dict | None = None) -> pd.DataFrame:
     """Table 3: params, FLOPs, latency and perplexities per model; the paper's FLOPs, Jetson latency and
     perplexities beside, and latency ratios to the same reference model (ours measured, the paper's Jetson).
     With ``generation`` (a generation job's result, beyond the paper): time to first token, decode latency,
@@ -203,9 +210,11 @@ def table3(costs: dict[str, dict], summaries: dict[str, dict], reference: dict, 
 
     ``costs`` maps every row's model to ``{params, flops, seq_len}`` (and ``flops_with_lm_head`` for the
     paper's baselines); ``summaries`` holds the evaluated ones; ``perplexity_tasks`` maps an lm-eval task
-    to its column name (e.g. ``wikitext`` -> ``wikitext2``); ``latency`` is a latency job's result."""
+    to its column name (e.g. ``wikitext`` -> ``wikitext2``); ``latency`` is a latency job's result;
+    ``predicted``, a datasheet device's predicted latency (merino.roofline), adds its columns (see
+    :func:`predicted_latency_columns`)."""
     t3 = reference["table3_language_modeling"]
-    jetson = dict(zip(t3["models"], (v[t3["columns"].index("jetson_latency_ms")] for v in t3["models"].values())))
+    jetson = paper_jetson_latency(reference)
     ref = latency["reference"]
     rows = []
     for model, cost in costs.items():
@@ -228,12 +237,43 @@ def table3(costs: dict[str, dict], summaries: dict[str, dict], reference: dict, 
             row.update({f"{c}_paper": v for c, v in zip(t3["columns"], t3["models"][paper_name])})
             if ref in jetson:
                 row[f"latency_ratio_to_{ref}_paper"] = jetson[paper_name] / jetson[ref]
+        if predicted is not None:
+            row.update(predicted_latency_columns(predicted, model, paper_name))
         rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs["latency_protocol"] = latency["protocol"]
     if generation:
         df.attrs["generation_protocol"] = generation["protocol"]
     return df
+
+
+def predicted_latency_columns(predicted: dict, model: str, paper_name: str) -> dict:
+    """A Table 3 row's PREDICTED latency on a datasheet device (merino.roofline; ``predicted``: a
+    latency_predicted job's result): with the config's efficiency factors, and where the paper measured the
+    model, with the datasheet's ideal factors and with factors fitted to the other models' paper latencies
+    (leave-one-out).  Columns are named ``predicted_latency_ms_<device>``, ``..._ideal_ms_<device>``,
+    ``..._loo_ms_<device>``."""
+    device = predicted["device_label"]
+    columns = {}
+    if model in predicted["models"]:
+        columns[f"predicted_latency_ms_{device}"] = predicted["models"][model]["predicted_ms"]
+    rows = {r["model"]: r for r in predicted.get("paper_comparison", {}).get("rows", [])}
+    if paper_name in rows:
+        columns[f"predicted_latency_ideal_ms_{device}"] = rows[paper_name]["predicted_ms"]
+        columns[f"predicted_latency_loo_ms_{device}"] = rows[paper_name]["predicted_loo_ms"]
+    return columns
+
+
+def latency_prediction_table(predicted: dict) -> pd.DataFrame:
+    """How well a datasheet device's predicted latency matches the paper's Table 3 Jetson Nano latency:
+    Spearman's rho, mean absolute and mean signed % error over the paper's models, with the datasheet's
+    ideal factors, with factors fitted to all of them (in-sample), and leave-one-out; the factors beside."""
+    comparison = predicted["paper_comparison"]
+    factors = {"datasheet": comparison["datasheet_efficiency"], "fitted": comparison["fitted_efficiency"],
+               "leave_one_out": {"compute": np.nan, "bandwidth": np.nan, "overhead_us": np.nan}}
+    return pd.DataFrame([{"device": predicted["device_label"], "factors": key, "predicted": True,
+                          **comparison[key], **{f"efficiency_{k}": v for k, v in factors[key].items()}}
+                         for key in ("datasheet", "fitted", "leave_one_out")])
 
 
 def plot_accuracy_latency(table2: pd.DataFrame, table3: pd.DataFrame, reference: dict, path: str | Path,

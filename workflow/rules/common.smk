@@ -1,4 +1,5 @@
 # Config validation, wildcard constraints and input functions shared by every stage.
+import re
 import sys
 from pathlib import Path
 
@@ -33,7 +34,7 @@ wildcard_constraints:
     objective="|".join(OBJECTIVES),
     model=r"[A-Za-z0-9_.\-]+",
     structure="|".join(PAPER_STRUCTURES),
-    budget=r"(flops|params|memory|latency)\d+(\.\d+)?[A-Za-z]+(-[A-Za-z0-9][A-Za-z0-9_.]*)?",
+    budget=r"(flops|params|memory|latency)\d+(\.\d+)?[A-Za-z]+(-[A-Za-z0-9][A-Za-z0-9_.-]*)?",
     scaling="depth|width",
     scheme=r"[A-Za-z0-9_\-]+",
     scale="pretrain|paper",
@@ -244,6 +245,8 @@ def all_targets():
         *[search_result(config["search"]["objective"], b, config["latency"]["scale"])
           for b in config["latency"]["budgets"]],
         *[f"results/{config['latency']['scale']}/latency/{d}/predictor_check.json" for d in config["latency"]["devices"]],
+        *[f"results/latency/{d}/predicted.json" for d in config["latency"]["datasheets"]],
+        *(["results/tables/table3_latency_prediction.csv"] if config["latency"]["table3_datasheet"] else []),
         *comparison_targets(),
     ]
 
@@ -273,6 +276,29 @@ def device_settings(device):
         raise ValueError(f"device {device!r} is not declared in config latency.devices "
                          f"({sorted(config['latency']['devices'])})")
     return {"backend": "torch", "threads": 1, "dtype": "float32", "cpus": 1, **config["latency"]["devices"][device]}
+
+
+def datasheet_settings(device):
+    if device not in config["latency"]["datasheets"]:
+        raise ValueError(f"device {device!r} is not declared in config latency.datasheets "
+                         f"({sorted(config['latency']['datasheets'])})")
+    return config["latency"]["datasheets"][device]
+
+
+def prediction_protocol():
+    """The protocol values a roofline prediction depends on (not the timing repeats)."""
+    return {k: config["latency"]["protocol"][k] for k in ("batch_size", "seq_len", "seed")}
+
+
+def names_pattern(names):
+    """A wildcard constraint matching exactly these names (nothing when there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def table3_predicted_input(wildcards):
+    """Input function: the predicted latency of Table 3's datasheet device, if one is chosen."""
+    device = config["latency"]["table3_datasheet"]
+    return {"predicted": f"results/latency/{device}/predicted.json"} if device else {}
 
 
 def timed_models():

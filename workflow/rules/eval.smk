@@ -75,6 +75,7 @@ rule table2:
 
 rule table3:
     input:
+        unpack(table3_predicted_input),
         evals=expand("results/eval/{model}", model=evaluated_models()),
         latency=f"results/latency/{config['latency']['table3_device']}/latency.json",
         generation=f"results/latency/{config['latency']['table3_device']}/generation.json",

@@ -1,5 +1,7 @@
-# On-device latency (paper Table 3 protocol) and cached generation (TTFT, decode, KV memory) of every model, per-device latency lookup tables (latency budgets)
-# and the predictor's check against measured architectures.
+# On-device latency (paper Table 3 protocol) and cached generation (TTFT, decode, KV memory) of every model,
+# per-device latency lookup tables (latency budgets) and the predictor's check against measured architectures; for
+# datasheet devices (latency.datasheets), the same latency and lookup tables predicted by a per-operator roofline
+# (merino.roofline) instead of measured.
 
 
 rule latency:
@@ -50,6 +52,8 @@ rule generation:
 rule latency_table:
     output:
         "results/{scale}/latency/{device}/lookup.json",
+    wildcard_constraints:
+        device=names_pattern(config["latency"]["devices"]),
     params:
         device=lambda w: device_settings(w.device),
         protocol=config["latency"]["protocol"],
@@ -91,3 +95,61 @@ rule latency_check:
         "../../envs/merino.yaml"
     script:
         "../scripts/latency_check.py"
+
+
+rule latency_table_predicted:
+    output:
+        "results/{scale}/latency/{device}/lookup.json",
+    wildcard_constraints:
+        device=names_pattern(config["latency"]["datasheets"]),
+    params:
+        datasheet=lambda w: datasheet_settings(w.device),
+        protocol=prediction_protocol(),
+        model=lambda w: design(w.scale)["model"],
+        search_space=lambda w: design(w.scale)["search_space"],
+    log:
+        "logs/latency/{scale}/{device}/lookup.log",
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/latency_table_predicted.py"
+
+
+rule latency_predicted:
+    input:
+        architectures=[r["architecture"] for r in timed_models().values() if "architecture" in r],
+    output:
+        "results/latency/{device}/predicted.json",
+    wildcard_constraints:
+        device=names_pattern(config["latency"]["datasheets"]),
+    params:
+        datasheet=lambda w: datasheet_settings(w.device),
+        protocol=prediction_protocol(),
+        models=timed_models(),
+        compare_with_paper=lambda w: w.device == config["latency"]["table3_datasheet"],
+    log:
+        "logs/latency/{device}/predicted.log",
+    resources:
+        runtime=30,
+        mem_mb=8000,
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/latency_predicted.py"
+
+
+rule table3_latency_prediction:
+    input:
+        predicted=f"results/latency/{config['latency']['table3_datasheet']}/predicted.json",
+    output:
+        report("results/tables/table3_latency_prediction.csv", caption="../report/table3_latency_prediction.rst",
+               category="Evaluation"),
+    log:
+        "logs/table3_latency_prediction.log",
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/table3_latency_prediction.py"
