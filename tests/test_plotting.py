@@ -9,8 +9,7 @@ from merino import plotting
 from merino.comparisons import plot_nas_comparison
 from merino.correlation import PROXIES, plot_correlation
 from merino.design_fit import plot as plot_design_fit
-from merino.paper import (PAPER_BUDGETS, load_reference, plot_accuracy_latency, plot_lookup_error,
-                          plot_quantization)
+from merino.paper import PAPER_BUDGETS, load_reference, plot_accuracy_latency, plot_lookup_error, plot_quantization
 
 plt = plotting.pyplot()
 
