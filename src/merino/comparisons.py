@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import plotting
 from .paper import average_accuracy, structure_columns
 from .space import Architecture
 
@@ -45,24 +46,20 @@ def nas_comparison(methods: list[dict], budgets: dict[str, str], summaries: dict
 
 def plot_nas_comparison(df: pd.DataFrame, path: str | Path) -> None:
     """Figure 5: average zero-shot accuracy per FLOPs budget, one line per search method or scaling rule."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     budgets = list(dict.fromkeys(df.sort_values("flops_M")["budget"]))
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for k, (method, sub) in enumerate(df.groupby("method", sort=False)):
-        sub = sub.set_index("budget").reindex(budgets)
-        ax.plot(range(len(budgets)), sub["avg_acc"], marker="os^vDP*"[k % 7], lw=2.5 if k == 0 else 1.2, label=method)
-    ax.set_xticks(range(len(budgets)), budgets)
-    ax.set_xlabel("FLOPs budget")
-    ax.set_ylabel("average zero-shot accuracy")
-    ax.set_title(f"NAS methods under the same budgets\npaper (plot only): {FIG5_CLAIM}", fontsize=8)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    methods = list(dict.fromkeys(df["method"]))
+    colours = plotting.family_colours(methods)
+    with plotting.figure(path, figsize=(7.5, 4.2)) as (fig, ax):
+        for k, (method, sub) in enumerate(df.groupby("method", sort=False)):
+            sub = sub.set_index("budget").reindex(budgets)
+            ax.plot(range(len(budgets)), sub["avg_acc"], marker=plotting.MARKERS[k % len(plotting.MARKERS)],
+                    lw=2.5 if k == 0 else 1.2, color=colours[method], label=method)
+        ax.set_xticks(range(len(budgets)), budgets)
+        ax.set_xlabel("FLOPs budget")
+        ax.set_ylabel("average zero-shot accuracy")
+        plotting.legend_outside(ax, title="method")
+        ax.set_title(plotting.wrap(f"NAS methods under the same budgets\npaper (plot only): {FIG5_CLAIM}", ax))
+        plotting.layout(fig)
 
 
 def table4(rows: list[dict], searches: dict[str, dict], summaries: dict[str, dict], reference: dict,

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import plotting
 from .space import Architecture, SearchSpace
 
 PROXIES = {
@@ -162,35 +163,33 @@ def summary_table(df: pd.DataFrame, bootstrap: dict, calibration: dict | None, c
 
 def plot_correlation(df: pd.DataFrame, summary: pd.DataFrame, path: str | Path, note: str) -> None:
     """Figure 3: one panel per proxy, perplexity against the proxy, rho and tau (with intervals) in the title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     stats_all = summary[summary["split"] == "all"].set_index("proxy")
-    fig, axes = plt.subplots(1, len(PROXIES), figsize=(4 * len(PROXIES), 4), sharey=True)
-    for ax, (proxy, label) in zip(axes, PROXIES.items()):
-        x = df["ntk_condition"] if proxy == "ntk" else df[f"score_{proxy}"]
-        ax.scatter(x, df["val_perplexity"], s=14)
-        if proxy == "ntk":
-            ax.set_xscale("log")
-            ax.invert_xaxis()  # lower condition number is the better prediction: right is better everywhere
-            ax.set_xlabel("NTK condition number (axis reversed)")
-        else:
-            ax.set_xlabel(label)
-        if proxy == "dss":
-            ax.set_xscale("log")  # the score spans orders of magnitude
-        elif proxy != "ntk":
-            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
-        s = stats_all.loc[proxy]
-        ax.set_title(f"{label}\nrho={s.spearman:.2f} [{s.spearman_lo:.2f}, {s.spearman_hi:.2f}]  "
-                     f"tau={s.kendall:.2f} [{s.kendall_lo:.2f}, {s.kendall_hi:.2f}]", fontsize=9)
-    axes[0].set_ylabel("validation perplexity")
-    axes[0].set_yscale("log")
-    fig.suptitle(note, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with plotting.figure(path, 1, len(PROXIES), figsize=(4 * len(PROXIES), 4.2), sharey=True) as (fig, axes):
+        for ax, (proxy, label) in zip(axes, PROXIES.items()):
+            x = df["ntk_condition"] if proxy == "ntk" else df[f"score_{proxy}"]
+            colour = plotting.FAMILY_COLOURS["MeRino" if proxy.startswith("entropy") else "baselines"]
+            ax.scatter(x, df["val_perplexity"], s=plotting.MARKER_AREA, color=colour)
+            if proxy == "ntk":
+                ax.set_xscale("log")
+                ax.invert_xaxis()  # lower condition number is the better prediction: right is better everywhere
+                ax.set_xlabel("NTK condition number (axis reversed)")
+            else:
+                ax.set_xlabel(label)
+            if proxy == "dss":
+                ax.set_xscale("log")  # the score spans orders of magnitude
+            elif proxy != "ntk":
+                ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+            s = stats_all.loc[proxy]
+            ax.set_title(f"{label}\nrho={s.spearman:.2f} [{s.spearman_lo:.2f}, {s.spearman_hi:.2f}]  "
+                         f"tau={s.kendall:.2f} [{s.kendall_lo:.2f}, {s.kendall_hi:.2f}]")
+        axes[0].set_ylabel("validation perplexity")
+        axes[0].set_yscale("log")
+        for ax in axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                if axis.get_scale() == "log":
+                    plotting.log_axis(axis)
+        fig.suptitle(plotting.wrap(note, fig, "figure.titlesize"))
+        plotting.layout(fig)
 
 
 def table1_with_perplexity(entropy_table: pd.DataFrame, perplexity: dict[str, float], scale: str) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from . import plotting
 from .cost import Budget, CostModel
 from .entropy import EntropyConstants, EntropyLookupTable, _draw_seed, objective_score, random_matrix
 from .paper import PAPER_BUDGETS, paper_structures, structure_columns, table1_models
@@ -176,29 +177,24 @@ def best_set(summary: pd.DataFrame) -> pd.Series:
 def plot(df: pd.DataFrame, summary: pd.DataFrame, named: dict[str, str], path) -> None:
     """Left: every set's worst-budget gap against its total distance, by form; right: the gap per budget
     of the named sets (default, previous, best)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for form, part in summary.groupby("objective"):
-        ax1.scatter(part["distance_steps"], part["max_gap_pct"], s=12, label=form, alpha=0.7)
-    for label, set_name in named.items():
-        row = summary[summary["set"] == set_name].iloc[0]
-        ax1.annotate(label, (row["distance_steps"], row["max_gap_pct"]), fontsize=9,
-                     xytext=(4, 4), textcoords="offset points")
-    ax1.set_xlabel("distance of Table 8 to the optimum (grid steps, 3 budgets)")
-    ax1.set_ylabel("worst gap of Table 8 to the optimum (%)")
-    ax1.legend(title="objective", fontsize=8)
-    budgets = list(PAPER_BUDGETS)
-    width = 0.8 / max(1, len(named))
-    for k, (label, set_name) in enumerate(named.items()):
-        part = df[df["set"] == set_name].set_index("budget").loc[budgets]
-        ax2.bar(np.arange(len(budgets)) + k * width, part["gap_pct"], width, label=label)
-    ax2.set_xticks(np.arange(len(budgets)) + width * (len(named) - 1) / 2, budgets)
-    ax2.set_ylabel("gap of Table 8's structure to the optimum (%)")
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with plotting.figure(path, 1, 2, figsize=(11, 4.2)) as (fig, (ax1, ax2)):
+        for k, (form, part) in enumerate(summary.groupby("objective")):
+            ax1.scatter(part["distance_steps"], part["max_gap_pct"], s=plotting.MARKER_AREA, label=form, alpha=0.7,
+                        marker=plotting.MARKERS[k % len(plotting.MARKERS)])
+        ax1.set_xlabel("distance of Table 8 to the optimum (grid steps, 3 budgets)")
+        ax1.set_ylabel("worst gap of Table 8 to the optimum (%)")
+        ax1.margins(0.08, 0.1)
+        plotting.legend_outside(ax1, title="objective")
+        budgets = list(PAPER_BUDGETS)
+        width = 0.8 / max(1, len(named))
+        for k, (label, set_name) in enumerate(named.items()):
+            part = df[df["set"] == set_name].set_index("budget").loc[budgets]
+            ax2.bar(np.arange(len(budgets)) + k * width, part["gap_pct"], width, label=label)
+        ax2.set_xticks(np.arange(len(budgets)) + width * (len(named) - 1) / 2, budgets)
+        ax2.grid(axis="x", visible=False)
+        ax2.set_ylabel("gap of Table 8's structure to the optimum (%)")
+        plotting.legend_outside(ax2, title="constant set")
+        plotting.layout(fig)
+        rows = [summary[summary["set"] == set_name].iloc[0] for set_name in named.values()]
+        plotting.place_labels(ax1, [r["distance_steps"] for r in rows], [r["max_gap_pct"] for r in rows],
+                              list(named), fontsize=8)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from . import plotting
 from .cost import CostModel
 from .entropy import EntropyLookupTable, architecture_entropy, objective_score
 from .space import Architecture, Block
@@ -133,26 +134,25 @@ def table1(reference: dict, cost: CostModel, table: EntropyLookupTable, ffn_rati
 
 def plot_lookup_error(df: pd.DataFrame, path: str | Path, paper_mean_error: float) -> None:
     """Figure 2: lookup-table entropy against exact SVD entropy of freshly initialised models."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rel = df["relative_error"].abs()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
-    ax1.scatter(df["exact_entropy"], df["lookup_entropy"], s=10)
-    lo, hi = df[["exact_entropy", "lookup_entropy"]].min().min(), df[["exact_entropy", "lookup_entropy"]].max().max()
-    ax1.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    ax1.set_xlabel("exact entropy (SVD of fresh weights)")
-    ax1.set_ylabel("lookup-table entropy")
-    ax1.set_title(f"{len(df)} sampled architectures")
-    ax2.hist(100 * df["relative_error"], bins=30)
-    ax2.set_xlabel("relative error (%)")
-    ax2.set_title(f"mean |err| {100 * rel.mean():.4f}%, max {100 * rel.max():.4f}%\n"
-                  f"(paper: mean {100 * paper_mean_error:.2f}%)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with plotting.figure(path, 1, 2, figsize=(10, 4)) as (fig, (ax1, ax2)):
+        ax1.scatter(df["exact_entropy"], df["lookup_entropy"], s=plotting.MARKER_AREA, label="sampled architecture")
+        cols = ["exact_entropy", "lookup_entropy"]
+        lo, hi = df[cols].min().min(), df[cols].max().max()
+        ax1.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="lookup = exact")
+        ax1.set_xlabel("exact entropy (SVD of fresh weights)")
+        ax1.set_ylabel("lookup-table entropy")
+        ax1.set_title(f"{len(df)} sampled architectures")
+        plotting.legend_outside(ax1)
+        ax2.hist(100 * df["relative_error"], bins=30)
+        ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax2.set_xlabel("relative error (%)")
+        ax2.set_ylabel("architectures")
+        ax2.set_title(f"mean |err| {100 * rel.mean():.4f}%, max {100 * rel.max():.4f}%\n"
+                      f"(paper: mean {100 * paper_mean_error:.2f}%)")
+        plotting.layout(fig)
 
 
 def lookup_error_summary(df: pd.DataFrame) -> dict:
@@ -280,30 +280,25 @@ def plot_accuracy_latency(table2: pd.DataFrame, table3: pd.DataFrame, reference:
                           device: str) -> None:
     """Figure 1: average zero-shot accuracy against latency, bubble area proportional to FLOPs; ours
     (measured on ``device``, our tasks) on the left, the paper's (Jetson Nano, its twelve tasks) on the right."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ours = table2[table2.source == "ours"].merge(table3, on="model", suffixes=("", "_t3"))
     t3 = reference["table3_language_modeling"]
     paper = pd.DataFrame([{"model": m, "avg": v["avg"], "latency_ms": t3["models"][m][1], "flops_G": t3["models"][m][0]}
                           for m, v in reference["table2_zero_shot"]["models"].items()])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, df, title in ((axes[0], ours, f"ours: {device}, batch 1"), (axes[1], paper, "paper: Jetson Nano")):
-        size = 1500 * df["flops_G"] / df["flops_G"].max()
-        merino = df["model"].str.startswith("MeRino")
-        for mask, colour, label in ((merino, "tab:red", "MeRino"), (~merino, "tab:blue", "baselines")):
-            ax.scatter(df.loc[mask, "latency_ms"], df.loc[mask, "avg"], s=size[mask], alpha=0.5, c=colour, label=label)
-        for _, r in df.iterrows():
-            ax.annotate(r["model"], (r["latency_ms"], r["avg"]), fontsize=7, ha="center", va="bottom")
-        ax.set_xlabel("latency (ms)")
-        ax.set_ylabel("average accuracy")
-        ax.set_title(f"{title} (bubble area ~ FLOPs)")
-        ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    panels = ((ours, f"ours: {device}, batch 1"), (paper, "paper: Jetson Nano"))
+    with plotting.figure(path, 1, 2, figsize=(11, 4.8)) as (fig, axes):
+        for ax, (df, title) in zip(axes, panels):
+            size = 1200 * df["flops_G"] / df["flops_G"].max()
+            colour = [plotting.FAMILY_COLOURS[plotting.family(m)] for m in df["model"]]
+            ax.scatter(df["latency_ms"], df["avg"], s=size, alpha=0.55, c=colour, edgecolors="white", linewidths=0.5)
+            ax.margins(0.15, 0.2)
+            ax.set_xlabel("latency (ms)")
+            ax.set_ylabel("average accuracy")
+            ax.set_title(f"{title} (bubble area ~ FLOPs)")
+        families = [plotting.family(m) for df, _ in panels for m in df["model"]]
+        plotting.legend_outside(axes[1], handles=plotting.family_handles(families), title="model family")
+        plotting.layout(fig)
+        for ax, (df, _) in zip(axes, panels):
+            plotting.place_labels(ax, df["latency_ms"], df["avg"], list(df["model"]))
 
 
 def row_cost(entry: dict) -> dict:
@@ -369,23 +364,19 @@ def quantization_table(full: dict[str, dict], quantized: dict[tuple[str, str], d
 
 def plot_quantization(df: pd.DataFrame, path: str | Path, claim: str) -> None:
     """Figure 6: average accuracy of every model at full precision, INT8 and INT4."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     models, schemes = list(dict.fromkeys(df["model"])), list(dict.fromkeys(df["scheme"]))
     width = 0.8 / len(schemes)
-    fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(models)), 4))
-    for k, scheme in enumerate(schemes):
-        sub = df[df.scheme == scheme].set_index("model").reindex(models)
-        ax.bar(np.arange(len(models)) + (k - (len(schemes) - 1) / 2) * width, sub["avg"], width, label=scheme)
-    ax.set_xticks(np.arange(len(models)), models)
-    ax.set_ylabel("average accuracy")
-    lo = df["avg"].min()
-    ax.set_ylim(max(0.0, lo - 0.05), df["avg"].max() + 0.03)
-    ax.set_title(f"GPTQ weight-only quantization\npaper: {claim}", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    colours = plotting.shades(plotting.FAMILY_COLOURS["MeRino"], len(schemes))
+    with plotting.figure(path, figsize=(max(5.5, 1.8 * len(models) + 1.5), 4)) as (fig, ax):
+        for k, scheme in enumerate(schemes):
+            sub = df[df.scheme == scheme].set_index("model").reindex(models)
+            ax.bar(np.arange(len(models)) + (k - (len(schemes) - 1) / 2) * width, sub["avg"], width, label=scheme,
+                   color=colours[k])
+        ax.set_xticks(np.arange(len(models)), models)
+        ax.grid(axis="x", visible=False)
+        ax.set_ylabel("average accuracy")
+        lo = df["avg"].min()
+        ax.set_ylim(max(0.0, lo - 0.05), df["avg"].max() + 0.03)
+        plotting.legend_outside(ax, title="weights")
+        ax.set_title(plotting.wrap(f"GPTQ weight-only quantization\npaper: {claim}", ax))
+        plotting.layout(fig)

@@ -38,6 +38,7 @@ import torch.distributed as dist
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import plotting
 from .data import PackedDataset, batch_indices, read_cache_meta
 from .model import MerinoConfig, MerinoForCausalLM
 
@@ -376,20 +377,15 @@ def read_log(path: str | Path) -> list[dict]:
 
 
 def plot_loss(log_path: str | Path, out_path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Training loss against step, in the figures' shared style."""
     records = [r for r in read_log(log_path) if "loss" in r]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot([r["step"] for r in records], [r["loss"] for r in records])
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.set_title(Path(log_path).parent.name)
-    fig.tight_layout()
-    fig.savefig(out_path)
-    plt.close(fig)
+    with plotting.figure(out_path, figsize=(5, 3.5)) as (fig, ax):
+        ax.plot([r["step"] for r in records], [r["loss"] for r in records],
+                color=plotting.FAMILY_COLOURS[plotting.family(Path(log_path).parent.name)])
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        ax.set_title(Path(log_path).parent.name)
+        plotting.layout(fig)
 
 
 def launch_command(job_file: str | Path, gpus_per_node: int, nodes: int = 1, env: dict | None = None,
