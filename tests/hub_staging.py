@@ -1,7 +1,7 @@
 """A local Hugging Face cache holding small synthetic stand-ins for every Hub resource of config/paper.yaml.
 
 Route: the cache, not a Hub endpoint on 127.0.0.1.  Compute nodes without the Hub run the paper config
-with ``HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1`` over a staged ``HF_HOME`` (README "Running on Slurm", step 4),
+with ``HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1`` over a staged ``HF_HOME`` (profiles/slurm/README.md, step 4),
 so that is what the rehearsal exercises: the very loading calls of the workflow (``datasets.load_dataset``
 of the corpora, streaming included, lm-eval's own task loading, ``from_pretrained`` of tokenizers and
 baselines) in offline mode, reading the cache layouts the staging commands write

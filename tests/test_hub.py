@@ -102,7 +102,8 @@ def test_staged_datasets_load_offline_through_datasets(tmp_path):
 
 
 def test_corpus_and_tokenizer_are_not_needed_once_the_data_jobs_ran(tmp_path, monkeypatch):
-    """The README's transfer-node route: the data jobs ran where the Hub answers; offline, nothing reads the corpus."""
+    """The Slurm guide's transfer-node route (step 4): the data jobs ran where the Hub answers; offline, nothing
+    reads the corpus."""
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)

@@ -47,7 +47,7 @@ def snakemake(workdir, *args, env=None, configs=CONFIGS, timeout=1200):
 
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
-    """HF_HOME with every Hub resource of the rehearsal config, staged as the README's commands leave them."""
+    """HF_HOME with every Hub resource of the rehearsal config, staged as the Slurm guide's commands leave them."""
     home = tmp_path_factory.mktemp("hf_home")
     resources = hub.required_resources(layered(*CONFIGS))
     hub_staging.stage(home, resources)

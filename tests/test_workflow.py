@@ -272,10 +272,15 @@ def fresh_clone(dest: Path) -> Path:
     return dest
 
 
+DOCS = [REPO / "README.md", REPO / "config" / "README.md", REPO / "profiles" / "slurm" / "README.md",
+        REPO / "tests" / "README.md", *sorted(REPO.glob("docs/*.md"))]
+
+
 def readme_snakemake_commands() -> list[str]:
-    """Every Snakemake command the README prints, exactly as printed: the lines of its bash blocks (comments
-    cut) and its inline code spans; not the ones with placeholders (``...``, ``<...>``)."""
-    text = (REPO / "README.md").read_text()
+    """Every Snakemake command the README and the other documentation (DOCS) print, exactly as printed: the lines
+    of their bash blocks (comments cut) and their inline code spans; not the ones with placeholders (``...``,
+    ``<...>``)."""
+    text = "\n".join(doc.read_text() for doc in DOCS)
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in block.splitlines():
