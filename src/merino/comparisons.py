@@ -17,7 +17,7 @@ from . import plotting
 from .paper import average_accuracy, structure_columns
 from .space import Architecture
 
-# The paper gives Fig. 5 as a plot only (no numbers in reference/paper.yaml); its text's claim:
+# The paper gives Fig. 5 as a plot only (no numbers in reference/published.yaml); its text's claim:
 FIG5_CLAIM = "entropy-driven search ahead of TE-NAS, TF-TAS, LTS and naive scaling at every FLOPs budget"
 TABLE4_CLAIM = "entropy search far cheaper (time, energy) than NTK-driven search, with higher accuracy"
 TABLE5_CLAIM = "block-wise sharing: fewer parameters at the same FLOPs, accuracy about the same"
