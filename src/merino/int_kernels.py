@@ -23,6 +23,7 @@ the dequantized model.  A layer that MeRino applies L_i times (weight sharing) s
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -151,3 +152,37 @@ def resident_weight_bytes(model: nn.Module) -> int:
     tensors = {t.data_ptr(): t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]}
     kernels = {id(m): m.kernel_bytes for m in model.modules() if isinstance(m, IntegerLinear)}
     return sum(tensors.values()) + sum(kernels.values())
+
+
+def measure_quantized(checkpoints: dict[str, str | Path], kernels: str = "integer", compute: str = "int8",
+                      row_block_size: int = 128, threads: int = 1, protocol: dict | None = None) -> dict:
+    """Fig. 6's measured columns for one model: each scheme's checkpoint (scheme -> directory of
+    :func:`~merino.quantize.save_quantized`) loaded with ``kernels`` (``integer`` falls back to dequantized
+    weights where the kernel rejects a scheme, and says so), beside the same model at fp32 (the first
+    checkpoint dequantized: latency does not depend on the weights' values), timed interleaved in this
+    process with :func:`~merino.latency.measure_models` under ``protocol`` (batch_size, seq_len, warmup,
+    repeats, seed: the paper's batch 1, 128 tokens, mean of 16), on ``threads`` CPU threads.
+    Returns per model: ``kernels`` (what ran), ``resident_weight_bytes``, ``file_bytes`` and the latency
+    statistics and ratios to fp32."""
+    from .latency import measure_models
+    from .quantize import WEIGHTS_FILE, inference_kernels, load_quantized, read_quantized
+
+    if not checkpoints:
+        raise ValueError("measure_quantized needs at least one quantized checkpoint")
+    models, rows = {}, {}
+    first = next(iter(checkpoints.values()))
+    models["fp32"] = load_quantized(first)
+    rows["fp32"] = {"kernels": "torch float32 matmul", "file_bytes": None}
+    for scheme, path in checkpoints.items():
+        used, description = inference_kernels(read_quantized(path)[0], kernels, compute)
+        models[scheme] = load_quantized(path, kernels=used, compute=compute, row_block_size=row_block_size,
+                                        threads=threads)
+        rows[scheme] = {"kernels": description, "file_bytes": (Path(path) / WEIGHTS_FILE).stat().st_size}
+    for name, model in models.items():
+        rows[name]["resident_weight_bytes"] = resident_weight_bytes(model)
+    run = measure_models(models, "cpu", reference="fp32", threads=threads, **(protocol or {}))
+    for name in models:
+        rows[name].update({k: v for k, v in run["models"][name].items() if k != "params"},
+                          ratio_to_fp32=run["ratios"][name])
+    return {"protocol": run["protocol"], "settings": {"kernels": kernels, "compute": compute,
+                                                      "row_block_size": row_block_size}, "models": rows}
