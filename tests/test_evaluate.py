@@ -4,10 +4,10 @@ import json
 import subprocess
 import sys
 
+import hub_staging
 import pytest
 import torch
 
-import hub_staging
 from merino import evaluate as evaluate_module
 from merino.baselines import PAPER_BASELINES, baseline_cost, naive_architecture
 from merino.cost import Budget, CostModel

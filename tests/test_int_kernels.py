@@ -6,8 +6,16 @@ import torch
 from test_quantize import markov_tokens, tiny_gpt2, tiny_merino
 
 from merino.int_kernels import IntegerLinear, integer_model, resident_weight_bytes, unsupported_reason
-from merino.quantize import (DEQUANTIZED, QuantSpec, inference_kernels, load_quantized, quantize_model, read_quantized,
-                             rtn_quantize, save_quantized)
+from merino.quantize import (
+    DEQUANTIZED,
+    QuantSpec,
+    inference_kernels,
+    load_quantized,
+    quantize_model,
+    read_quantized,
+    rtn_quantize,
+    save_quantized,
+)
 
 
 def relative_error(y, ref):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from .quantize import QuantizedModel, QuantizedWeight, pack_codes
 
@@ -108,6 +108,7 @@ class IntegerLinear(nn.Module):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")   # dozens of sessions share cores
+        options.enable_cpu_mem_arena = False   # no per-session arena: dozens of sessions would each keep one
         options.log_severity_level = 3
         self.session = ort.InferenceSession(onnx_model.SerializeToString(), options,
                                             providers=["CPUExecutionProvider"])

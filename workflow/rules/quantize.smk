@@ -34,7 +34,8 @@ use rule evaluate as evaluate_quantized with:
     params:
         pretrained=lambda w, input: input.quantized,
         evaluation=evaluation_settings(),
-        kernels=config["quantization"]["kernels"],   # integer kernels or the dequantized weights
+        kernels={k: v for k, v in config["quantization"]["kernels"].items()   # integer kernels or dequantized
+                 if k in ("evaluate", "compute", "row_block_size")},
     log:
         "logs/eval_quantized/{model}/{scheme}.log",
 
