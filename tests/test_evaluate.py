@@ -4,10 +4,10 @@ import json
 import subprocess
 import sys
 
+import hub_staging
 import pytest
 import torch
 
-import hub_staging
 from merino import evaluate as evaluate_module
 from merino.baselines import PAPER_BASELINES, baseline_cost, naive_architecture
 from merino.cost import Budget, CostModel
@@ -86,6 +86,26 @@ def test_a_trained_model_beats_chance_and_a_random_one_does_not(checkpoints):
     assert trained["acc"] >= 0.45, acc
     assert random["acc"] <= 0.4, acc
     assert acc["trained"]["merino_heldout"]["byte_perplexity"] < acc["random"]["merino_heldout"]["byte_perplexity"]
+
+
+def test_integer_kernel_int8_scores_within_a_point_of_the_dequantized_model(checkpoints, tmp_path):
+    """GPTQ INT8 run on integer kernels (int8 x int8 MatMulNBits) vs its dequantized weights, same lm-eval tasks."""
+    from transformers import AutoTokenizer
+
+    from merino.quantize import QuantSpec, draw_calibration, load_quantized, quantize_model, save_quantized
+
+    model = MerinoForCausalLM.from_pretrained(checkpoints / "trained").eval()
+    quantized = quantize_model(model, QuantSpec(bits=8, group_size=-1), draw_calibration(checkpoints / "tokens", 16, 32, 0))
+    save_quantized(model, quantized, tmp_path)
+    AutoTokenizer.from_pretrained(checkpoints / "trained").save_pretrained(tmp_path)
+    tasks = ["merino_word_order", "merino_continuation", "merino_heldout"]
+    scores = {kernels: summarize(evaluate(tmp_path, tasks, [checkpoints / "tasks"], batch_size=32,
+                                          model=load_quantized(tmp_path, kernels=kernels)))
+              for kernels in ("dequantize", "integer")}
+    for task in ("merino_word_order", "merino_continuation"):
+        assert abs(scores["integer"][task]["acc"] - scores["dequantize"][task]["acc"]) <= 0.01, scores
+    ppl = [scores[k]["merino_heldout"]["byte_perplexity"] for k in ("dequantize", "integer")]
+    assert abs(ppl[1] / ppl[0] - 1) < 0.01, scores
 
 
 def test_lm_eval_cli_gives_the_in_process_numbers(checkpoints, tmp_path):

@@ -145,6 +145,9 @@ def test_smoke_run_produces_every_output(tiny_run):
     assert list(fig6.index) == ["fp32", "int8", "int4"] and (fig6["model"] == "MeRino-S60").all()
     assert fig6.loc["int4", "size_MB"] < fig6.loc["int8", "size_MB"] < fig6.loc["fp32", "size_MB"]
     assert abs(fig6.loc["int8", "merino_heldout_byte_ppl"] / fig6.loc["fp32", "merino_heldout_byte_ppl"] - 1) < 0.01
+    assert fig6.loc["int8", "kernels"] == "onnxruntime com.microsoft.MatMulNBits 8-bit, int8 compute"
+    assert fig6.loc["int4", "weights_MB"] < fig6.loc["int8", "weights_MB"] < fig6.loc["fp32", "weights_MB"]
+    assert (fig6["latency_ms"] > 0).all() and fig6.loc["fp32", "latency_vs_fp32"] == 1
     assert planned_jobs(tiny_run) == {}
 
 
@@ -181,7 +184,7 @@ def test_smoke_run_compares_searches_and_ablations(tiny_run):
 
 
 TABLES = {"table2": 1, "table3": 1, "fig1": 1}
-QUANTIZED = {"quantize": 2, "evaluate_quantized": 2, "fig6": 1}   # MeRino-S60 at INT8 and INT4
+QUANTIZED = {"quantize": 2, "evaluate_quantized": 2, "quantized_latency": 1, "fig6": 1}   # MeRino-S60 at INT8, INT4
 COMPARE = {"fig5": 1, "table4": 1, "table5": 1, "table6": 1}
 # a change to the entropy searches: MeRino-S60/110/160 and S60's unshared, plain and gamma twins (4 evaluated);
 # MeRino-S60 is also timed and quantized / a change to every trained model (8, of which 6 are evaluated)
@@ -227,17 +230,19 @@ RERUNS = [
     ({"correlation": {"training": {"lr": 1.0e-3}}},
      {"correlation_train": 8, "correlation_study": 1, "table1_complete": 1, "all": 1}),
     ({"evaluation": {"local_tasks": {"multiple_choice": {"items": 30}}}},
-     {"eval_tasks": 1, **EVAL, "quantize": 0, "all": 1}),
-    ({"evaluation": {"batch_size": 8}}, {**EVAL, "quantize": 0, "all": 1}),
+     {"eval_tasks": 1, **EVAL, "quantize": 0, "quantized_latency": 0, "all": 1}),
+    ({"evaluation": {"batch_size": 8}}, {**EVAL, "quantize": 0, "quantized_latency": 0, "all": 1}),
     ({"evaluation": {"models": ["MeRino-S60"]}}, {"latency": 1, "latency_predicted": 1, **TABLES, "all": 1}),
     ({"baselines": {"naive_scaling": {"base_depth": 1}}},
      {"naive": 1, "pretrain": 1, "latency": 1, "latency_predicted": 1, "evaluate": 1, **TABLES, "fig5": 1,
       "all": 1}),
     ({"quantization": {"schemes": {"int4": {"bits": 4, "group_size": 16}}}},
-     {"quantize": 1, "evaluate_quantized": 1, "fig6": 1, "all": 1}),
+     {"quantize": 1, "evaluate_quantized": 1, "quantized_latency": 1, "fig6": 1, "all": 1}),
+    ({"quantization": {"kernels": {"threads": 2}}}, {"quantized_latency": 1, "fig6": 1, "all": 1}),
+    ({"quantization": {"kernels": {"evaluate": "integer"}}}, {"evaluate_quantized": 2, "fig6": 1, "all": 1}),
     ({"latency": {"protocol": {"repeats": 4}}},
-     {"latency": 1, "latency_table": 1, "latency_check": 1, "search_pretrain": 2, "table3": 1, "fig1": 1,
-      "all": 1}),
+     {"latency": 1, "latency_table": 1, "latency_check": 1, "search_pretrain": 2, "quantized_latency": 1, "table3": 1,
+      "fig1": 1, "all": 1}),
     ({"evaluation": {"resources": {"runtime": 5}}}, {}),
     ({"comparisons": {"search": {"iterations": 16}}}, {**PROXY, "all": 1}),
     ({"comparisons": {"search": {"proxies": {"ntk_inits": 2}}}}, {**PROXY, "all": 1}),
@@ -296,7 +301,7 @@ README_COMMANDS = readme_snakemake_commands()
 PAPER_DAG = {"pretrain": 23,            # 3 searched and 20 compared models (Fig. 5, Tables 5-6)
              "correlation_train": 83,   # 81 sampled + Table 1's wide and deep
              "evaluate": 29, "table2": 1, "proxy_search": 9, "fig5": 1, "table4": 1, "table5": 1, "table6": 1,
-             "quantize": 18, "latency": 1, "all": 1}
+             "quantize": 18, "quantized_latency": 9, "latency": 1, "all": 1}
 
 
 @pytest.fixture(scope="module")

@@ -339,13 +339,18 @@ def average_accuracy(summary: dict, metric: str) -> float:
 
 
 def quantization_table(full: dict[str, dict], quantized: dict[tuple[str, str], dict], sizes: dict,
-                       full_bytes: dict[str, int], metric: str, reference: dict) -> pd.DataFrame:
+                       full_bytes: dict[str, int], metric: str, reference: dict, measured: dict[str, dict] | None = None,
+                       eval_kernels: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
     """Figure 6's numbers: per model, full precision and every quantization scheme: average accuracy (and
     its change from full precision), held-out perplexity, size on disk; the paper's claim beside.
 
     ``full`` maps a model to its evaluation summary; ``quantized`` maps (model, scheme) to its summary
     and ``sizes`` (model, scheme) to the quantized checkpoint's byte counts; ``full_bytes`` is each
-    model's size at 32 bits (its tensors before quantization)."""
+    model's size at 32 bits (its tensors before quantization).  ``measured`` (model -> the ``models`` of
+    :func:`~merino.int_kernels.measure_quantized`: fp32 and every scheme) adds the measured columns:
+    ``latency_ms`` (mean, the paper's protocol), ``latency_vs_fp32`` (median of paired per-round ratios),
+    ``weights_MB`` (resident weight bytes) and ``kernels`` (what ran them); ``eval_kernels``
+    ((model, scheme) -> description) what ran the accuracy columns."""
     claim = reference["figure6_quantization"]["claim"]
     rows = []
     for model, summary in full.items():
@@ -355,10 +360,16 @@ def quantization_table(full: dict[str, dict], quantized: dict[tuple[str, str], d
             acc = _accuracies(result, metric)
             avg = average_accuracy(result, metric)
             ppl = {f"{task}_byte_ppl": m["byte_perplexity"] for task, m in result.items() if "byte_perplexity" in m}
-            rows.append({"model": model, "scheme": scheme, **acc, "avg": avg,
-                         "avg_change_pct_points": 100 * (avg - average_accuracy(summary, metric)), **ppl,
-                         "size_MB": size["bytes_on_disk"] / 2**20,
-                         "bits_per_weight": size["bits_per_quantized_weight"], "paper_claim": claim})
+            row = {"model": model, "scheme": scheme, **acc, "avg": avg,
+                   "avg_change_pct_points": 100 * (avg - average_accuracy(summary, metric)), **ppl,
+                   "size_MB": size["bytes_on_disk"] / 2**20, "bits_per_weight": size["bits_per_quantized_weight"]}
+            if eval_kernels is not None:
+                row["eval_kernels"] = eval_kernels.get((model, scheme), "full-precision evaluation")
+            if measured is not None:
+                m = measured[model][scheme]
+                row.update(latency_ms=m["mean_ms"], latency_vs_fp32=m["ratio_to_fp32"]["paired_median"],
+                           weights_MB=m["resident_weight_bytes"] / 2**20, kernels=m["kernels"])
+            rows.append(row | {"paper_claim": claim})
     return pd.DataFrame(rows)
 
 

@@ -35,10 +35,9 @@ forward, its Hessian sums over all L_i applications, and it is quantized once.
 :func:`save_quantized` writes the integer codes (unsigned, since the grid is asymmetric with a zero
 point: 8-bit as uint8, 4- and 2-bit packed two and four to a uint8),
 per-group scales and zero points, the unquantized tensors and the model config; :func:`load_quantized`
-rebuilds the model from its config with the *dequantized* weights.  Inference therefore runs the
-ordinary float forward (CPU or CUDA): there are no integer kernels here (on CPU, weight-only
-INT8/INT4 kernels are slower than bf16 at these shapes anyway); what quantization buys is accuracy
-at a given storage size, reported by :func:`save_quantized`.
+rebuilds the model from its config, either with the *dequantized* weights (``kernels="dequantize"``: the
+ordinary float forward, CPU or CUDA) or with every quantized matrix executed as integers by ONNX Runtime's
+MatMulNBits CPU kernel (``kernels="integer"``, :mod:`merino.int_kernels`), and reports which ran.
 """
 
 from __future__ import annotations
@@ -470,8 +469,8 @@ def save_quantized(model: nn.Module, quantized: QuantizedModel, out_dir: str | P
                          "group_size": q.group_size, "stats": q.stats}
     config = {"format": FORMAT, "spec": asdict(quantized.spec), "calibration": quantized.calibration,
               "modules": modules, "unquantized_modules": quantized.unquantized,
-              "inference": "the loader dequantizes (scale * (code - zero)) into ordinary float weights: "
-                           "no integer kernels"}
+              "inference": "load_quantized: dequantized float weights (scale * (code - zero)), or integer "
+                           "kernels (onnxruntime MatMulNBits) with kernels='integer'"}
     save_file(tensors, out / WEIGHTS_FILE, metadata={"quantization": json.dumps(config)})
     model.config.save_pretrained(out)
     sizes = {"bytes_on_disk": (out / WEIGHTS_FILE).stat().st_size, "code_bytes": code_bytes,
@@ -502,15 +501,43 @@ def read_quantized(path: str | Path) -> tuple[QuantizedModel, dict[str, torch.Te
     return result, tensors
 
 
-def load_quantized(path: str | Path, device: str | torch.device = "cpu",
-                   dtype: torch.dtype = torch.float32) -> nn.Module:
+KERNELS = ("dequantize", "integer")
+DEQUANTIZED = "torch float32 matmul (dequantized weights)"
+
+
+def inference_kernels(quantized: QuantizedModel, kernels: str = "dequantize", compute: str = "int8") -> tuple[str, str]:
+    """Which kernels :func:`load_quantized` runs for ``kernels``: ("dequantize" | "integer", a description
+    for result files).  ``integer`` falls back to dequantized weights, saying why in the description, when
+    a weight cannot run on the integer kernel (a bit width or group size MatMulNBits rejects)."""
+    from .int_kernels import kernel_name, unsupported_reason
+
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+    if kernels == "dequantize":
+        return kernels, DEQUANTIZED
+    reasons = {unsupported_reason(q.bits, q.group_size, q.codes.shape[1]) for q in quantized.weights.values()} - {None}
+    if reasons:
+        return "dequantize", f"{DEQUANTIZED}: no integer kernel ({'; '.join(sorted(reasons))})"
+    return kernels, kernel_name(quantized.spec.bits, compute)
+
+
+def load_quantized(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                   kernels: str = "dequantize", compute: str = "int8", row_block_size: int = 128,
+                   threads: int | None = None) -> nn.Module:
     """The model of a :func:`save_quantized` directory, rebuilt from its ``config.json`` (MeRino or any
-    transformers causal LM) with the dequantized weights, in eval mode on ``device``.  It runs the
-    ordinary float forward: the integer codes are not used at inference (no integer kernels)."""
+    transformers causal LM) in eval mode on ``device``.  ``kernels="dequantize"``: the dequantized weights
+    in the ordinary float forward; ``kernels="integer"``: every quantized matrix an
+    :class:`~merino.int_kernels.IntegerLinear` (CPU only; ``compute``, ``row_block_size`` and ``threads``
+    as there), raising when a weight cannot run on it (check with :func:`inference_kernels`)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from .model import register
 
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+    if kernels == "integer" and torch.device(device).type != "cpu":
+        raise ValueError(f"integer kernels run on the CPU (onnxruntime MatMulNBits), not on device {device!r}: "
+                         f"load with kernels='dequantize' there")
     register()
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
     quantized, state = read_quantized(path)
@@ -524,4 +551,9 @@ def load_quantized(path: str | Path, device: str | torch.device = "cpu",
     if unexpected or untied:
         raise ValueError(f"{path} does not fit the model of its config.json: missing {untied}, "
                          f"unexpected {sorted(unexpected)}")
-    return model.to(device=device, dtype=dtype).eval()
+    model = model.to(device=device, dtype=dtype).eval()
+    if kernels == "integer":
+        from .int_kernels import integer_model
+
+        integer_model(model, quantized, compute, row_block_size, threads)
+    return model

@@ -34,8 +34,28 @@ use rule evaluate as evaluate_quantized with:
     params:
         pretrained=lambda w, input: input.quantized,
         evaluation=evaluation_settings(),
+        kernels={k: v for k, v in config["quantization"]["kernels"].items()   # integer kernels or dequantized
+                 if k in ("evaluate", "compute", "row_block_size")},
     log:
         "logs/eval_quantized/{model}/{scheme}.log",
+
+
+rule quantized_latency:
+    input:
+        checkpoints=expand("results/quantized/{{model}}/{scheme}", scheme=list(config["quantization"]["schemes"])),
+    output:
+        "results/quantized_latency/{model}.json",
+    params:
+        schemes=list(config["quantization"]["schemes"]),
+        kernels=config["quantization"]["kernels"],
+        protocol=config["latency"]["protocol"],   # the paper's: batch 1, 128 tokens, mean of 16
+    log:
+        "logs/quantized_latency/{model}.log",
+    threads: config["quantization"]["kernels"]["threads"]
+    conda:
+        "../../envs/merino.yaml"
+    script:
+        "../scripts/quantized_latency.py"
 
 
 rule fig6:
@@ -45,6 +65,7 @@ rule fig6:
                          scheme=list(config["quantization"]["schemes"])),
         checkpoints=expand("results/quantized/{model}/{scheme}", model=config["quantization"]["models"],
                            scheme=list(config["quantization"]["schemes"])),
+        latency=expand("results/quantized_latency/{model}.json", model=config["quantization"]["models"]),
     output:
         table=report("results/tables/fig6_quantization.csv", caption="../report/fig6_table.rst", category="Quantization"),
         figure=report("figures/fig6_quantization.pdf", caption="../report/fig6.rst", category="Quantization"),
