@@ -188,7 +188,7 @@ QUANTIZED = {"quantize": 2, "evaluate_quantized": 2, "quantized_latency": 1, "fi
 COMPARE = {"fig5": 1, "table4": 1, "table5": 1, "table6": 1}
 # a change to the entropy searches: MeRino-S60/110/160 and S60's unshared, plain and gamma twins (4 evaluated);
 # MeRino-S60 is also timed and quantized / a change to every trained model (8, of which 6 are evaluated)
-MERINO = {"pretrain": 6, "evaluate": 4, "latency": 1, "latency_predicted": 1, **QUANTIZED, **TABLES, **COMPARE}
+MERINO = {"pretrain": 6, "evaluate": 4, "latency": 1, "generation": 1, "latency_predicted": 1, **QUANTIZED, **TABLES, **COMPARE}
 EVAL = {"evaluate": 6, **QUANTIZED, **TABLES, **COMPARE}
 PROXY = {"proxy_search_pretrain": 1, "pretrain": 1, "evaluate": 1, "fig5": 1, "table4": 1}   # NTK-S60
 
@@ -213,7 +213,7 @@ RERUNS = [
      {"search": 3, "design_fit": 1, "table8": 1, "table1": 1, "table1_complete": 1, "table3": 1, "fig1": 1, "all": 1}),
     ({"pretrain": {"training": {"lr": 2.0e-3}}}, {"pretrain": 8, **EVAL, "all": 1}),
     ({"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
-     {"search_pretrain": 8, "proxy_search_pretrain": 1, "naive": 1, "pretrain": 8, "latency": 1, "latency_predicted": 1,
+     {"search_pretrain": 8, "proxy_search_pretrain": 1, "naive": 1, "pretrain": 8, "latency": 1, "generation": 1, "latency_predicted": 1,
       **EVAL, "all": 1}),
     ({"data": {"tokenizer": {"vocab_size": 600}}},   # the NTK's batch is training text
      {"prepare_data": 1, "proxy_search_pretrain": 1, "pretrain": 8, **EVAL, "all": 1}),
@@ -232,14 +232,15 @@ RERUNS = [
     ({"evaluation": {"local_tasks": {"multiple_choice": {"items": 30}}}},
      {"eval_tasks": 1, **EVAL, "quantize": 0, "quantized_latency": 0, "all": 1}),
     ({"evaluation": {"batch_size": 8}}, {**EVAL, "quantize": 0, "quantized_latency": 0, "all": 1}),
-    ({"evaluation": {"models": ["MeRino-S60"]}}, {"latency": 1, "latency_predicted": 1, **TABLES, "all": 1}),
+    ({"evaluation": {"models": ["MeRino-S60"]}}, {"latency": 1, "generation": 1, "latency_predicted": 1, **TABLES, "all": 1}),
     ({"baselines": {"naive_scaling": {"base_depth": 1}}},
-     {"naive": 1, "pretrain": 1, "latency": 1, "latency_predicted": 1, "evaluate": 1, **TABLES, "fig5": 1,
+     {"naive": 1, "pretrain": 1, "latency": 1, "generation": 1, "latency_predicted": 1, "evaluate": 1, **TABLES, "fig5": 1,
       "all": 1}),
     ({"quantization": {"schemes": {"int4": {"bits": 4, "group_size": 16}}}},
      {"quantize": 1, "evaluate_quantized": 1, "quantized_latency": 1, "fig6": 1, "all": 1}),
     ({"quantization": {"kernels": {"threads": 2}}}, {"quantized_latency": 1, "fig6": 1, "all": 1}),
     ({"quantization": {"kernels": {"evaluate": "integer"}}}, {"evaluate_quantized": 2, "fig6": 1, "all": 1}),
+    ({"latency": {"generation": {"new_tokens": 4}}}, {"generation": 1, "table3": 1, "fig1": 1, "all": 1}),
     ({"latency": {"protocol": {"repeats": 4}}},
      {"latency": 1, "latency_table": 1, "latency_check": 1, "search_pretrain": 2, "quantized_latency": 1, "table3": 1,
       "fig1": 1, "all": 1}),
@@ -301,7 +302,7 @@ README_COMMANDS = readme_snakemake_commands()
 PAPER_DAG = {"pretrain": 23,            # 3 searched and 20 compared models (Fig. 5, Tables 5-6)
              "correlation_train": 83,   # 81 sampled + Table 1's wide and deep
              "evaluate": 29, "table2": 1, "proxy_search": 9, "fig5": 1, "table4": 1, "table5": 1, "table6": 1,
-             "quantize": 18, "quantized_latency": 9, "latency": 1, "all": 1}
+             "quantize": 18, "quantized_latency": 9, "latency": 1, "generation": 1, "all": 1}
 
 
 @pytest.fixture(scope="module")
