@@ -23,6 +23,7 @@ from merino.baselines import PAPER_BASELINES
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
 CONFIGS = [REPO / "config" / "paper.yaml", REPO / "tests" / "configs" / "rehearsal.yaml"]
 TASKS = ["hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa", "boolq", "wic", "cb", "wsc", "rte",
          "pubmedqa", "logiqa", "wikitext", "ptb"]
@@ -37,7 +38,7 @@ def layered(*paths) -> dict:
 
 def snakemake(workdir, *args, env=None, configs=CONFIGS, timeout=1200):
     """Snakemake on this checkout (its scripts import this checkout's merino: PYTHONPATH) in ``workdir``."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--cores", "2",
            "--configfile", *map(str, configs), *args]
     full_env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **(env or {})}
     for key in {"HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME"} - set(env or {}):

@@ -29,6 +29,7 @@ import yaml
 from merino.train import read_log
 
 REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 ACCOUNT = os.environ.get("MERINO_SLURM_ACCOUNT", "merino")
 PARTITION = os.environ.get("MERINO_SLURM_PARTITION", "debug")
@@ -84,13 +85,13 @@ def show(capsys):
     return _show
 
 
-def snakemake_command(workdir, *args, snakefile=REPO / "Snakefile", timeout=300) -> list[str]:
+def snakemake_command(workdir, *args, snakefile=SNAKEFILE, timeout=300) -> list[str]:
     """A Snakemake call under `timeout -k 10`, so a hung status check cannot hang the suite."""
     return ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake", "-s", str(snakefile),
             "-d", str(workdir), *map(str, args)]
 
 
-def snakemake(workdir, *args, snakefile=REPO / "Snakefile", timeout=300):
+def snakemake(workdir, *args, snakefile=SNAKEFILE, timeout=300):
     cmd = snakemake_command(workdir, *args, snakefile=snakefile, timeout=timeout)
     started = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True)

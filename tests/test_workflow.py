@@ -18,11 +18,12 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 
 def snakemake(workdir, *args, config=None, timeout=600):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--cores", "2",
            *args, "--configfile", str(REPO / "config" / "config.yaml"), str(TINY)]   # targets before --configfile
     if config is not None:
         text = yaml.safe_dump(config)
@@ -347,7 +348,7 @@ def test_a_partial_base_config_is_named(tmp_path):
     """The first --configfile is the whole base configuration; a partial one gets an error that says how to
     layer it, and nothing runs."""
     (tmp_path / "mine.yaml").write_text("search: {iterations: 10}\n")
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path),
                           "--configfile", str(tmp_path / "mine.yaml"), "-n", "--cores", "1"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode != 0

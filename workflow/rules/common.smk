@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))   # basedir: workflow/ (of workflow/Snakefile)
 
 from merino.baselines import PAPER_BASELINES  # noqa: E402
 from merino.checks import apply_design_preset, check_base_config, check_config, model_scale, naive_model  # noqa: E402
@@ -14,8 +14,8 @@ from merino.cost import Budget  # noqa: E402
 from merino.hub import check_offline_cache  # noqa: E402
 from merino.search import ENTROPY_OBJECTIVES, PROXY_OBJECTIVES  # noqa: E402
 
-SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-if workflow.overwrite_configfiles:   # the first --configfile is the base (Snakefile): complete, or an error
+SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+if workflow.overwrite_configfiles:   # the first --configfile is the base (workflow/Snakefile): complete, or an error
     check_base_config(workflow.overwrite_configfiles[0], list(yaml.safe_load(SCHEMA.read_text())["properties"]))
 validate(config, schema=str(SCHEMA))
 apply_design_preset(config)   # design_fit.preset: its objective and entropy constants replace the config's
@@ -28,6 +28,38 @@ check_offline_cache(config)
 OBJECTIVES = [*ENTROPY_OBJECTIVES, *PROXY_OBJECTIVES]
 PAPER_BUDGETS = ["flops60G", "flops110G", "flops160G"]
 PAPER_STRUCTURES = ["MeRino-52M", "MeRino-61M", "MeRino-64M"]
+
+# Path templates: every file that one rule makes and others read, spelled once here ({...} are wildcards; the
+# comment names the rule that makes it).  A design scale's copy of a paper-scale stage lives under results/<scale>/.
+# The paper's tables and figures are spelled in their rules' outputs; `all` (workflow/Snakefile) names them there.
+LOOKUP = {  # lookup, lookup_pretrain, lookup_correlation: the entropy lookup table (Eq. 7)
+    "paper": "results/lookup/entropy_lookup.json",
+    "pretrain": "results/pretrain/lookup/entropy_lookup.json",
+    "correlation": "results/correlation/lookup/entropy_lookup.json",
+}
+SEARCH = {  # search and proxy_search (paper scale); search_pretrain and proxy_search_pretrain
+    "paper": "results/search/{objective}/{budget}.json",
+    "pretrain": "results/pretrain/search/{objective}/{budget}.json",
+}
+ARCHITECTURE = "results/architectures/{structure}.json"  # structure (a Table 8 structure)
+NAIVE = "results/naive/{scale}/{scaling}/{budget}.json"  # naive (a naive-scaling GPT)
+DATA = {"tokenizer": "results/data/tokenizer", "tokens": "results/data/tokens"}  # prepare_data
+CORRELATION_DATA = {  # prepare_correlation_data (config correlation.data)
+    "tokenizer": "results/correlation/data/tokenizer",
+    "tokens": "results/correlation/data/tokens",
+}
+MODEL = "results/models/{model}"  # pretrain (a trained model)
+TASKS = "results/tasks"  # eval_tasks (lm-eval task definitions)
+EVALUATION = "results/eval/{model}"  # evaluate
+TABLE1_ENTROPY = "results/tables/table1_entropy.csv"  # table1 (completed by table1_complete)
+CORRELATION_ARCHITECTURE = "results/correlation/architectures/{candidate}.json"  # correlation_architecture
+CORRELATION_PROXIES = "results/correlation/proxies/{candidate}.json"  # correlation_proxies
+CORRELATION_MODEL = "results/correlation/models/{candidate}"  # correlation_train
+LATENCY = "results/latency/{device}/latency.json"  # latency
+GENERATION = "results/latency/{device}/generation.json"  # generation
+LATENCY_TABLE = "results/{scale}/latency/{device}/lookup.json"  # latency_table (measured), latency_table_predicted
+PREDICTOR_CHECK = "results/{scale}/latency/{device}/predictor_check.json"  # latency_check
+PREDICTED = "results/latency/{device}/predicted.json"  # latency_predicted
 
 
 wildcard_constraints:
@@ -77,14 +109,13 @@ def latency_table_input(scale="paper"):
 
     def tables(wildcards):
         budget = Budget.parse(wildcards.budget)
-        return {"latency": f"results/{scale}/latency/{budget.device}/lookup.json"} if budget.kind == "latency" else {}
+        return {"latency": LATENCY_TABLE.format(scale=scale, device=budget.device)} if budget.kind == "latency" else {}
 
     return tables
 
 
 def search_result(objective, budget, scale="paper"):
-    prefix = "results" if scale == "paper" else f"results/{scale}"
-    return f"{prefix}/search/{objective}/{budget}.json"
+    return SEARCH[scale].format(objective=objective, budget=budget)
 
 
 def model_entry(name):
@@ -103,10 +134,10 @@ def model_architecture(wildcards):
 def architecture_file(name):
     entry = model_entry(name)
     if "structure" in entry:
-        return f"results/architectures/{entry['structure']}.json"
+        return ARCHITECTURE.format(structure=entry["structure"])
     if "naive" in entry:
         n = entry["naive"]
-        return f"results/naive/{model_scale(entry)}/{n['scaling']}/{n['budget']}.json"
+        return NAIVE.format(scale=model_scale(entry), scaling=n["scaling"], budget=n["budget"])
     s = entry["search"]
     return search_result(s["objective"], s["budget"], model_scale(entry))
 
@@ -149,14 +180,13 @@ def correlation_candidates():
 
 def correlation_data():
     """Tokenizer and token cache of the study: its own (correlation.data) or the shared ones."""
-    prefix = "results/correlation/data" if "data" in config["correlation"] else "results/data"
-    return {"tokenizer": f"{prefix}/tokenizer", "tokens": f"{prefix}/tokens"}
+    return CORRELATION_DATA if "data" in config["correlation"] else DATA
 
 
 def correlation_lookup():
     """The study's lookup table: the main one when the study samples the paper's own space."""
     same = lookup_settings("correlation") == lookup_settings("paper")
-    return "results/lookup/entropy_lookup.json" if same else "results/correlation/lookup/entropy_lookup.json"
+    return LOOKUP["paper"] if same else LOOKUP["correlation"]
 
 
 def correlation_architecture_settings(candidate):
@@ -203,7 +233,7 @@ def model_budget(name):
 
 
 def comparison_evaluations(key):
-    return expand("results/eval/{model}", model=comparison_models(key))
+    return expand(EVALUATION, model=comparison_models(key))
 
 
 def comparison_architectures(key):
@@ -215,40 +245,8 @@ def comparison_costs(key):
     return {m: cost_entry(m) for m in comparison_models(key)}
 
 
-def comparison_targets():
-    files = {"fig5": ["figures/fig5_nas_comparison.pdf", "results/tables/fig5_nas_comparison.csv"],
-             "table4": ["results/tables/table4.csv"], "table5": ["results/tables/table5.csv"],
-             "table6": ["results/tables/table6.csv"]}
-    return [f for key, out in files.items() if config["comparisons"][key] for f in out]
-
-
 def main_searches():
     return [search_result(config["search"]["objective"], b) for b in config["search"]["budgets"]]
-
-
-def all_targets():
-    return [
-        *[f"results/models/{m}" for m in config["pretrain"]["train"]],
-        "results/lookup/entropy_lookup.json",
-        *main_searches(),
-        "results/tables/table8.csv",
-        "figures/design_fit.pdf",
-        "results/tables/table1_entropy.csv",
-        "figures/fig2_lookup_error.pdf",
-        "figures/fig3_correlation.pdf",
-        "results/tables/table1.csv",
-        "results/tables/table2.csv",
-        "results/tables/table3.csv",
-        "figures/fig1_accuracy_latency.pdf",
-        *(["results/tables/fig6_quantization.csv", "figures/fig6_quantization.pdf"]
-          if config["quantization"]["models"] else []),
-        *[search_result(config["search"]["objective"], b, config["latency"]["scale"])
-          for b in config["latency"]["budgets"]],
-        *[f"results/{config['latency']['scale']}/latency/{d}/predictor_check.json" for d in config["latency"]["devices"]],
-        *[f"results/latency/{d}/predicted.json" for d in config["latency"]["datasheets"]],
-        *(["results/tables/table3_latency_prediction.csv"] if config["latency"]["table3_datasheet"] else []),
-        *comparison_targets(),
-    ]
 
 
 def evaluation_settings():
@@ -266,7 +264,7 @@ def table3_rows():
     for name in PAPER_BASELINES:
         rows.setdefault(name, {"baseline": name, "seq_len": config["cost"]["flops_seq_len"]})
     for name in PAPER_STRUCTURES:
-        rows.setdefault(name, {"architecture": f"results/architectures/{name}.json",
+        rows.setdefault(name, {"architecture": ARCHITECTURE.format(structure=name),
                                "model": design("paper")["model"], "cost": design("paper")["cost"]})
     return rows
 
@@ -298,7 +296,7 @@ def names_pattern(names):
 def table3_predicted_input(wildcards):
     """Input function: the predicted latency of Table 3's datasheet device, if one is chosen."""
     device = config["latency"]["table3_datasheet"]
-    return {"predicted": f"results/latency/{device}/predicted.json"} if device else {}
+    return {"predicted": PREDICTED.format(device=device)} if device else {}
 
 
 def timed_models():
@@ -306,7 +304,7 @@ def timed_models():
     rows = {m: cost_entry(m) for m in config["evaluation"]["models"]}
     for name in config["latency"]["paper_models"]:
         rows.setdefault(name, {"baseline": name} if name in PAPER_BASELINES else
-                        {"architecture": f"results/architectures/{name}.json", "model": design("paper")["model"]})
+                        {"architecture": ARCHITECTURE.format(structure=name), "model": design("paper")["model"]})
     return rows
 
 

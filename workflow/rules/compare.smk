@@ -4,13 +4,14 @@
 
 
 rule proxy_search:
+    """One search driven by a training-free proxy (NTK, DSS-Score or decoder params) under one budget (Fig. 5)."""
     input:
         unpack(latency_table_input("paper")),
-        lookup=rules.lookup.output[0],
-        tokenizer=rules.prepare_data.output.tokenizer,   # proxies score models built like the trained ones
-        tokens=rules.prepare_data.output.tokens,         # the NTK's batch: training sequences
+        lookup=LOOKUP["paper"],
+        tokenizer=DATA["tokenizer"],   # proxies score models built like the trained ones
+        tokens=DATA["tokens"],         # the NTK's batch: training sequences
     output:
-        "results/search/{objective}/{budget}.json",
+        SEARCH["paper"],
     wildcard_constraints:
         objective="|".join(PROXY_OBJECTIVES),
     params:
@@ -33,13 +34,14 @@ rule proxy_search:
 
 
 use rule proxy_search as proxy_search_pretrain with:
+    """One proxy-driven search at the pretraining design scale: a compared model the default trains (Fig. 5)."""
     input:
         unpack(latency_table_input("pretrain")),
-        lookup=rules.lookup_pretrain.output[0],
-        tokenizer=rules.prepare_data.output.tokenizer,
-        tokens=rules.prepare_data.output.tokens,
+        lookup=LOOKUP["pretrain"],
+        tokenizer=DATA["tokenizer"],
+        tokens=DATA["tokens"],
     output:
-        "results/pretrain/search/{objective}/{budget}.json",
+        SEARCH["pretrain"],
     params:
         model=design("pretrain")["model"],
         cost=design("pretrain")["cost"],
@@ -51,6 +53,7 @@ use rule proxy_search as proxy_search_pretrain with:
 
 
 rule fig5:
+    """Figure 5: accuracy per FLOPs budget of entropy-, proxy-searched and naive-scaled models, all trained here."""
     input:
         evals=comparison_evaluations("fig5"),
         architectures=comparison_architectures("fig5"),
@@ -73,6 +76,7 @@ rule fig5:
 
 
 rule table4:
+    """Table 4: search cost (time, energy) and accuracy of the entropy search against the NTK-driven one."""
     input:
         evals=comparison_evaluations("table4"),
         searches=comparison_architectures("table4"),
@@ -91,6 +95,7 @@ rule table4:
 
 
 rule table5:
+    """Table 5: the block-wise parameter sharing ablation, each structure trained without and with sharing."""
     input:
         evals=comparison_evaluations("table5"),
         architectures=comparison_architectures("table5"),
@@ -110,6 +115,7 @@ rule table5:
 
 
 rule table6:
+    """Table 6: the objective ablation: plain entropy, with the penalty gamma, with gamma and the weights alpha."""
     input:
         evals=comparison_evaluations("table6"),
         architectures=comparison_architectures("table6"),

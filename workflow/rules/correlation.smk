@@ -4,8 +4,9 @@
 
 
 use rule lookup as lookup_correlation with:
+    """The entropy lookup table (Eq. 7) of the correlation study's space, when it is not the paper's."""
     output:
-        "results/correlation/lookup/entropy_lookup.json",
+        LOOKUP["correlation"],
     params:
         settings=lookup_settings("correlation"),
     log:
@@ -14,9 +15,10 @@ use rule lookup as lookup_correlation with:
 
 
 use rule prepare_data as prepare_correlation_data with:
+    """The correlation study's own corpus, tokenizer and token cache (config correlation.data)."""
     output:
-        tokenizer=directory("results/correlation/data/tokenizer"),
-        tokens=directory("results/correlation/data/tokens"),
+        tokenizer=directory(CORRELATION_DATA["tokenizer"]),
+        tokens=directory(CORRELATION_DATA["tokens"]),
     params:
         data=config["correlation"].get("data", config["data"]),
     log:
@@ -24,8 +26,9 @@ use rule prepare_data as prepare_correlation_data with:
 
 
 rule correlation_architecture:
+    """One architecture of the correlation study (Sec. 4.1): sampled a000, a001, ... or Table 1's wide or deep."""
     output:
-        "results/correlation/architectures/{candidate}.json",
+        CORRELATION_ARCHITECTURE,
     params:
         settings=lambda w: correlation_architecture_settings(w.candidate),
     log:
@@ -37,12 +40,13 @@ rule correlation_architecture:
 
 
 rule correlation_proxies:
+    """Every training-free proxy's score of one study architecture (Fig. 3's x axes: entropy, NTK, DSS, ...)."""
     input:
-        architecture="results/correlation/architectures/{candidate}.json",
+        architecture=CORRELATION_ARCHITECTURE,
         lookup=correlation_lookup(),
         **correlation_data(),
     output:
-        "results/correlation/proxies/{candidate}.json",
+        CORRELATION_PROXIES,
     params:
         model=design("correlation")["model"],
         entropy=entropy_settings("correlation"),
@@ -60,11 +64,12 @@ rule correlation_proxies:
 
 
 use rule pretrain as correlation_train with:
+    """One study architecture trained on the study's budget: its perplexity, Fig. 3's y axis and Table 1's."""
     input:
-        architecture="results/correlation/architectures/{candidate}.json",
+        architecture=CORRELATION_ARCHITECTURE,
         **correlation_data(),
     output:
-        directory("results/correlation/models/{candidate}"),
+        directory(CORRELATION_MODEL),
     params:
         model=lambda w: correlation_model_convention(w.candidate),
         training=correlation_training(),
@@ -80,9 +85,10 @@ use rule pretrain as correlation_train with:
 
 
 rule correlation_study:
+    """Figure 3: each proxy's rank correlation with the trained perplexities (Sec. 4.1), with bootstrap intervals."""
     input:
-        proxies=expand("results/correlation/proxies/{candidate}.json", candidate=correlation_candidates()),
-        models=expand("results/correlation/models/{candidate}", candidate=correlation_candidates()),
+        proxies=expand(CORRELATION_PROXIES, candidate=correlation_candidates()),
+        models=expand(CORRELATION_MODEL, candidate=correlation_candidates()),
     output:
         table=report(
             "results/tables/fig3_correlation.csv",
@@ -112,10 +118,11 @@ rule correlation_study:
 
 
 rule table1_complete:
+    """Table 1: the entropy columns (rule table1) with the trained wide and deep models' perplexities."""
     input:
-        entropy=rules.table1.output[0],
-        wide="results/correlation/models/table1-wide",
-        deep="results/correlation/models/table1-deep",
+        entropy=TABLE1_ENTROPY,
+        wide=CORRELATION_MODEL.format(candidate="table1-wide"),
+        deep=CORRELATION_MODEL.format(candidate="table1-deep"),
     output:
         report(
             "results/tables/table1.csv",

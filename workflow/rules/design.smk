@@ -2,8 +2,9 @@
 
 
 rule lookup:
+    """The entropy lookup table of the paper's search space: the expected entropy of every weight shape (Eq. 7)."""
     output:
-        "results/lookup/entropy_lookup.json",
+        LOOKUP["paper"],
     params:
         settings=lookup_settings(),
     log:
@@ -21,11 +22,12 @@ rule lookup:
 
 
 rule search:
+    """One entropy-driven evolutionary search under one budget (Algorithms 1-2, Eqs. 11-15): its architecture."""
     input:
         unpack(latency_table_input("paper")),
-        lookup=rules.lookup.output[0],
+        lookup=LOOKUP["paper"],
     output:
-        "results/search/{objective}/{budget}.json",
+        SEARCH["paper"],
     wildcard_constraints:
         objective="|".join(ENTROPY_OBJECTIVES),   # proxy objectives: rule proxy_search (compare.smk)
     params:
@@ -46,6 +48,7 @@ rule search:
 
 
 rule design_fit:
+    """The constants the paper does not publish (entropy scale, beta or kappa, alpha) fitted to Table 8's designs."""
     output:
         table=report(
             "results/tables/design_fit.csv",
@@ -74,8 +77,9 @@ rule design_fit:
 
 
 rule table8:
+    """Table 8: the searched structures at the 60G/110G/160G FLOPs budgets beside the paper's MeRino models."""
     input:
-        lookup=rules.lookup.output[0],
+        lookup=LOOKUP["paper"],
         searches=[search_result(config["search"]["objective"], b) for b in PAPER_BUDGETS],
         fit=rules.design_fit.output.table,
     output:
@@ -99,11 +103,12 @@ rule table8:
 
 
 rule table1:
+    """Table 1's entropy columns (entropy, effectiveness gamma) of the wide and deep models; no training."""
     input:
-        lookup=rules.lookup.output[0],
+        lookup=LOOKUP["paper"],
     output:
         table=report(
-            "results/tables/table1_entropy.csv",
+            TABLE1_ENTROPY,
             caption="../report/table1_entropy.rst",
             category="Design",
         ),
@@ -121,8 +126,9 @@ rule table1:
 
 
 rule fig2:
+    """Figure 2: the lookup table's entropy against exact entropies of sampled architectures, and its error."""
     input:
-        lookup=rules.lookup.output[0],
+        lookup=LOOKUP["paper"],
     output:
         figure=report("figures/fig2_lookup_error.pdf", caption="../report/fig2.rst", category="Design"),
         table=report(

@@ -2,8 +2,9 @@
 
 
 rule naive:
+    """A naive-scaling GPT baseline (Tables 2-3): a standard GPT scaled in depth or width only to the budget."""
     output:
-        "results/naive/{scale}/{scaling}/{budget}.json",
+        NAIVE,
     params:
         model=lambda w: design(w.scale)["model"],
         cost=lambda w: design(w.scale)["cost"],
@@ -17,8 +18,9 @@ rule naive:
 
 
 rule eval_tasks:
+    """The zero-shot tasks (Table 2's columns) as lm-eval task definitions, with our Penn Treebank task."""
     output:
-        directory("results/tasks"),
+        directory(TASKS),
     params:
         tasks=config["evaluation"]["tasks"],
         corpus=config["data"]["corpus"],
@@ -33,11 +35,12 @@ rule eval_tasks:
 
 
 rule evaluate:
+    """One model's zero-shot accuracies with lm-eval (Table 2): trained here or a paper baseline from the Hub."""
     input:
-        unpack(lambda w: {"model": f"results/models/{w.model}"} if trained(w.model) else {}),
-        tasks=rules.eval_tasks.output[0],
+        unpack(lambda w: {"model": MODEL.format(model=w.model)} if trained(w.model) else {}),
+        tasks=TASKS,
     output:
-        directory("results/eval/{model}"),
+        directory(EVALUATION),
     params:
         pretrained=lambda w, input: input.get("model") or PAPER_BASELINES[w.model].hub_id,   # a directory or Hub id
         evaluation=evaluation_settings(),
@@ -55,8 +58,9 @@ rule evaluate:
 
 
 rule table2:
+    """Table 2: zero-shot accuracy of the evaluated models beside the paper's MeRino and baseline rows."""
     input:
-        evals=expand("results/eval/{model}", model=evaluated_models()),
+        evals=expand(EVALUATION, model=evaluated_models()),
         architectures=[cost_entry(m)["architecture"] for m in evaluated_models() if trained(m)],
     output:
         report("results/tables/table2.csv", caption="../report/table2.rst", category="Evaluation"),
@@ -74,11 +78,12 @@ rule table2:
 
 
 rule table3:
+    """Table 3: parameters, FLOPs, latency and WikiText-2/PTB perplexity of every model beside the paper's."""
     input:
         unpack(table3_predicted_input),
-        evals=expand("results/eval/{model}", model=evaluated_models()),
-        latency=f"results/latency/{config['latency']['table3_device']}/latency.json",
-        generation=f"results/latency/{config['latency']['table3_device']}/generation.json",
+        evals=expand(EVALUATION, model=evaluated_models()),
+        latency=LATENCY.format(device=config["latency"]["table3_device"]),
+        generation=GENERATION.format(device=config["latency"]["table3_device"]),
         architectures=[r["architecture"] for r in table3_rows().values() if "architecture" in r],
     output:
         report("results/tables/table3.csv", caption="../report/table3.rst", category="Evaluation"),
@@ -95,6 +100,7 @@ rule table3:
 
 
 rule fig1:
+    """Figure 1: average accuracy against latency of the Table 2 and Table 3 models."""
     input:
         table2=rules.table2.output[0],
         table3=rules.table3.output[0],

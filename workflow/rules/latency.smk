@@ -5,10 +5,11 @@
 
 
 rule latency:
+    """Every model's latency on one device with Table 3's protocol (batch 1, 128 tokens; random weights)."""
     input:
         architectures=[r["architecture"] for r in timed_models().values() if "architecture" in r],
     output:
-        "results/latency/{device}/latency.json",
+        LATENCY,
     params:
         device=lambda w: device_settings(w.device),
         protocol=config["latency"]["protocol"],
@@ -28,10 +29,11 @@ rule latency:
 
 
 rule generation:
+    """Every model's cached generation on one device (TTFT, decode time, KV memory); beyond the paper."""
     input:
         architectures=[r["architecture"] for r in timed_models().values() if "architecture" in r],
     output:
-        "results/latency/{device}/generation.json",
+        GENERATION,
     params:
         device=lambda w: device_settings(w.device),
         generation=config["latency"]["generation"],
@@ -50,8 +52,9 @@ rule generation:
 
 
 rule latency_table:
+    """A measured device's latency lookup table per layer shape, for latency budgets; beyond the paper."""
     output:
-        "results/{scale}/latency/{device}/lookup.json",
+        LATENCY_TABLE,
     wildcard_constraints:
         device=names_pattern(config["latency"]["devices"]),
     params:
@@ -74,10 +77,11 @@ rule latency_table:
 
 
 rule latency_check:
+    """The latency lookup table's predictions checked against measured architectures; beyond the paper."""
     input:
-        table="results/{scale}/latency/{device}/lookup.json",
+        table=LATENCY_TABLE,
     output:
-        "results/{scale}/latency/{device}/predictor_check.json",
+        PREDICTOR_CHECK,
     params:
         device=lambda w: device_settings(w.device),
         protocol=config["latency"]["protocol"],
@@ -98,8 +102,9 @@ rule latency_check:
 
 
 rule latency_table_predicted:
+    """A datasheet device's latency lookup table predicted by a per-operator roofline (docs/roofline.md)."""
     output:
-        "results/{scale}/latency/{device}/lookup.json",
+        LATENCY_TABLE,
     wildcard_constraints:
         device=names_pattern(config["latency"]["datasheets"]),
     params:
@@ -119,10 +124,11 @@ rule latency_table_predicted:
 
 
 rule latency_predicted:
+    """Every model's latency on a datasheet device, predicted by the per-operator roofline (docs/roofline.md)."""
     input:
         architectures=[r["architecture"] for r in timed_models().values() if "architecture" in r],
     output:
-        "results/latency/{device}/predicted.json",
+        PREDICTED,
     wildcard_constraints:
         device=names_pattern(config["latency"]["datasheets"]),
     params:
@@ -142,8 +148,9 @@ rule latency_predicted:
 
 
 rule table3_latency_prediction:
+    """The roofline's predicted latencies against Table 3's Jetson Nano latencies: rho and errors."""
     input:
-        predicted=f"results/latency/{config['latency']['table3_datasheet']}/predicted.json",
+        predicted=PREDICTED.format(device=config["latency"]["table3_datasheet"]),
     output:
         report("results/tables/table3_latency_prediction.csv", caption="../report/table3_latency_prediction.rst",
                category="Evaluation"),

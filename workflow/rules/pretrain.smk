@@ -3,8 +3,9 @@
 
 
 use rule lookup as lookup_pretrain with:
+    """The entropy lookup table (Eq. 7) of the pretraining design scale's search space."""
     output:
-        "results/pretrain/lookup/entropy_lookup.json",
+        LOOKUP["pretrain"],
     params:
         settings=lookup_settings("pretrain"),
     log:
@@ -13,11 +14,12 @@ use rule lookup as lookup_pretrain with:
 
 
 use rule search as search_pretrain with:
+    """One entropy-driven search (Algorithms 1-2) at the pretraining design scale: a model the default trains."""
     input:
         unpack(latency_table_input("pretrain")),
-        lookup=rules.lookup_pretrain.output[0],
+        lookup=LOOKUP["pretrain"],
     output:
-        "results/pretrain/search/{objective}/{budget}.json",
+        SEARCH["pretrain"],
     params:
         model=design("pretrain")["model"],
         cost=design("pretrain")["cost"],
@@ -29,8 +31,9 @@ use rule search as search_pretrain with:
 
 
 rule structure:
+    """The architecture of one of the paper's MeRino structures as Table 8 lists it."""
     output:
-        "results/architectures/{structure}.json",
+        ARCHITECTURE,
     log:
         "logs/structure/{structure}.log",
     conda:
@@ -40,9 +43,10 @@ rule structure:
 
 
 rule prepare_data:
+    """The pretraining corpus: its tokenizer and token cache (config data)."""
     output:
-        tokenizer=directory("results/data/tokenizer"),
-        tokens=directory("results/data/tokens"),
+        tokenizer=directory(DATA["tokenizer"]),
+        tokens=directory(DATA["tokens"]),
     params:
         data=config["data"],
     log:
@@ -57,13 +61,14 @@ rule prepare_data:
 
 
 rule pretrain:
+    """One model pretrained from its architecture (search result, Table 8 structure or naive GPT); Fig. 4's loss."""
     input:
         architecture=model_architecture,
-        tokenizer=rules.prepare_data.output.tokenizer,
-        tokens=rules.prepare_data.output.tokens,
+        tokenizer=DATA["tokenizer"],
+        tokens=DATA["tokens"],
     output:
         report(
-            directory("results/models/{model}"),
+            directory(MODEL),
             patterns=["{plot}.pdf"],
             caption="../report/loss.rst",
             category="Pretraining",

@@ -2,11 +2,12 @@
 
 
 rule quantize:
+    """One model GPTQ weight-quantized with one scheme (Fig. 6: INT8, INT4)."""
     input:
         # a model trained here, or a paper baseline from the Hub whose calibration text is re-tokenized
-        unpack(lambda w: {"model": f"results/models/{w.model}"} if trained(w.model) else
-               {"tokenizer": rules.prepare_data.output.tokenizer}),
-        tokens=rules.prepare_data.output.tokens,
+        unpack(lambda w: {"model": MODEL.format(model=w.model)} if trained(w.model) else
+               {"tokenizer": DATA["tokenizer"]}),
+        tokens=DATA["tokens"],
     output:
         directory("results/quantized/{model}/{scheme}"),
     params:
@@ -26,9 +27,10 @@ rule quantize:
 
 
 use rule evaluate as evaluate_quantized with:
+    """One quantized model's zero-shot accuracies with the same tasks as rule evaluate (Fig. 6)."""
     input:
         quantized="results/quantized/{model}/{scheme}",
-        tasks=rules.eval_tasks.output[0],
+        tasks=TASKS,
     output:
         directory("results/eval_quantized/{model}/{scheme}"),
     params:
@@ -59,8 +61,9 @@ rule quantized_latency:
 
 
 rule fig6:
+    """Figure 6: accuracy of the full-precision and quantized models per scheme."""
     input:
-        full=expand("results/eval/{model}", model=config["quantization"]["models"]),
+        full=expand(EVALUATION, model=config["quantization"]["models"]),
         quantized=expand("results/eval_quantized/{model}/{scheme}", model=config["quantization"]["models"],
                          scheme=list(config["quantization"]["schemes"])),
         checkpoints=expand("results/quantized/{model}/{scheme}", model=config["quantization"]["models"],
