@@ -43,6 +43,7 @@ use rule evaluate as evaluate_quantized with:
 
 
 rule quantized_latency:
+    """Fig. 6 beyond the paper: latency and weight bytes of each quantized model on integer kernels against fp32."""
     input:
         checkpoints=expand("results/quantized/{{model}}/{scheme}", scheme=list(config["quantization"]["schemes"])),
     output:
