@@ -1,6 +1,5 @@
 """Rule pretrain: train one model (resuming from its checkpoint); several GPUs -> torchrun processes."""
 import json
-import os
 import subprocess
 import sys
 import time
@@ -9,15 +8,13 @@ from pathlib import Path
 
 import torch
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-SRC = str(Path(snakemake.scriptdir).parents[1] / "src")
-sys.path.insert(0, SRC)
+from merino.data import load_tokenizer, read_cache_meta
+from merino.model import config_for
+from merino.provenance import provenance, write_json
+from merino.space import Architecture
+from merino.train import TrainConfig, launch_command, train
 
-from merino.data import load_tokenizer, read_cache_meta  # noqa: E402
-from merino.model import config_for  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
-from merino.space import Architecture  # noqa: E402
-from merino.train import TrainConfig, launch_command, train  # noqa: E402
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 p, out = snakemake.params, Path(snakemake.output[0])
 arch = Architecture.load(snakemake.input.architecture)
@@ -35,8 +32,7 @@ if command:
     job.write_text(json.dumps({"model_config": model_config.to_dict(), "cache_dir": snakemake.input.tokens,
                                "out_dir": str(out), "work_dir": p.checkpoints, "training": asdict(cfg),
                                "tokenizer_dir": snakemake.input.tokenizer}))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))}
-    subprocess.run(command, check=True, stderr=sys.stderr, stdout=sys.stderr, env=env)
+    subprocess.run(command, check=True, stderr=sys.stderr, stdout=sys.stderr)   # PYTHONPATH: workflow/rules/common.smk
 else:
     train(model_config, snakemake.input.tokens, out, cfg, work_dir=p.checkpoints, tokenizer=tokenizer)
 processes = nodes * max(gpus_per_node, 1)
