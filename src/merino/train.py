@@ -14,7 +14,8 @@ stops with :class:`TrainingStopped`, so a rerun loses no step.  At the end ``out
 (safetensors + config + tokenizer, loadable with ``AutoModelForCausalLM``), ``log.jsonl``,
 ``metrics.json`` (validation perplexity, wall time) and ``loss.pdf``.
 
-Multi-process: ``torchrun --nproc_per_node N -m merino.train job.json`` (see :func:`main`).
+Several processes: :func:`launch` runs a :class:`TrainJob` in this process or, with several GPUs or nodes,
+as ``torchrun --nproc_per_node N -m merino.train job.json`` (under ``srun`` on several nodes; :func:`main`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import math
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -393,8 +395,6 @@ def launch_command(job_file: str | Path, gpus_per_node: int, nodes: int = 1, env
     """The command that runs :func:`main` on ``job_file`` with one process per GPU, or ``None`` when
     one process (in this one) is enough.  One node: ``torchrun --standalone``.  Several nodes (inside
     a SLURM allocation): ``srun`` starts one ``torchrun`` per node, meeting at the first node's host."""
-    import sys
-
     if nodes < 1 or gpus_per_node < 0:
         raise ValueError(f"resources: nodes={nodes} must be >= 1 and gpu={gpus_per_node} >= 0")
     if nodes == 1 and gpus_per_node <= 1:
@@ -408,30 +408,66 @@ def launch_command(job_file: str | Path, gpus_per_node: int, nodes: int = 1, env
     if "SLURM_JOB_NODELIST" not in env:
         raise RuntimeError(f"resources.nodes={nodes} needs a SLURM allocation (SLURM_JOB_NODELIST is not set); "
                            "run through the SLURM profile or set resources.nodes to 1")
-    import subprocess
-
     hosts = subprocess.run(["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]], check=True,
                            capture_output=True, text=True).stdout.split()
     return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", *run, f"--nnodes={nodes}", "--rdzv_backend=c10d",
             f"--rdzv_endpoint={hosts[0]}:{port}", f"--rdzv_id={env.get('SLURM_JOB_ID', 'merino')}", *tail]
 
 
+@dataclass(frozen=True)
+class TrainJob:
+    """One call of :func:`train`, as the file (``job.json``) that each ``torchrun`` process reads."""
+
+    model_config: MerinoConfig
+    cache_dir: str
+    out_dir: str
+    work_dir: str
+    training: TrainConfig
+    tokenizer_dir: str | None = None   # a saved tokenizer, copied next to the final model
+
+    def to_dict(self) -> dict:
+        return {"model_config": self.model_config.to_dict(), "cache_dir": str(self.cache_dir),
+                "out_dir": str(self.out_dir), "work_dir": str(self.work_dir), "training": asdict(self.training),
+                "tokenizer_dir": None if self.tokenizer_dir is None else str(self.tokenizer_dir)}
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainJob:
+        job = json.loads(Path(path).read_text())
+        return cls(MerinoConfig(**job["model_config"]), job["cache_dir"], job["out_dir"], job["work_dir"],
+                   TrainConfig(**job["training"]), job.get("tokenizer_dir"))
+
+    def run(self, progress: bool = True) -> dict:
+        """:func:`train` in this process (one of several under ``torchrun``, or alone)."""
+        tokenizer = None
+        if self.tokenizer_dir:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_dir)
+        return train(self.model_config, self.cache_dir, self.out_dir, self.training, work_dir=self.work_dir,
+                     tokenizer=tokenizer, progress=progress)
+
+
+def launch(job: TrainJob, gpus_per_node: int = 0, nodes: int = 1) -> None:
+    """Run ``job`` on the resources given: in this process (CPU or one GPU), or with one process per GPU
+    (:func:`launch_command`), which read ``work_dir/job.json``; their output goes to ``sys.stderr`` (the
+    job's log)."""
+    job_file = Path(job.work_dir) / "job.json"
+    command = launch_command(job_file, gpus_per_node, nodes)
+    if command is None:
+        job.run()
+        return
+    job_file.parent.mkdir(parents=True, exist_ok=True)
+    job_file.write_text(json.dumps(job.to_dict()))
+    subprocess.run(command, check=True, stderr=sys.stderr, stdout=sys.stderr)   # merino: inherited PYTHONPATH
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m merino.train job.json`` (alone or under torchrun).  The job file holds
-    ``model_config`` (a MerinoConfig dict), ``cache_dir``, ``out_dir``, ``work_dir``,
-    ``training`` (TrainConfig fields) and optionally ``tokenizer_dir``."""
+    """``python -m merino.train job.json`` (alone or under torchrun): the :class:`TrainJob` in the file."""
     import argparse
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("job")
-    job = json.loads(Path(ap.parse_args(argv).job).read_text())
-    tokenizer = None
-    if job.get("tokenizer_dir"):
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(job["tokenizer_dir"])
-    train(MerinoConfig(**job["model_config"]), job["cache_dir"], job["out_dir"], TrainConfig(**job["training"]),
-          work_dir=job["work_dir"], tokenizer=tokenizer, progress=int(os.environ.get("RANK", "0")) == 0)
+    TrainJob.load(ap.parse_args(argv).job).run(progress=int(os.environ.get("RANK", "0")) == 0)
 
 
 if __name__ == "__main__":
