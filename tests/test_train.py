@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from merino import train as train_module
-from merino.data import build_token_cache, load_corpus, train_tokenizer
+from merino.corpus import load_corpus
 from merino.model import MerinoConfig
+from merino.token_cache import build_token_cache
+from merino.tokenizer import train_tokenizer
 from merino.train import TrainConfig, TrainingError, TrainJob, launch, launch_command, lr_at, read_log, train
 
 REPO = Path(__file__).resolve().parents[1]

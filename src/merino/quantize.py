@@ -55,7 +55,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers.pytorch_utils import Conv1D
 
-from .data import PackedDataset
+from .token_cache import PackedDataset
 from .train import unalias
 
 FORMAT = "merino-quantized/1"

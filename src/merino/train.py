@@ -42,7 +42,7 @@ from safetensors.torch import load_file, save_file
 
 from . import plotting
 from .model import MerinoConfig, MerinoForCausalLM
-from .data import PackedDataset, batch_indices, read_cache_meta
+from .token_cache import PackedDataset, batch_indices, read_cache_meta
 
 
 class TrainingError(RuntimeError):

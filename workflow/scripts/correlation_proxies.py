@@ -4,12 +4,13 @@ import time
 
 import torch
 
-from merino.data import load_tokenizer, read_cache_meta
 from merino.entropy import EntropyConstants, EntropyLookupTable
 from merino.model import config_for
 from merino.provenance import provenance, write_json
 from merino.proxies import all_proxies, proxy_batch
 from merino.space import Architecture
+from merino.token_cache import read_cache_meta
+from merino.tokenizer import load_tokenizer
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 

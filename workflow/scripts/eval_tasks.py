@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from merino.data import load_corpus
+from merino.corpus import load_corpus
 from merino.evaluate import write_staged_tasks
 from merino.provenance import provenance, write_json
 from merino.tasks import LOCAL_TASKS, write_local_tasks

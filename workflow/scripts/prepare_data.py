@@ -2,8 +2,8 @@
 import sys
 from pathlib import Path
 
-from merino.data import prepare_data
 from merino.provenance import provenance, write_json
+from merino.token_cache import prepare_data
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import torch
 
-from merino.data import load_tokenizer, read_cache_meta
 from merino.model import config_for
 from merino.provenance import provenance, write_json
 from merino.space import Architecture
+from merino.token_cache import read_cache_meta
+from merino.tokenizer import load_tokenizer
 from merino.train import TrainConfig, TrainJob, launch
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)

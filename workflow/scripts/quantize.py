@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from merino.data import load_tokenizer
 from merino.model import register
 from merino.provenance import provenance, write_json
 from merino.quantize import QuantSpec, draw_calibration, quantize_model, retokenize, save_quantized
+from merino.tokenizer import load_tokenizer
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 

@@ -26,9 +26,9 @@ inputs = {"lookup": i.lookup, **({"latency": i.latency} if latency else {})}
 if "tokens" in i.keys():   # a proxy objective: scored on models built like the ones trained here
     import torch
 
-    from merino.data import load_tokenizer
     from merino.model import config_for
     from merino.proxies import proxy_batch, proxy_scorer
+    from merino.tokenizer import load_tokenizer
 
     torch.set_num_threads(snakemake.threads)
     x = p.search["proxies"]
