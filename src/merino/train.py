@@ -377,7 +377,7 @@ def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path
             step += 1
             tokens += cfg.batch_size * cfg.seq_len
 
-            # ---- rank 0: log, evaluate (config eval_steps), checkpoint (every checkpoint_every, at the end, on SIGTERM)
+            # ---- rank 0: log, evaluate (eval_steps), checkpoint (every checkpoint_every, at the end, on SIGTERM)
             if world.main:
                 log.step(step, loss, lr, tokens)
                 if step in cfg.eval_steps and step < cfg.steps:   # the last step's evaluation is the final one
