@@ -1,7 +1,7 @@
 """Our GPTQ (merino.quantize) against a maintained library, llmcompressor, on a briefly trained GPT-2.
 
 A GPT-2 (transformers' GPT2LMHeadModel, Conv1D layers, random init) is trained for a few hundred steps
-on the embedded corpus (English prose shipped with Python, merino.data), then quantized to INT8
+on the embedded corpus (English prose shipped with Python, merino.corpus), then quantized to INT8
 (per row) and INT4 (groups of 128) by: round-to-nearest; our GPTQ as in the paper (a group's grid
 from its weights when its first column is reached) and with static groups (every grid from the
 original weights, which is what llmcompressor does); and llmcompressor's ``oneshot`` +
@@ -41,9 +41,19 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from merino.data import PackedDataset, batch_indices, build_token_cache, load_corpus, train_tokenizer  # noqa: E402
-from merino.quantize import (Conv1D, HessianAccumulator, conv1d_to_linear, QuantSpec, draw_calibration, gptq_quantize,  # noqa: E402
-                             quantizable_modules, quantize_model)
+from merino.corpus import load_corpus  # noqa: E402
+from merino.quantize import (  # noqa: E402
+    Conv1D,
+    HessianAccumulator,
+    QuantSpec,
+    conv1d_to_linear,
+    draw_calibration,
+    gptq_quantize,
+    quantizable_modules,
+    quantize_model,
+)
+from merino.token_cache import PackedDataset, batch_indices, build_token_cache  # noqa: E402
+from merino.tokenizer import train_tokenizer  # noqa: E402
 from merino.train import evaluate_perplexity, model_loss  # noqa: E402
 
 

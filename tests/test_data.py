@@ -12,21 +12,17 @@ import pytest
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from merino.data import (
-    EOT,
+from merino.corpus import hash_fraction, load_corpus
+from merino.token_cache import (
     PackedDataset,
     batch_indices,
     build_token_cache,
     cache_key,
-    hash_fraction,
-    load_corpus,
-    load_tokenizer,
     prepare_data,
     read_cache_meta,
     stream_token_cache,
-    tokenizer_checksum,
-    train_tokenizer,
 )
+from merino.tokenizer import EOT, load_tokenizer, tokenizer_checksum, train_tokenizer
 
 SMALL = {"source": "embedded", "max_chars": 600_000}  # reference topics and the first stdlib docstrings
 
@@ -306,7 +302,7 @@ def test_hub_path_with_a_local_dataset_directory(tmp_path, monkeypatch):
         load_corpus({"source": "hub", "name": str(tmp_path), "text_field": "body"})
 
 
-# ---- streamed hub corpora (no network: merino.data._hub_documents is replaced) ----------------
+# ---- streamed hub corpora (no network: merino.corpus._hub_documents is replaced) --------------
 
 HUB = {"source": "hub", "name": "fake/pile", "streaming": True}
 
@@ -381,13 +377,14 @@ def base(small_corpus):
     HUB | {"test": "test", "max_documents": 200, "validation_fraction": 0.2},  # validation carved, test given
 ], ids=["carved", "given", "mixed"])
 def test_streamed_cache_equals_materialised(spec, base, tokenizer, tmp_path, monkeypatch):
-    import merino.data
+    import merino.corpus
+    import merino.token_cache
 
     hub = _FakeHub(base, spec)
-    monkeypatch.setattr(merino.data, "_hub_documents", hub)
+    monkeypatch.setattr(merino.corpus, "_hub_documents", hub)
     flushes = []  # (rows pulled so far, batch size) at each tokenised batch
-    flush = merino.data._TokenWriter.flush
-    monkeypatch.setattr(merino.data._TokenWriter, "flush",
+    flush = merino.token_cache._TokenWriter.flush
+    monkeypatch.setattr(merino.token_cache._TokenWriter, "flush",
                         lambda self: (self.batch and flushes.append((hub.pulled, len(self.batch))), flush(self)))
     streamed = stream_token_cache(spec, tokenizer, tmp_path / "streamed", batch_size=16)
     assert sorted(hub.opened) == sorted({"train"} | {spec[s] for s in ("validation", "test") if s in spec})
@@ -395,7 +392,7 @@ def test_streamed_cache_equals_materialised(spec, base, tokenizer, tmp_path, mon
     assert max(n for _, n in flushes) == 16 and flushes[0][0] < hub.pulled  # batches written while reading
     assert not list((tmp_path / "streamed").glob(".*tmp*"))
 
-    monkeypatch.setattr(merino.data, "_hub_documents", _FakeHub(base, spec))
+    monkeypatch.setattr(merino.corpus, "_hub_documents", _FakeHub(base, spec))
     corpus = load_corpus(spec)
     materialised = build_token_cache(corpus, tokenizer, tmp_path / "materialised", batch_size=7)
     for split in ("train", "validation", "test"):
@@ -423,19 +420,20 @@ def test_streamed_cache_equals_materialised(spec, base, tokenizer, tmp_path, mon
 
 def test_prepare_data_streams_hub_corpora(base, tokenizer, tmp_path, monkeypatch):
     """A streamed hub corpus is tokenised in one pass, needs no cap, and is never loaded as a Corpus."""
-    import merino.data
+    import merino.corpus
+    import merino.token_cache
 
     spec = {"corpus": HUB | {"validation_fraction": 0.1, "test_fraction": 0.1},
             "tokenizer": {"source": "hub", "name": "gpt2"}}
     hub = _FakeHub(base, spec["corpus"], length=500)
-    monkeypatch.setattr(merino.data, "_hub_documents", hub)
-    monkeypatch.setattr(merino.data, "load_corpus", lambda *a: pytest.fail("a streamed corpus was materialised"))
+    monkeypatch.setattr(merino.corpus, "_hub_documents", hub)
+    monkeypatch.setattr(merino.token_cache, "load_corpus", lambda *a: pytest.fail("a streamed corpus was materialised"))
 
     def hub_tokenizer(tok_spec, corpus=None):
         assert tok_spec == spec["tokenizer"] and corpus is None
         return tokenizer
 
-    monkeypatch.setattr(merino.data, "load_tokenizer", hub_tokenizer)
+    monkeypatch.setattr(merino.token_cache, "load_tokenizer", hub_tokenizer)
     meta = prepare_data(spec, tmp_path / "tokenizer", tmp_path / "tokens")
     assert list(hub.opened) == ["train"] and hub.opened["train"].pulled == 500
     kept = [row.strip() for row in (_raw(base, "train", i) for i in range(500)) if row and row.strip()]
@@ -447,9 +445,9 @@ def test_prepare_data_streams_hub_corpora(base, tokenizer, tmp_path, monkeypatch
 
 
 def test_streaming_errors(base, tokenizer, tmp_path, monkeypatch):
-    import merino.data
+    import merino.corpus
 
-    monkeypatch.setattr(merino.data, "_hub_documents", lambda *a: pytest.fail("the hub was read"))
+    monkeypatch.setattr(merino.corpus, "_hub_documents", lambda *a: pytest.fail("the hub was read"))
     trained = {"source": "train", "vocab_size": 512}
     with pytest.raises(ValueError, match=r"data\.tokenizer\.source must be 'hub' for a streamed corpus.*'train'"):
         prepare_data({"corpus": HUB, "tokenizer": trained}, tmp_path / "tokenizer", tmp_path / "tokens")
@@ -462,7 +460,7 @@ def test_streaming_errors(base, tokenizer, tmp_path, monkeypatch):
         load_corpus(HUB)
     assert not (tmp_path / "tokens").exists() and not (tmp_path / "tokenizer").exists()
 
-    monkeypatch.setattr(merino.data, "_hub_documents", lambda *a: iter(["  ", "\n", None]))
+    monkeypatch.setattr(merino.corpus, "_hub_documents", lambda *a: iter(["  ", "\n", None]))
     with pytest.raises(ValueError, match="train split of the 'hub' corpus is empty"):
         stream_token_cache(HUB, tokenizer, tmp_path / "tokens")
     assert list((tmp_path / "tokens").iterdir()) == []  # temporary files removed, no meta

@@ -1,5 +1,6 @@
 """The documentation: the README stays short, every relative link in the Markdown files resolves, and the
-rule-graph picture (docs/rulegraph.dot, .svg) is the DAG of the rules as they are now."""
+rule-graph picture (docs/rulegraph.dot, .svg) is the DAG of the rules as they are now, and the package
+docstring (src/merino/__init__.py) maps every module."""
 import importlib.util
 import re
 from pathlib import Path
@@ -67,3 +68,11 @@ def test_rulegraph_svg_is_drawn_from_the_committed_dot():
     svg = rulegraph.SVG.read_text()
     assert f"sha256 {rulegraph.sha256(rulegraph.DOT.read_text())}" in svg, (
         f"docs/rulegraph.svg was not drawn from docs/rulegraph.dot: run `{rulegraph.COMMAND}`")
+
+
+def test_package_docstring_maps_every_module():
+    import merino
+
+    modules = {p.stem for p in (REPO / "src" / "merino").glob("*.py")} - {"__init__"}
+    listed = set(re.findall(r"^    ``(\w+)``", merino.__doc__, re.MULTILINE))
+    assert listed == modules, f"merino/__init__.py: missing {sorted(modules - listed)}, stale {sorted(listed - modules)}"

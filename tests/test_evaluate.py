@@ -10,11 +10,13 @@ import torch
 
 from merino import evaluate as evaluate_module
 from merino.baselines import PAPER_BASELINES, baseline_cost, naive_architecture
+from merino.corpus import load_corpus
 from merino.cost import Budget, CostModel
-from merino.data import build_token_cache, load_corpus, train_tokenizer
 from merino.evaluate import TaskDataError, check_task_data, evaluate, summarize, write_staged_tasks
 from merino.model import MerinoConfig, MerinoForCausalLM
 from merino.tasks import continuation_items, word_order_items, write_local_tasks
+from merino.token_cache import build_token_cache
+from merino.tokenizer import train_tokenizer
 from merino.train import TrainConfig, train
 
 TASKS = {"multiple_choice": {"items": 200, "context_words": 8, "continuation_words": 4, "choices": 4, "seed": 0},

@@ -10,8 +10,18 @@ from torch import nn
 
 from merino.cost import CostModel
 from merino.model import MerinoConfig, MerinoForCausalLM
-from merino.proxies import (ScoredMatrix, condition_number, decoder_params, dss_from_gradients, dss_score,
-                            merino_matrices, ntk, ntk_condition_number, proxy_batch, proxy_scorer)
+from merino.proxies import (
+    ScoredMatrix,
+    condition_number,
+    decoder_params,
+    dss_from_gradients,
+    dss_score,
+    merino_matrices,
+    ntk,
+    ntk_condition_number,
+    proxy_batch,
+    proxy_scorer,
+)
 from merino.space import Architecture
 
 
@@ -225,7 +235,9 @@ def test_proxy_scorers_are_the_correlation_studys_proxies(published):
 
 
 def test_proxy_batch_is_training_sequences_fixed_by_the_seed(tmp_path):
-    from merino.data import Corpus, build_token_cache, train_tokenizer
+    from merino.corpus import Corpus
+    from merino.token_cache import build_token_cache
+    from merino.tokenizer import train_tokenizer
 
     corpus = Corpus("test", {"train": [f"document {i} " * 40 for i in range(30)], "validation": ["v " * 50],
                              "test": ["t " * 50]})

@@ -8,10 +8,24 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from merino import quantize as Q
-from merino.data import build_token_cache, load_corpus, train_tokenizer
+from merino.corpus import load_corpus
 from merino.model import MerinoConfig, MerinoForCausalLM
-from merino.quantize import (QuantSpec, conv1d_to_linear, draw_calibration, gptq_quantize, load_quantized, pack_codes,
-                             quantize_model, read_quantized, retokenize, rtn_quantize, save_quantized, unpack_codes)
+from merino.quantize import (
+    QuantSpec,
+    conv1d_to_linear,
+    draw_calibration,
+    gptq_quantize,
+    load_quantized,
+    pack_codes,
+    quantize_model,
+    read_quantized,
+    retokenize,
+    rtn_quantize,
+    save_quantized,
+    unpack_codes,
+)
+from merino.token_cache import build_token_cache
+from merino.tokenizer import train_tokenizer
 from merino.train import model_loss, unalias
 
 

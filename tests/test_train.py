@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from merino import train as train_module
-from merino.data import build_token_cache, load_corpus, train_tokenizer
+from merino.corpus import load_corpus
 from merino.model import MerinoConfig
-from merino.train import TrainConfig, TrainingError, launch_command, lr_at, read_log, train
+from merino.token_cache import build_token_cache
+from merino.tokenizer import train_tokenizer
+from merino.train import TrainConfig, TrainingError, TrainJob, launch, launch_command, lr_at, read_log, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -169,6 +171,22 @@ def test_launch_command_follows_the_resources(tmp_path):
     assert "--nproc_per_node=4" in launch_command(tmp_path / "job.json", gpus_per_node=4)
     with pytest.raises(RuntimeError, match="SLURM allocation"):
         launch_command(tmp_path / "job.json", gpus_per_node=8, nodes=2, env={})
+
+
+def test_launch_trains_here_or_hands_torchrun_the_job_file(tmp_path, token_cache, monkeypatch):
+    cache, tokenizer = token_cache
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    job = TrainJob(tiny_config(len(tokenizer)), str(cache), str(tmp_path / "here"), str(tmp_path / "here-work"),
+                   tiny_training(steps=2), str(tmp_path / "tokenizer"))
+    launch(job, gpus_per_node=0)   # one process: this one, no job file
+    assert json.loads((tmp_path / "here" / "metrics.json").read_text())["steps"] == 2
+    assert (tmp_path / "here" / "tokenizer.json").exists() and not (tmp_path / "here-work" / "job.json").exists()
+    commands = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kw: commands.append(command))
+    launch(job, gpus_per_node=4)
+    job_file = tmp_path / "here-work" / "job.json"
+    assert commands == [launch_command(job_file, gpus_per_node=4)]
+    assert json.dumps(TrainJob.load(job_file).to_dict()) == json.dumps(job.to_dict())   # what torchrun's processes read
 
 
 def test_an_edited_run_starts_over_instead_of_resuming(tmp_path, token_cache):

@@ -40,11 +40,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import PackedDataset, batch_indices
 from .entropy import EntropyLookupTable, architecture_entropy
 from .model import MerinoAttention, MerinoConfig, MerinoForCausalLM, MerinoLayer
 from .search import PROXY_OBJECTIVES
 from .space import Architecture
+from .token_cache import PackedDataset, batch_indices
 
 
 # ---- NTK condition number (TE-NAS) ----------------------------------------------------------------------

@@ -54,7 +54,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers.pytorch_utils import Conv1D
 
-from .data import PackedDataset
+from .token_cache import PackedDataset
 from .train import unalias
 
 FORMAT = "merino-quantized/1"
@@ -222,7 +222,7 @@ class Calibration:
 def draw_calibration(cache_dir: str | Path, n_samples: int, seq_len: int, seed: int,
                      split: str = "train") -> Calibration:
     """``n_samples`` distinct sequences of ``seq_len`` tokens of a token cache's ``split``, the
-    :class:`~merino.data.PackedDataset` items at indices drawn without replacement by
+    :class:`~merino.token_cache.PackedDataset` items at indices drawn without replacement by
     ``numpy.random.default_rng(seed)`` (each item's last token, its shifted target, is dropped)."""
     data = PackedDataset(cache_dir, split, seq_len)
     if not 1 <= n_samples <= len(data):

@@ -14,7 +14,8 @@ stops with :class:`TrainingStopped`, so a rerun loses no step.  At the end ``out
 (safetensors + config + tokenizer, loadable with ``AutoModelForCausalLM``), ``log.jsonl``,
 ``metrics.json`` (validation perplexity, wall time) and ``loss.pdf``.
 
-Multi-process: ``torchrun --nproc_per_node N -m merino.train job.json`` (see :func:`main`).
+Several processes: :func:`launch` runs a :class:`TrainJob` in this process or, with several GPUs or nodes,
+as ``torchrun --nproc_per_node N -m merino.train job.json`` (under ``srun`` on several nodes; :func:`main`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import math
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -39,8 +41,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import plotting
-from .data import PackedDataset, batch_indices, read_cache_meta
 from .model import MerinoConfig, MerinoForCausalLM
+from .token_cache import PackedDataset, batch_indices, read_cache_meta
 
 
 class TrainingError(RuntimeError):
@@ -217,6 +219,21 @@ def _load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.
     return state
 
 
+def _resume(work: Path, fingerprint: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            world: _World) -> tuple[int, int, list[int]]:
+    """Load this run's last checkpoint into ``model`` and ``optimizer``; (step, tokens, steps resumed at) to go on
+    from, or (0, 0, []) without one."""
+    previous = _previous_checkpoint(work, fingerprint, main=True) if world.main else None
+    if world.size > 1:
+        dist.barrier()  # rank 0 has discarded a stale checkpoint before the others look
+        if not world.main:
+            previous = _previous_checkpoint(work, fingerprint, main=False)
+    if previous is None:
+        return 0, 0, []
+    state = _load_checkpoint(previous, model, optimizer)
+    return state["step"], state["tokens"], state["resumed_at"] + [state["step"]]
+
+
 # ---- training loop ---------------------------------------------------------------------------------------
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; weight decay on every matrix (linear weights and both embeddings, 2-d), none on biases and
@@ -248,64 +265,110 @@ def evaluate_perplexity(model: torch.nn.Module, data: PackedDataset, batches: in
     return {"val_loss": total / count, "val_perplexity": math.exp(total / count), "val_tokens": count}
 
 
+def _accumulate_gradients(ddp: torch.nn.Module, data: PackedDataset, micro_batches: np.ndarray, world: _World,
+                          autocast: torch.autocast) -> torch.Tensor:
+    """Forward and backward over this process's micro-batches (rows of sequence indices) of one step; the
+    gradients add up in ``.grad``.  Returns this process's mean loss of the step (detached)."""
+    accum = len(micro_batches)
+    loss_sum = torch.zeros((), device=world.device)
+    for k in range(accum):
+        seq = _batch(data, micro_batches[k], world.device)
+        # DDP all-reduces gradients in every backward; skip it (no_sync) until the last micro-batch
+        sync = k == accum - 1 or world.size == 1
+        ctx = ddp.no_sync() if not sync else contextlib.nullcontext()
+        with ctx, autocast:
+            loss = model_loss(ddp, seq) / accum   # / accum: the sum of the micro-batches' gradients is the mean's
+            loss.backward()
+        loss_sum += loss.detach()
+    return loss_sum
+
+
+def _agree(loss_sum: torch.Tensor, stop_requested: bool, world: _World) -> tuple[float, bool]:
+    """The step's loss averaged over processes, and whether any process was asked to stop (every process
+    must stop after the same step, or the others wait forever in the next collective)."""
+    if world.size > 1:  # one collective for both
+        synced = torch.stack([loss_sum, torch.tensor(float(stop_requested), device=world.device)])
+        dist.all_reduce(synced)
+        loss_sum, stop_requested = synced[0] / world.size, bool(synced[1] > 0)
+    return float(loss_sum), stop_requested
+
+
+class _TrainingLog:
+    """Rank 0's record of the run: ``work/log.jsonl`` (appended across resumes; tokens/s over the steps since
+    the previous record) and a progress bar."""
+
+    def __init__(self, work: Path, cfg: TrainConfig, step: int, name: str, progress: bool):
+        self.cfg = cfg
+        work.mkdir(parents=True, exist_ok=True)
+        self.file = open(work / "log.jsonl", "a")
+        self.bar = None
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=cfg.steps, initial=step, desc=f"train {name}", unit="step", mininterval=5)
+        self.window_tokens, self.window_start = 0, time.perf_counter()
+
+    def _write(self, record: dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()   # a killed job keeps its log up to the last step
+
+    def step(self, step: int, loss: float, lr: float, tokens: int) -> None:
+        self.window_tokens += self.cfg.batch_size * self.cfg.seq_len
+        if step % self.cfg.log_every == 0 or step == self.cfg.steps:
+            now = time.perf_counter()
+            self._write({"step": step, "loss": loss, "lr": lr, "tokens": tokens,
+                         "tokens_per_s": self.window_tokens / max(now - self.window_start, 1e-9)})
+            self.window_tokens, self.window_start = 0, now
+
+    def validation(self, step: int, val: dict) -> None:
+        self._write({"step": step, "val_loss": val["val_loss"], "val_perplexity": val["val_perplexity"]})
+
+    def progress(self, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.3f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.file.close()
+
+
 def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path, cfg: TrainConfig,
           work_dir: str | Path | None = None, tokenizer=None, progress: bool = True) -> dict:
     """Train (or resume from ``work_dir``) a model; see the module docstring for the outputs."""
     out = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else out / "work"
+
+    # ---- set-up: processes, data, model and optimizer (from this run's last checkpoint, if any)
     world = _init_world(cfg)
     accum = _split_batch(cfg, world)
     train_data = PackedDataset(cache_dir, "train", cfg.seq_len)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)   # the initial weights (every process draws the same)
     model = MerinoForCausalLM(model_config).to(world.device)
     optimizer = _optimizer(model, cfg)
     checkpoint, fingerprint = work / "checkpoint", run_fingerprint(model_config, cfg, cache_dir)
-    step, tokens, resumed_at = 0, 0, []
-    previous = _previous_checkpoint(work, fingerprint, main=True) if world.main else None
-    if world.size > 1:
-        dist.barrier()  # rank 0 has discarded a stale checkpoint before the others look
-        if not world.main:
-            previous = _previous_checkpoint(work, fingerprint, main=False)
-    if previous is not None:
-        state = _load_checkpoint(previous, model, optimizer)
-        step, tokens, resumed_at = state["step"], state["tokens"], state["resumed_at"] + [state["step"]]
+    step, tokens, resumed_at = _resume(work, fingerprint, model, optimizer, world)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world.size > 1 else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=world.device.type == "cuda" and cfg.bf16)
-    if world.main:
-        work.mkdir(parents=True, exist_ok=True)
-    log = open(work / "log.jsonl", "a") if world.main else None
-    bar = None
-    if world.main and progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=step, desc=f"train {out.name}", unit="step", mininterval=5)
+    log = _TrainingLog(work, cfg, step, out.name, progress) if world.main else None
     validation = PackedDataset(cache_dir, "validation", cfg.seq_len) if world.main else None
-    started, window_tokens, window_start = time.time(), 0, time.perf_counter()
+    started = time.time()
     model.train()
-    with _StopOnSigterm() as sigterm:
+
+    with _StopOnSigterm() as sigterm:   # SIGTERM: finish this step, checkpoint it, stop
         while step < cfg.steps:
+            # ---- one optimizer step.  Its global batch is a pure function of (seed, step), so a resumed run
+            # sees the batches an uninterrupted one would; this process takes its rows, in `accum` micro-batches.
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             indices = batch_indices(len(train_data), cfg.batch_size, step, cfg.seed)
             mine = indices.reshape(world.size, accum, cfg.micro_batch_size)[world.rank]
-            loss_sum = torch.zeros((), device=world.device)
-            for k in range(accum):
-                seq = _batch(train_data, mine[k], world.device)
-                sync = k == accum - 1 or world.size == 1
-                ctx = ddp.no_sync() if not sync else contextlib.nullcontext()
-                with ctx, autocast:
-                    loss = model_loss(ddp, seq) / accum
-                    loss.backward()
-                loss_sum += loss.detach()
-            stopping = sigterm.requested
-            if world.size > 1:  # one collective: the mean loss, and whether any process was asked to stop
-                synced = torch.stack([loss_sum, torch.tensor(float(stopping), device=world.device)])
-                dist.all_reduce(synced)
-                loss_sum, stopping = synced[0] / world.size, bool(synced[1] > 0)
-            value = float(loss_sum)
-            if not math.isfinite(value):
-                raise TrainingError(f"non-finite loss {value} at step {step}; the last good checkpoint in "
+            loss_sum = _accumulate_gradients(ddp, train_data, mine, world, autocast)
+            loss, stopping = _agree(loss_sum, sigterm.requested, world)
+            if not math.isfinite(loss):   # before the update: the checkpoint on disk stays good
+                raise TrainingError(f"non-finite loss {loss} at step {step}; the last good checkpoint in "
                                     f"{checkpoint} is kept (lower training.lr or check the data)")
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -313,31 +376,23 @@ def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path
             optimizer.zero_grad(set_to_none=True)
             step += 1
             tokens += cfg.batch_size * cfg.seq_len
-            window_tokens += cfg.batch_size * cfg.seq_len
+
+            # ---- rank 0: log, evaluate (eval_steps), checkpoint (every checkpoint_every, at the end, on SIGTERM)
             if world.main:
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    now = time.perf_counter()
-                    log.write(json.dumps({"step": step, "loss": value, "lr": lr, "tokens": tokens,
-                                          "tokens_per_s": window_tokens / max(now - window_start, 1e-9)}) + "\n")
-                    log.flush()
-                    window_tokens, window_start = 0, now
-                if step in cfg.eval_steps and step < cfg.steps:
-                    val = evaluate_perplexity(model, validation, cfg.eval_batches, cfg.micro_batch_size, world.device)
-                    log.write(json.dumps({"step": step, "val_loss": val["val_loss"],
-                                          "val_perplexity": val["val_perplexity"]}) + "\n")
-                    log.flush()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{value:.3f}")
+                log.step(step, loss, lr, tokens)
+                if step in cfg.eval_steps and step < cfg.steps:   # the last step's evaluation is the final one
+                    log.validation(step, evaluate_perplexity(model, validation, cfg.eval_batches,
+                                                             cfg.micro_batch_size, world.device))
+                log.progress(loss)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
                     _save_checkpoint(checkpoint, model, optimizer, step, tokens, resumed_at, fingerprint)
             if world.size > 1:
-                dist.barrier()
+                dist.barrier()   # the others wait for rank 0's checkpoint
             if stopping and step < cfg.steps:
                 raise TrainingStopped(f"stopped by SIGTERM after step {step} of {cfg.steps}; checkpoint {checkpoint} "
                                       "saved, a rerun resumes from it")
-    if bar is not None:
-        bar.close()
+
+    # ---- the end: rank 0 measures the final validation perplexity and writes the outputs
     metrics = {}
     if world.main:
         log.close()
@@ -347,16 +402,22 @@ def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path
         metrics.update(val_history=history + [{"step": step, "val_perplexity": metrics["val_perplexity"]}],
                        steps=step, tokens=tokens, resumed_at=resumed_at, train_wall_s=time.time() - started,
                        params=sum(p.numel() for p in model.parameters()), training=asdict(cfg))
-        model.save_pretrained(out)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(out)
-        shutil.copyfile(work / "log.jsonl", out / "log.jsonl")
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        plot_loss(out / "log.jsonl", out / "loss.pdf")
+        _save_outputs(out, model, tokenizer, work / "log.jsonl", metrics)
     if world.size > 1:
         dist.barrier()
         dist.destroy_process_group()
     return metrics
+
+
+def _save_outputs(out: Path, model: MerinoForCausalLM, tokenizer, log: Path, metrics: dict) -> None:
+    """The final model (safetensors + config, and the tokenizer: loadable with ``AutoModelForCausalLM``), the
+    training log, ``metrics.json`` and the loss curve."""
+    model.save_pretrained(out)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+    shutil.copyfile(log, out / "log.jsonl")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    plot_loss(out / "log.jsonl", out / "loss.pdf")
 
 
 def model_loss(model: torch.nn.Module, seq: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -393,8 +454,6 @@ def launch_command(job_file: str | Path, gpus_per_node: int, nodes: int = 1, env
     """The command that runs :func:`main` on ``job_file`` with one process per GPU, or ``None`` when
     one process (in this one) is enough.  One node: ``torchrun --standalone``.  Several nodes (inside
     a SLURM allocation): ``srun`` starts one ``torchrun`` per node, meeting at the first node's host."""
-    import sys
-
     if nodes < 1 or gpus_per_node < 0:
         raise ValueError(f"resources: nodes={nodes} must be >= 1 and gpu={gpus_per_node} >= 0")
     if nodes == 1 and gpus_per_node <= 1:
@@ -408,30 +467,66 @@ def launch_command(job_file: str | Path, gpus_per_node: int, nodes: int = 1, env
     if "SLURM_JOB_NODELIST" not in env:
         raise RuntimeError(f"resources.nodes={nodes} needs a SLURM allocation (SLURM_JOB_NODELIST is not set); "
                            "run through the SLURM profile or set resources.nodes to 1")
-    import subprocess
-
     hosts = subprocess.run(["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]], check=True,
                            capture_output=True, text=True).stdout.split()
     return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", *run, f"--nnodes={nodes}", "--rdzv_backend=c10d",
             f"--rdzv_endpoint={hosts[0]}:{port}", f"--rdzv_id={env.get('SLURM_JOB_ID', 'merino')}", *tail]
 
 
+@dataclass(frozen=True)
+class TrainJob:
+    """One call of :func:`train`, as the file (``job.json``) that each ``torchrun`` process reads."""
+
+    model_config: MerinoConfig
+    cache_dir: str
+    out_dir: str
+    work_dir: str
+    training: TrainConfig
+    tokenizer_dir: str | None = None   # a saved tokenizer, copied next to the final model
+
+    def to_dict(self) -> dict:
+        return {"model_config": self.model_config.to_dict(), "cache_dir": str(self.cache_dir),
+                "out_dir": str(self.out_dir), "work_dir": str(self.work_dir), "training": asdict(self.training),
+                "tokenizer_dir": None if self.tokenizer_dir is None else str(self.tokenizer_dir)}
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainJob:
+        job = json.loads(Path(path).read_text())
+        return cls(MerinoConfig(**job["model_config"]), job["cache_dir"], job["out_dir"], job["work_dir"],
+                   TrainConfig(**job["training"]), job.get("tokenizer_dir"))
+
+    def run(self, progress: bool = True) -> dict:
+        """:func:`train` in this process (one of several under ``torchrun``, or alone)."""
+        tokenizer = None
+        if self.tokenizer_dir:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_dir)
+        return train(self.model_config, self.cache_dir, self.out_dir, self.training, work_dir=self.work_dir,
+                     tokenizer=tokenizer, progress=progress)
+
+
+def launch(job: TrainJob, gpus_per_node: int = 0, nodes: int = 1) -> None:
+    """Run ``job`` on the resources given: in this process (CPU or one GPU), or with one process per GPU
+    (:func:`launch_command`), which read ``work_dir/job.json``; their output goes to ``sys.stderr`` (the
+    job's log)."""
+    job_file = Path(job.work_dir) / "job.json"
+    command = launch_command(job_file, gpus_per_node, nodes)
+    if command is None:
+        job.run()
+        return
+    job_file.parent.mkdir(parents=True, exist_ok=True)
+    job_file.write_text(json.dumps(job.to_dict()))
+    subprocess.run(command, check=True, stderr=sys.stderr, stdout=sys.stderr)   # merino: inherited PYTHONPATH
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m merino.train job.json`` (alone or under torchrun).  The job file holds
-    ``model_config`` (a MerinoConfig dict), ``cache_dir``, ``out_dir``, ``work_dir``,
-    ``training`` (TrainConfig fields) and optionally ``tokenizer_dir``."""
+    """``python -m merino.train job.json`` (alone or under torchrun): the :class:`TrainJob` in the file."""
     import argparse
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("job")
-    job = json.loads(Path(ap.parse_args(argv).job).read_text())
-    tokenizer = None
-    if job.get("tokenizer_dir"):
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(job["tokenizer_dir"])
-    train(MerinoConfig(**job["model_config"]), job["cache_dir"], job["out_dir"], TrainConfig(**job["training"]),
-          work_dir=job["work_dir"], tokenizer=tokenizer, progress=int(os.environ.get("RANK", "0")) == 0)
+    TrainJob.load(ap.parse_args(argv).job).run(progress=int(os.environ.get("RANK", "0")) == 0)
 
 
 if __name__ == "__main__":

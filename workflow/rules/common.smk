@@ -1,4 +1,5 @@
 # Config validation, wildcard constraints and input functions shared by every stage.
+import os
 import re
 import sys
 from pathlib import Path
@@ -6,7 +7,13 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))   # basedir: workflow/ (of workflow/Snakefile)
+# The one way every job imports the library: this checkout's src/ goes first on PYTHONPATH, which each script job
+# inherits (a local job, a Slurm job that re-reads this file, torchrun's processes), so `from merino... import` in
+# workflow/scripts/*.py imports this checkout even when an installed `merino` points at another clone.
+SRC = str(Path(workflow.current_basedir).parents[1] / "src")   # workflow/rules/ -> the checkout
+if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != SRC:
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+sys.path.insert(0, SRC)   # and this file's own imports, below
 
 from merino.baselines import PAPER_BASELINES  # noqa: E402
 from merino.checks import apply_design_preset, check_base_config, check_config, model_scale, naive_model  # noqa: E402

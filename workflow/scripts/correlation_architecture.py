@@ -1,15 +1,13 @@
 """Rule correlation_architecture: study architecture i, sampled from its own seeded stream, or one of
 Table 1's wide and deep models."""
 import sys
-from pathlib import Path
+
+from merino.correlation import sample_architecture
+from merino.paper import load_reference, table1_models
+from merino.provenance import provenance, write_json
+from merino.space import SearchSpace
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.correlation import sample_architecture  # noqa: E402
-from merino.paper import load_reference, table1_models  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
-from merino.space import SearchSpace  # noqa: E402
 
 s = snakemake.params.settings
 if "table1" in s:

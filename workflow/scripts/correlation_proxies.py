@@ -1,19 +1,18 @@
 """Rule correlation_proxies: entropy, NTK condition number, DSS-Score and decoder params of one architecture."""
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+from merino.entropy import EntropyConstants, EntropyLookupTable
+from merino.model import config_for
+from merino.provenance import provenance, write_json
+from merino.proxies import all_proxies, proxy_batch
+from merino.space import Architecture
+from merino.token_cache import read_cache_meta
+from merino.tokenizer import load_tokenizer
 
-from merino.data import load_tokenizer, read_cache_meta  # noqa: E402
-from merino.entropy import EntropyConstants, EntropyLookupTable  # noqa: E402
-from merino.model import config_for  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
-from merino.proxies import all_proxies, proxy_batch  # noqa: E402
-from merino.space import Architecture  # noqa: E402
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 p, i = snakemake.params, snakemake.input
 torch.set_num_threads(snakemake.threads)

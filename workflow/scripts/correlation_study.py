@@ -3,12 +3,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+from merino.correlation import add_entropy_variants, calibrate, plot_correlation, study_frame, summary_table
+from merino.paper import load_reference
+from merino.provenance import provenance, write_table
 
-from merino.correlation import add_entropy_variants, calibrate, plot_correlation, study_frame, summary_table  # noqa: E402
-from merino.paper import load_reference  # noqa: E402
-from merino.provenance import provenance, write_table  # noqa: E402
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 p, i, o = snakemake.params, snakemake.input, snakemake.output
 records = []

@@ -1,17 +1,14 @@
 """Rule design_fit: the unpublished design constants fitted to Table 8 (merino.design_fit)."""
 import sys
-from pathlib import Path
+
+from merino.cost import CostModel
+from merino.design_fit import ConstantSet, best_set, candidate_sets, fit, plot, shapes_needed, spectra, summarise
+from merino.entropy import EntropyConstants
+from merino.paper import load_reference
+from merino.provenance import Meter, provenance, write_table
+from merino.space import SearchSpace
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.cost import CostModel  # noqa: E402
-from merino.design_fit import (ConstantSet, best_set, candidate_sets, fit, plot, shapes_needed,  # noqa: E402
-                               spectra, summarise)
-from merino.entropy import EntropyConstants  # noqa: E402
-from merino.paper import load_reference  # noqa: E402
-from merino.provenance import Meter, provenance, write_table  # noqa: E402
-from merino.space import SearchSpace  # noqa: E402
 
 p = snakemake.params
 head_dim = p.model["head_dim"]

@@ -2,13 +2,12 @@
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+from merino.corpus import load_corpus
+from merino.evaluate import write_staged_tasks
+from merino.provenance import provenance, write_json
+from merino.tasks import LOCAL_TASKS, write_local_tasks
 
-from merino.data import load_corpus  # noqa: E402
-from merino.evaluate import write_staged_tasks  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
-from merino.tasks import LOCAL_TASKS, write_local_tasks  # noqa: E402
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 p, out = snakemake.params, Path(snakemake.output[0])
 out.mkdir(parents=True, exist_ok=True)

@@ -5,12 +5,11 @@ from pathlib import Path
 
 import torch
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+from merino.evaluate import check_task_data, evaluate, save_raw, summarize
+from merino.provenance import provenance, write_json
+from merino.quantize import inference_kernels, load_quantized, read_quantized
 
-from merino.evaluate import check_task_data, evaluate, save_raw, summarize  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
-from merino.quantize import inference_kernels, load_quantized, read_quantized  # noqa: E402
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 p, out = snakemake.params, Path(snakemake.output[0])
 torch.set_num_threads(snakemake.threads)

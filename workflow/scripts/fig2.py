@@ -1,17 +1,15 @@
 """Rule fig2: lookup-table entropy vs exact entropy of freshly initialised sampled architectures."""
 import sys
-from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from merino.entropy import EntropyConstants, EntropyLookupTable, lookup_error
+from merino.paper import load_reference, lookup_error_summary, plot_lookup_error
+from merino.provenance import Meter, provenance, write_json
+from merino.space import SearchSpace
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from merino.entropy import EntropyConstants, EntropyLookupTable, lookup_error  # noqa: E402
-from merino.paper import load_reference, lookup_error_summary, plot_lookup_error  # noqa: E402
-from merino.provenance import Meter, provenance, write_json  # noqa: E402
-from merino.space import SearchSpace  # noqa: E402
 
 p = snakemake.params
 head_dim = p.entropy["head_dim"]

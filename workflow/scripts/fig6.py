@@ -4,11 +4,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+from merino.paper import load_reference, plot_quantization, quantization_table
+from merino.provenance import provenance, write_table
 
-from merino.paper import load_reference, plot_quantization, quantization_table  # noqa: E402
-from merino.provenance import provenance, write_table  # noqa: E402
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 p, i = snakemake.params, snakemake.input
 pairs = [(m, s) for m in p.models for s in p.schemes]   # the order of expand(): models outer, schemes inner

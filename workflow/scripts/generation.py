@@ -1,13 +1,11 @@
 """Rule generation: time to first token, decode latency, tokens/s and memory (KV cache included) of every model."""
 import sys
-from pathlib import Path
+
+from merino.generation import measure_generation
+from merino.latency import model_factory
+from merino.provenance import provenance, write_json
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.generation import measure_generation  # noqa: E402
-from merino.latency import model_factory  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
 
 p = snakemake.params
 d, g = p.device, p.generation

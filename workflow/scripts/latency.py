@@ -1,12 +1,10 @@
 """Rule latency: every model timed on one device in one process, interleaved (paper Table 3 protocol)."""
 import sys
-from pathlib import Path
+
+from merino.latency import measure_models, model_factory
+from merino.provenance import provenance, write_json
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.latency import measure_models, model_factory  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
 
 p = snakemake.params
 d, x = p.device, p.protocol

@@ -1,14 +1,12 @@
 """Rule latency_check: the latency table's predictions against measured sampled architectures."""
 import sys
 import time
-from pathlib import Path
+
+from merino.latency import LatencyTable, check_predictor
+from merino.provenance import provenance, write_json
+from merino.space import SearchSpace
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.latency import LatencyTable, check_predictor  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
-from merino.space import SearchSpace  # noqa: E402
 
 p = snakemake.params
 started = time.time()

@@ -2,16 +2,14 @@
 for Table 3's datasheet device, compared with the paper's Jetson Nano measurements."""
 import sys
 import time
-from pathlib import Path
+
+from merino.datasheet import IDEAL, Datasheet
+from merino.latency import model_factory
+from merino.paper import load_reference, paper_jetson_latency
+from merino.provenance import provenance, write_json
+from merino.roofline import compare_with_measured, predict_models, profile_models
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.datasheet import IDEAL, Datasheet  # noqa: E402
-from merino.latency import model_factory  # noqa: E402
-from merino.paper import load_reference, paper_jetson_latency  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
-from merino.roofline import compare_with_measured, predict_models, profile_models  # noqa: E402
 
 p, w = snakemake.params, snakemake.wildcards
 x = p.protocol

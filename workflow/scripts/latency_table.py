@@ -1,14 +1,12 @@
 """Rule latency_table: one device's latency lookup table for a design scale (latency budgets)."""
 import sys
 import time
-from pathlib import Path
+
+from merino.latency import build_latency_table
+from merino.provenance import provenance
+from merino.space import SearchSpace
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.latency import build_latency_table  # noqa: E402
-from merino.provenance import provenance  # noqa: E402
-from merino.space import SearchSpace  # noqa: E402
 
 p, w = snakemake.params, snakemake.wildcards
 d, x, t = p.device, p.protocol, p.table

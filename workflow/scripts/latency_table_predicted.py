@@ -1,15 +1,13 @@
 """Rule latency_table_predicted: a datasheet device's latency lookup table, every entry PREDICTED (roofline)."""
 import sys
 import time
-from pathlib import Path
+
+from merino.datasheet import Datasheet
+from merino.provenance import provenance
+from merino.roofline import build_predicted_table
+from merino.space import SearchSpace
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.datasheet import Datasheet  # noqa: E402
-from merino.provenance import provenance  # noqa: E402
-from merino.roofline import build_predicted_table  # noqa: E402
-from merino.space import SearchSpace  # noqa: E402
 
 p, w = snakemake.params, snakemake.wildcards
 x = p.protocol

@@ -1,13 +1,11 @@
 """Rule lookup: expected entropy of every matrix shape of the search space (paper Fig. 2's table)."""
 import sys
-from pathlib import Path
+
+from merino.entropy import EntropyConstants, EntropyLookupTable
+from merino.provenance import Meter, provenance
+from merino.space import SearchSpace
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.entropy import EntropyConstants, EntropyLookupTable  # noqa: E402
-from merino.provenance import Meter, provenance  # noqa: E402
-from merino.space import SearchSpace  # noqa: E402
 
 s = snakemake.params.settings
 space = SearchSpace.from_config(s["search_space"], s["head_dim"])

@@ -1,13 +1,11 @@
 """Rule naive: a standard GPT scaled naively (depth or width only) to a budget."""
 import sys
-from pathlib import Path
+
+from merino.baselines import naive_architecture
+from merino.cost import Budget, CostModel
+from merino.provenance import provenance, write_json
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.baselines import naive_architecture  # noqa: E402
-from merino.cost import Budget, CostModel  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
 
 p, w = snakemake.params, snakemake.wildcards
 arch, overrides = naive_architecture(CostModel.from_config(p.model, p.cost), Budget.parse(w.budget), w.scaling,

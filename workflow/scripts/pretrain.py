@@ -1,47 +1,32 @@
 """Rule pretrain: train one model (resuming from its checkpoint); several GPUs -> torchrun processes."""
-import json
-import os
-import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-SRC = str(Path(snakemake.scriptdir).parents[1] / "src")
-sys.path.insert(0, SRC)
+from merino.model import config_for
+from merino.provenance import provenance, write_json
+from merino.space import Architecture
+from merino.token_cache import read_cache_meta
+from merino.tokenizer import load_tokenizer
+from merino.train import TrainConfig, TrainJob, launch
 
-from merino.data import load_tokenizer, read_cache_meta  # noqa: E402
-from merino.model import config_for  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
-from merino.space import Architecture  # noqa: E402
-from merino.train import TrainConfig, launch_command, train  # noqa: E402
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 p, out = snakemake.params, Path(snakemake.output[0])
 arch = Architecture.load(snakemake.input.architecture)
-tokenizer = load_tokenizer(snakemake.input.tokenizer)
-model_config = config_for(arch, p.model, tokenizer)
+model_config = config_for(arch, p.model, load_tokenizer(snakemake.input.tokenizer))
 cfg = TrainConfig(**p.training)
 nodes = int(snakemake.resources.get("nodes", 1) or 1)
 gpus_per_node = int(snakemake.resources.get("gpu", 0) or 0) // nodes
 torch.set_num_threads(snakemake.threads)
 started = time.time()
-job = Path(p.checkpoints) / "job.json"
-command = launch_command(job, gpus_per_node, nodes)
-if command:
-    job.parent.mkdir(parents=True, exist_ok=True)
-    job.write_text(json.dumps({"model_config": model_config.to_dict(), "cache_dir": snakemake.input.tokens,
-                               "out_dir": str(out), "work_dir": p.checkpoints, "training": asdict(cfg),
-                               "tokenizer_dir": snakemake.input.tokenizer}))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))}
-    subprocess.run(command, check=True, stderr=sys.stderr, stdout=sys.stderr, env=env)
-else:
-    train(model_config, snakemake.input.tokens, out, cfg, work_dir=p.checkpoints, tokenizer=tokenizer)
-processes = nodes * max(gpus_per_node, 1)
+launch(TrainJob(model_config, snakemake.input.tokens, str(out), p.checkpoints, cfg, snakemake.input.tokenizer),
+       gpus_per_node, nodes)
 meta = read_cache_meta(snakemake.input.tokens)
-settings = {"model": p.model, "training": p.training, "architecture": arch.to_dict(), "processes": processes,
+settings = {"model": p.model, "training": p.training, "architecture": arch.to_dict(),
+            "processes": nodes * max(gpus_per_node, 1),
             "data": {"corpus_sha256": meta["corpus"]["sha256"], "tokenizer_sha256": meta["tokenizer"]["sha256"],
                      "train_tokens": meta["splits"]["train"]["tokens"]}}
 inputs = {"architecture": snakemake.input.architecture, "tokens_meta": Path(snakemake.input.tokens) / "meta.json"}

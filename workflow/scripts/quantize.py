@@ -5,16 +5,14 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from merino.model import register
+from merino.provenance import provenance, write_json
+from merino.quantize import QuantSpec, draw_calibration, quantize_model, retokenize, save_quantized
+from merino.tokenizer import load_tokenizer
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
-
-from merino.data import load_tokenizer  # noqa: E402
-from merino.model import register  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
-from merino.quantize import QuantSpec, draw_calibration, quantize_model, retokenize, save_quantized  # noqa: E402
 
 p, i, out = snakemake.params, snakemake.input, Path(snakemake.output[0])
 q = p.quantization

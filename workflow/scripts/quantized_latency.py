@@ -4,11 +4,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+from merino.int_kernels import measure_quantized
+from merino.provenance import provenance, write_json
 
-from merino.int_kernels import measure_quantized  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 p, k = snakemake.params, snakemake.params.kernels
 started = time.time()

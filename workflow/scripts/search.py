@@ -3,14 +3,13 @@ training-free proxy (NTK, DSS-Score, decoder params; the searches Fig. 5 and Tab
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+from merino.cost import CostModel
+from merino.entropy import EntropyConstants, EntropyLookupTable
+from merino.provenance import provenance, write_json
+from merino.search import search_record
+from merino.space import SearchSpace
 
-from merino.cost import CostModel  # noqa: E402
-from merino.entropy import EntropyConstants, EntropyLookupTable  # noqa: E402
-from merino.provenance import provenance, write_json  # noqa: E402
-from merino.search import search_record  # noqa: E402
-from merino.space import SearchSpace  # noqa: E402
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 # torch, transformers and the latency module are imported only where needed: an entropy search needs none of
 # them, and importing them took most of such a job's time (seconds per job, dozens of jobs per DAG)
@@ -27,9 +26,9 @@ inputs = {"lookup": i.lookup, **({"latency": i.latency} if latency else {})}
 if "tokens" in i.keys():   # a proxy objective: scored on models built like the ones trained here
     import torch
 
-    from merino.data import load_tokenizer
     from merino.model import config_for
     from merino.proxies import proxy_batch, proxy_scorer
+    from merino.tokenizer import load_tokenizer
 
     torch.set_num_threads(snakemake.threads)
     x = p.search["proxies"]

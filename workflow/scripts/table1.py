@@ -1,14 +1,12 @@
 """Rule table1: entropy, effectiveness gamma and entropy with gamma of Table 1's wide and deep models."""
 import sys
-from pathlib import Path
+
+from merino.cost import CostModel
+from merino.entropy import EntropyConstants, EntropyLookupTable
+from merino.paper import load_reference, table1
+from merino.provenance import provenance, write_table
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.cost import CostModel  # noqa: E402
-from merino.entropy import EntropyConstants, EntropyLookupTable  # noqa: E402
-from merino.paper import load_reference, table1  # noqa: E402
-from merino.provenance import provenance, write_table  # noqa: E402
 
 p = snakemake.params
 table = EntropyLookupTable.load(snakemake.input.lookup, EntropyConstants.from_config(p.entropy, p.model["head_dim"]))

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+from merino.correlation import table1_with_perplexity
+from merino.provenance import provenance, write_table
 
-from merino.correlation import table1_with_perplexity  # noqa: E402
-from merino.provenance import provenance, write_table  # noqa: E402
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 p, i = snakemake.params, snakemake.input
 perplexity = {m: json.loads((Path(i[m]) / "metrics.json").read_text())["val_perplexity"] for m in ("wide", "deep")}

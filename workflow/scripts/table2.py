@@ -1,12 +1,10 @@
 """Rule table2: zero-shot accuracy per task and average (paper Table 2), the paper's rows beside."""
 import sys
-from pathlib import Path
+
+from merino.paper import load_reference, read_summaries, row_cost, summary_paths, table2
+from merino.provenance import provenance, write_table
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.paper import load_reference, read_summaries, row_cost, summary_paths, table2  # noqa: E402
-from merino.provenance import provenance, write_table  # noqa: E402
 
 p = snakemake.params
 paths = summary_paths(p.models, snakemake.input.evals)

@@ -3,12 +3,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+from merino.paper import load_reference, read_summaries, row_cost, summary_paths, table3
+from merino.provenance import provenance, write_table
+from merino.tasks import PERPLEXITY_TASKS
 
-from merino.paper import load_reference, read_summaries, row_cost, summary_paths, table3  # noqa: E402
-from merino.provenance import provenance, write_table  # noqa: E402
-from merino.tasks import PERPLEXITY_TASKS  # noqa: E402
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 p = snakemake.params
 paths = summary_paths(p.models, snakemake.input.evals)

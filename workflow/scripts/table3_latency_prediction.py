@@ -3,11 +3,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+from merino.paper import latency_prediction_table
+from merino.provenance import provenance, write_table
 
-from merino.paper import latency_prediction_table  # noqa: E402
-from merino.provenance import provenance, write_table  # noqa: E402
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 predicted = json.loads(Path(snakemake.input.predicted).read_text())
 df = latency_prediction_table(predicted)

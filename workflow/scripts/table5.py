@@ -1,13 +1,11 @@
 """Rule table5: searched structures trained with and without block-wise sharing (paper Table 5)."""
 import sys
-from pathlib import Path
+
+from merino.comparisons import table5
+from merino.paper import load_reference, read_summaries, row_cost, summary_paths
+from merino.provenance import provenance, write_table
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.comparisons import table5  # noqa: E402
-from merino.paper import load_reference, read_summaries, row_cost, summary_paths  # noqa: E402
-from merino.provenance import provenance, write_table  # noqa: E402
 
 p = snakemake.params
 paths = summary_paths(p.models, snakemake.input.evals)

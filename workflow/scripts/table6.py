@@ -1,14 +1,12 @@
 """Rule table6: searches without gamma, with gamma, with gamma and alpha at one budget (paper Table 6)."""
 import sys
-from pathlib import Path
+
+from merino.comparisons import table6
+from merino.paper import load_reference, read_summaries, row_cost, summary_paths
+from merino.provenance import provenance, write_table
+from merino.space import Architecture
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-from merino.comparisons import table6  # noqa: E402
-from merino.paper import load_reference, read_summaries, row_cost, summary_paths  # noqa: E402
-from merino.provenance import provenance, write_table  # noqa: E402
-from merino.space import Architecture  # noqa: E402
 
 p = snakemake.params
 paths = summary_paths(p.models, snakemake.input.evals)

@@ -1,17 +1,15 @@
 """Rule table8: paper Table 8 structures and our searched ones, costs beside the paper's."""
 import json
 import sys
-from pathlib import Path
+
+import pandas as pd
+
+from merino.cost import CostModel
+from merino.entropy import EntropyConstants, EntropyLookupTable
+from merino.paper import load_reference, table8
+from merino.provenance import provenance, write_table
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-
-import pandas as pd  # noqa: E402
-
-from merino.cost import CostModel  # noqa: E402
-from merino.entropy import EntropyConstants, EntropyLookupTable  # noqa: E402
-from merino.paper import load_reference, table8  # noqa: E402
-from merino.provenance import provenance, write_table  # noqa: E402
 
 p = snakemake.params
 table = EntropyLookupTable.load(snakemake.input.lookup, EntropyConstants.from_config(p.entropy, p.model["head_dim"]))
