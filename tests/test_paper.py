@@ -7,9 +7,22 @@ import pytest
 
 from merino.cost import CostModel
 from merino.entropy import EntropyConstants, EntropyLookupTable, architecture_entropy, objective_score
-from merino.paper import (PAPER_BUDGETS, latency_prediction_table, load_reference, lookup_error_summary,
-                          paper_jetson_latency, paper_structures, predicted_latency_columns, quantization_table,
-                          structure_columns, table1, table1_models, table2, table3, table8)
+from merino.paper import (
+    PAPER_BUDGETS,
+    latency_prediction_table,
+    load_reference,
+    lookup_error_summary,
+    paper_jetson_latency,
+    paper_structures,
+    predicted_latency_columns,
+    quantization_table,
+    structure_columns,
+    table1,
+    table1_models,
+    table2,
+    table3,
+    table8,
+)
 
 REF = load_reference()
 T2 = REF["table2_zero_shot"]

@@ -27,7 +27,7 @@ def test_provenance_records_settings_inputs_seed_and_commit(tmp_path):
     assert prov["settings"] == {"search": {"iterations": 3000}} and prov["seed"] == 7 and prov["wall_s"] == 1.235
     assert prov["inputs_sha256"] == {"lookup": hashlib.sha256(b'{"entries": []}\n').hexdigest(),
                                      "tokens": hashlib.sha256(b"\x00\x01").hexdigest()}
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
     assert prov["git_commit"] == head
     assert prov["versions"]["numpy"] == np.__version__ and prov["versions"]["pandas"] == pd.__version__
     assert prov["host"]["cpus"] >= 1 and prov["created"].endswith("Z")

@@ -1,13 +1,25 @@
 """merino.tasks: the paper's task table and the generated local lm-eval tasks, on a synthetic corpus (fast)."""
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import yaml
 
 from merino.paper import load_reference
-from merino.tasks import (CONTINUATION_TASK, HELDOUT_TASK, LOCAL_TASKS, PAPER_TASK_DATA, PERPLEXITY_TASKS, TASKS_DIR,
-                          WORD_ORDER_TASK, continuation_items, heldout_documents, word_order_items, write_local_tasks)
+from merino.tasks import (
+    CONTINUATION_TASK,
+    HELDOUT_TASK,
+    LOCAL_TASKS,
+    PAPER_TASK_DATA,
+    PERPLEXITY_TASKS,
+    TASKS_DIR,
+    WORD_ORDER_TASK,
+    continuation_items,
+    heldout_documents,
+    word_order_items,
+    write_local_tasks,
+)
 
 REF = load_reference()
 # 12 documents of 30 words; every word names its document and position ("d3w17"), so a span tells where it came from
@@ -60,7 +72,7 @@ def test_word_order_items_reorder_the_true_continuation():
 
 
 def test_items_are_a_function_of_the_seed():
-    args = dict(items=20, context_words=5, continuation_words=3, choices=3)
+    args = {"items": 20, "context_words": 5, "continuation_words": 3, "choices": 3}
     assert continuation_items(DOCS, **args, seed=1) == continuation_items(DOCS, **args, seed=1)
     assert continuation_items(DOCS, **args, seed=1) != continuation_items(DOCS, **args, seed=2)
     assert word_order_items(DOCS, **args, seed=1) == word_order_items(DOCS, **args, seed=1)
@@ -93,7 +105,7 @@ def test_write_local_tasks_writes_data_and_lm_eval_yaml(tmp_path):
         assert spec["task"] == name and spec["dataset_path"] == "json" and spec["test_split"] == "test"
         data = spec["dataset_kwargs"]["data_files"]["test"]
         assert data == str((tmp_path / "tasks" / f"{name}.jsonl").resolve())
-        rows = [json.loads(line) for line in open(data)]
+        rows = [json.loads(line) for line in Path(data).read_text().splitlines()]
         assert len(rows) == (5 if name == HELDOUT_TASK else 30)
         metrics = [m["metric"] for m in spec["metric_list"]]
         if name == HELDOUT_TASK:
