@@ -72,6 +72,7 @@ def checkpoints(corpus, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_a_trained_model_beats_chance_and_a_random_one_does_not(checkpoints):
     acc = {}
     for name in ("trained", "random"):
@@ -88,6 +89,7 @@ def test_a_trained_model_beats_chance_and_a_random_one_does_not(checkpoints):
     assert acc["trained"]["merino_heldout"]["byte_perplexity"] < acc["random"]["merino_heldout"]["byte_perplexity"]
 
 
+@pytest.mark.slow
 def test_lm_eval_cli_gives_the_in_process_numbers(checkpoints, tmp_path):
     tasks = ["merino_word_order", "merino_heldout"]
     ours = summarize(evaluate(checkpoints / "trained", tasks, [checkpoints / "tasks"], batch_size=8, limit=20))
