@@ -342,6 +342,7 @@ def test_readme_command_works_from_a_fresh_clone(readme_dry_runs, command):
     assert not (clone / "results").exists()
 
 
+@pytest.mark.slow
 def test_a_partial_base_config_is_named(tmp_path):
     """The first --configfile is the whole base configuration; a partial one gets an error that says how to
     layer it, and nothing runs."""
