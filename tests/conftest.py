@@ -19,7 +19,8 @@ def tiny_cost():
 
 @pytest.fixture(scope="session")
 def tiny_table(tiny_space):
-    return EntropyLookupTable.build(tiny_space, EntropyConstants(draws=2), progress=False)
+    """Two draws per shape, not more until converged (max_draws): a tenth of a second, not half a minute."""
+    return EntropyLookupTable.build(tiny_space, EntropyConstants(draws=2, max_draws=2), progress=False)
 
 
 @pytest.fixture

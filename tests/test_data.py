@@ -51,6 +51,7 @@ def cache(small_corpus, tokenizer, tmp_path_factory):
 # ---- embedded corpus --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_embedded_corpus_is_sizeable_english(corpus):
     stats = corpus.stats()
     assert stats["train"]["documents"] > 1500 and stats["train"]["characters"] > 1_000_000
@@ -59,6 +60,7 @@ def test_embedded_corpus_is_sizeable_english(corpus):
     assert all(doc == doc.strip() and doc for docs in corpus.splits.values() for doc in docs)
 
 
+@pytest.mark.slow
 def test_embedded_splits_disjoint_and_proportional(corpus):
     sets = {s: set(docs) for s, docs in corpus.splits.items()}
     assert not (sets["train"] & sets["validation"] or sets["train"] & sets["test"] or sets["validation"] & sets["test"])
@@ -70,6 +72,7 @@ def test_embedded_splits_disjoint_and_proportional(corpus):
     assert all(0.05 <= hash_fraction(d) < 0.10 for d in corpus.splits["validation"])
 
 
+@pytest.mark.slow
 def test_embedded_corpus_is_deterministic_and_split_stable(corpus, small_corpus):
     again = load_corpus(SMALL)
     assert again.checksums == small_corpus.checksums and again.checksum == small_corpus.checksum

@@ -55,6 +55,7 @@ def paper_fit():
     return space, cost, base, sets, eigen, fit(space, cost, eigen, base, sets, reference), reference
 
 
+@pytest.mark.slow
 def test_fit_rows_are_exact_optima_with_table8_scored_alike(paper_fit):
     space, cost, base, sets, eigen, df, reference = paper_fit
     assert len(df) == 3 * len(sets)
@@ -74,6 +75,7 @@ def test_fit_rows_are_exact_optima_with_table8_scored_alike(paper_fit):
     assert big["budget_used_G"] == pytest.approx(big["table8_flops_G"]) and big["budget_used_G"] > 160
 
 
+@pytest.mark.slow
 def test_fitted_constants_beat_the_published_ones_at_every_budget(paper_fit):
     df = paper_fit[5]
     gaps = df.pivot(index="budget", columns="set", values="gap_pct")

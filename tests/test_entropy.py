@@ -35,6 +35,7 @@ def test_eq7_orthogonal_matrix():
     assert matrix_entropy(q, 1.0) == pytest.approx(16 * math.log(2))
 
 
+@pytest.mark.slow
 def test_expected_entropy_is_deterministic_and_transpose_invariant():
     c = EntropyConstants(draws=2)
     a = expected_matrix_entropy(64, 256, c)
@@ -131,6 +132,7 @@ def test_lookup_table_save_load_and_constant_check(tmp_path, tiny_space, tiny_ta
         EntropyLookupTable.load(path, EntropyConstants(draws=2, epsilon=0.1))
 
 
+@pytest.mark.slow
 def test_lookup_matches_fresh_weights(tiny_space, tiny_table, rng):
     archs = [tiny_space.to_architecture(g) for g in tiny_space.sample(rng, 8)]
     rows = lookup_error(archs, tiny_table, draws=2, seed=3)

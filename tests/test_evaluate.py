@@ -74,6 +74,7 @@ def checkpoints(corpus, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_a_trained_model_beats_chance_and_a_random_one_does_not(checkpoints):
     acc = {}
     for name in ("trained", "random"):
@@ -90,6 +91,7 @@ def test_a_trained_model_beats_chance_and_a_random_one_does_not(checkpoints):
     assert acc["trained"]["merino_heldout"]["byte_perplexity"] < acc["random"]["merino_heldout"]["byte_perplexity"]
 
 
+@pytest.mark.slow
 def test_integer_kernel_int8_scores_within_a_point_of_the_dequantized_model(checkpoints, tmp_path):
     """GPTQ INT8 run on integer kernels (int8 x int8 MatMulNBits) vs its dequantized weights, same lm-eval tasks."""
     from transformers import AutoTokenizer
@@ -110,6 +112,7 @@ def test_integer_kernel_int8_scores_within_a_point_of_the_dequantized_model(chec
     assert abs(ppl[1] / ppl[0] - 1) < 0.01, scores
 
 
+@pytest.mark.slow
 def test_lm_eval_cli_gives_the_in_process_numbers(checkpoints, tmp_path):
     tasks = ["merino_word_order", "merino_heldout"]
     ours = summarize(evaluate(checkpoints / "trained", tasks, [checkpoints / "tasks"], batch_size=8, limit=20))

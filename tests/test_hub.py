@@ -84,6 +84,7 @@ def test_offline_check_names_what_is_missing_and_how_to_stage_it(tmp_path, monke
     assert "1 resource(s)" in str(err.value) and "facebook/opt-125m" in str(err.value)
 
 
+@pytest.mark.slow
 def test_staged_datasets_load_offline_through_datasets(tmp_path):
     """The prepared-cache layout is what datasets 5 reads offline, streamed or not (in a fresh process: the
     offline switch is read when datasets is imported)."""

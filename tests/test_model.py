@@ -130,6 +130,7 @@ def test_checkpoint_files(saved):
     assert len(keys) == len(model.state_dict()) - 1
 
 
+@pytest.mark.slow
 def test_load_with_remote_code_in_fresh_process(saved, tmp_path):
     model, path = saved
     x = [[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]]

@@ -173,6 +173,7 @@ def perplexity(model, seq):
         return float(torch.exp(model_loss(model, seq)))
 
 
+@pytest.mark.slow
 def test_int8_keeps_perplexity_and_int4_costs_more(trained):
     model, validation, calibration = trained
     fp32 = perplexity(model, validation)

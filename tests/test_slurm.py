@@ -38,7 +38,7 @@ DESIGN_TARGETS = ["results/tables/table8.csv", "results/search/eq15/flops60G.jso
 DESIGN_JOBS = {"lookup": 1, "search": 3, "design_fit": 1, "table8": 1}
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE")
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
 def slurm_unavailable() -> str | None:

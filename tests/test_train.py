@@ -89,6 +89,7 @@ def _wait_for(path: Path, step: int, proc: subprocess.Popen, timeout: float = 24
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_sigterm_then_sigkill_resume_where_an_uninterrupted_run_ends(tmp_path, token_cache):
     full = _job(tmp_path, token_cache, "full", steps=40)
     subprocess.run([sys.executable, "-m", "merino.train", str(full)], check=True, env=_env(), timeout=300)
@@ -121,6 +122,7 @@ def test_sigterm_then_sigkill_resume_where_an_uninterrupted_run_ends(tmp_path, t
     assert metrics["val_loss"] == pytest.approx(full_metrics["val_loss"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_equal_one(tmp_path, token_cache):
     one = _job(tmp_path, token_cache, "one", steps=5)
     two = _job(tmp_path, token_cache, "two", steps=5)

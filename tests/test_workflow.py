@@ -66,6 +66,7 @@ def malformed_runs(tmp_path_factory):
     return side_by_side(lambda k: (dirs[k], snakemake(dirs[k], "-n", config=MALFORMED[k][0])), range(len(MALFORMED)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", range(len(MALFORMED)), ids=[m for _, m in MALFORMED])
 def test_malformed_config_stops_before_any_job(malformed_runs, case):
     workdir, out = malformed_runs[case]
@@ -82,6 +83,7 @@ def tiny_run(tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 def test_smoke_run_produces_every_output(tiny_run):
     for name in ["results/lookup/entropy_lookup.json", "results/tables/table8.csv",
                  "results/tables/table1_entropy.csv", "figures/fig2_lookup_error.pdf",
@@ -157,6 +159,7 @@ def average_accuracy(run, model):
     return np.mean([tasks[t]["acc"] for t in ("merino_word_order", "merino_continuation")])
 
 
+@pytest.mark.slow
 def test_smoke_run_compares_searches_and_ablations(tiny_run):
     ntk = json.loads((tiny_run / "results/pretrain/search/ntk/flops0.006G.json").read_text())
     assert ntk["objective"] == "ntk" and ntk["cost"]["flops"] <= 0.006e9 and "skipped" in ntk["certificate"]
@@ -260,6 +263,7 @@ def planned_after_edit(tiny_run):
     return side_by_side(lambda edit: planned_jobs(tiny_run, config=edit), [edit for edit, _ in RERUNS])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", range(len(RERUNS)), ids=[yaml.safe_dump(e, default_flow_style=True).strip()
                                                           for e, _ in RERUNS])
 def test_an_edit_reruns_exactly_its_dependants(planned_after_edit, case):
@@ -327,6 +331,7 @@ def test_readme_lists_the_commands_a_user_types():
     assert "snakemake --profile profiles/slurm --configfile config/paper.yaml" in README_COMMANDS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [c for c in README_COMMANDS if "--report" not in c])
 def test_readme_command_works_from_a_fresh_clone(readme_dry_runs, command):
     clone, runs = readme_dry_runs
@@ -344,6 +349,7 @@ def test_readme_command_works_from_a_fresh_clone(readme_dry_runs, command):
     assert not (clone / "results").exists()
 
 
+@pytest.mark.slow
 def test_a_partial_base_config_is_named(tmp_path):
     """The first --configfile is the whole base configuration; a partial one gets an error that says how to
     layer it, and nothing runs."""
@@ -357,6 +363,7 @@ def test_a_partial_base_config_is_named(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_latency_stage_completes_on_a_much_slower_device(tmp_path):
     """The latency table as a device 40x slower than this machine would measure it (this machine's table,
     scaled): the relative budget resolves to 40x the milliseconds and finds the same architecture, and the
@@ -428,6 +435,7 @@ def report_variable(html: str, name: str) -> dict:
     return json.loads(match.group(1))
 
 
+@pytest.mark.slow
 def test_report_gathers_every_table_and_figure(tiny_run):
     out = snakemake(tiny_run, "--report", "results/report.html")
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]

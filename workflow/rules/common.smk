@@ -12,7 +12,7 @@ from snakemake.utils import validate
 # workflow/scripts/*.py imports this checkout even when an installed `merino` points at another clone.
 SRC = str(Path(workflow.current_basedir).parents[1] / "src")   # workflow/rules/ -> the checkout
 if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != SRC:
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))  # set, not required
 sys.path.insert(0, SRC)   # and this file's own imports, below
 
 from merino.baselines import PAPER_BASELINES  # noqa: E402
