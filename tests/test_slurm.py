@@ -35,7 +35,7 @@ ACCOUNT = os.environ.get("MERINO_SLURM_ACCOUNT", "merino")
 PARTITION = os.environ.get("MERINO_SLURM_PARTITION", "debug")
 DESIGN_TARGETS = ["results/tables/table8.csv", "results/search/eq15/flops60G.json"]
 # lookup, searches flops60G/110G/160G, the design fit, table8 (flops60G is also Table 8's input)
-DESIGN_JOBS = {"lookup": 1, "search": 3, "design_fit": 1, "table8": 1}
+DESIGN_JOBS = {"entropy_lookup": 1, "search": 3, "design_fit": 1, "table8": 1}
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE")
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

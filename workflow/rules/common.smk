@@ -39,7 +39,7 @@ PAPER_STRUCTURES = ["MeRino-52M", "MeRino-61M", "MeRino-64M"]
 # Path templates: every file that one rule makes and others read, spelled once here ({...} are wildcards; the
 # comment names the rule that makes it).  A design scale's copy of a paper-scale stage lives under results/<scale>/.
 # The paper's tables and figures are spelled in their rules' outputs; `all` (workflow/Snakefile) names them there.
-LOOKUP = {  # lookup, lookup_pretrain, lookup_correlation: the entropy lookup table (Eq. 7)
+LOOKUP = {  # entropy_lookup, entropy_lookup_pretrain, entropy_lookup_correlation: the entropy lookup table (Eq. 7)
     "paper": "results/lookup/entropy_lookup.json",
     "pretrain": "results/pretrain/lookup/entropy_lookup.json",
     "correlation": "results/correlation/lookup/entropy_lookup.json",
@@ -58,7 +58,7 @@ CORRELATION_DATA = {  # prepare_correlation_data (config correlation.data)
 MODEL = "results/models/{model}"  # pretrain (a trained model)
 TASKS = "results/tasks"  # eval_tasks (lm-eval task definitions)
 EVALUATION = "results/eval/{model}"  # evaluate
-TABLE1_ENTROPY = "results/tables/table1_entropy.csv"  # table1 (completed by table1_complete)
+TABLE1_ENTROPY = "results/tables/table1_entropy.csv"  # rule table1_entropy (completed by rule table1)
 CORRELATION_ARCHITECTURE = "results/correlation/architectures/{candidate}.json"  # correlation_architecture
 CORRELATION_PROXIES = "results/correlation/proxies/{candidate}.json"  # correlation_proxies
 CORRELATION_MODEL = "results/correlation/models/{candidate}"  # correlation_train

@@ -3,7 +3,7 @@
 # correlation.architectures runs only the new ones.
 
 
-use rule lookup as lookup_correlation with:
+use rule entropy_lookup as entropy_lookup_correlation with:
     """The entropy lookup table (Eq. 7) of the correlation study's space, when it is not the paper's."""
     output:
         LOOKUP["correlation"],
@@ -117,8 +117,8 @@ rule correlation_study:
         "../scripts/correlation_study.py"
 
 
-rule table1_complete:
-    """Table 1: the entropy columns (rule table1) with the trained wide and deep models' perplexities."""
+rule table1:
+    """Table 1: the entropy columns (rule table1_entropy) with the trained wide and deep models' perplexities."""
     input:
         entropy=TABLE1_ENTROPY,
         wide=CORRELATION_MODEL.format(candidate="table1-wide"),
@@ -133,8 +133,8 @@ rule table1_complete:
         model=design("correlation")["model"],
         training=correlation_training(),
     log:
-        "logs/table1_complete.log",
+        "logs/table1.log",
     conda:
         "../../envs/merino.yaml"
     script:
-        "../scripts/table1_complete.py"
+        "../scripts/table1.py"

@@ -1,14 +1,14 @@
 # The design stage (no training): entropy lookup table, searches, Tables 1 and 8, Figure 2.
 
 
-rule lookup:
+rule entropy_lookup:
     """The entropy lookup table of the paper's search space: the expected entropy of every weight shape (Eq. 7)."""
     output:
         LOOKUP["paper"],
     params:
         settings=lookup_settings(),
     log:
-        "logs/lookup.log",
+        "logs/entropy_lookup.log",
     threads: 2   # the paper space's large Gram matrices use both cores
     priority: 2   # before training, where both cores are free; with --cores 2 Snakemake still fills a free core with
     # a one-thread job, so locally this job mostly runs last (measured: 132 s at the end of the 19-min main job)
@@ -18,7 +18,7 @@ rule lookup:
     conda:
         "../../envs/merino.yaml"
     script:
-        "../scripts/lookup.py"
+        "../scripts/entropy_lookup.py"
 
 
 rule search:
@@ -102,7 +102,7 @@ rule table8:
         "../scripts/table8.py"
 
 
-rule table1:
+rule table1_entropy:
     """Table 1's entropy columns (entropy, effectiveness gamma) of the wide and deep models; no training."""
     input:
         lookup=LOOKUP["paper"],
@@ -118,11 +118,11 @@ rule table1:
         cost=config["cost"],
         entropy=entropy_settings(),
     log:
-        "logs/table1.log",
+        "logs/table1_entropy.log",
     conda:
         "../../envs/merino.yaml"
     script:
-        "../scripts/table1.py"
+        "../scripts/table1_entropy.py"
 
 
 rule fig2:

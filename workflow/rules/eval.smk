@@ -1,7 +1,7 @@
 # Evaluation: naive-scaling GPT baselines, lm-eval tasks, one evaluation job per model, Tables 2 and 3.
 
 
-rule naive:
+rule naive_scaling:
     """A naive-scaling GPT baseline (Tables 2-3): a standard GPT scaled in depth or width only to the budget."""
     output:
         NAIVE,
@@ -10,11 +10,11 @@ rule naive:
         cost=lambda w: design(w.scale)["cost"],
         naive=config["baselines"]["naive_scaling"],
     log:
-        "logs/naive/{scale}/{scaling}/{budget}.log",
+        "logs/naive_scaling/{scale}/{scaling}/{budget}.log",
     conda:
         "../../envs/merino.yaml"
     script:
-        "../scripts/naive.py"
+        "../scripts/naive_scaling.py"
 
 
 rule eval_tasks:

@@ -2,7 +2,7 @@
 # and one training job per model (GPUs -> torchrun processes).
 
 
-use rule lookup as lookup_pretrain with:
+use rule entropy_lookup as entropy_lookup_pretrain with:
     """The entropy lookup table (Eq. 7) of the pretraining design scale's search space."""
     output:
         LOOKUP["pretrain"],
@@ -30,16 +30,16 @@ use rule search as search_pretrain with:
         "logs/pretrain/search/{objective}/{budget}.log",
 
 
-rule structure:
+rule table8_architecture:
     """The architecture of one of the paper's MeRino structures as Table 8 lists it."""
     output:
         ARCHITECTURE,
     log:
-        "logs/structure/{structure}.log",
+        "logs/table8_architecture/{structure}.log",
     conda:
         "../../envs/merino.yaml"
     script:
-        "../scripts/structure.py"
+        "../scripts/table8_architecture.py"
 
 
 rule prepare_data:

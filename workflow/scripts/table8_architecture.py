@@ -1,4 +1,4 @@
-"""Rule structure: a paper Table 8 structure as an architecture file."""
+"""Rule table8_architecture: a paper Table 8 structure as an architecture file."""
 import sys
 
 from merino.paper import load_reference, paper_structures

@@ -1,4 +1,4 @@
-"""Rule naive: a standard GPT scaled naively (depth or width only) to a budget."""
+"""Rule naive_scaling: a standard GPT scaled naively (depth or width only) to a budget."""
 import sys
 
 from merino.baselines import naive_architecture
