@@ -9,6 +9,7 @@ medians are printed.
 Where Slurm is installed but its controller does not answer, importing the Slurm executor plugin
 waits on `scontrol show config` (retries, ~9 s) in every Snakemake call; the first line says so.
 """
+
 import argparse
 import re
 import statistics
@@ -38,7 +39,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(tmp) / "merino-workflow"
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-        base = [sys.executable, "-m", "snakemake"]   # in the clone's root, as a user types it
+        base = [sys.executable, "-m", "snakemake"]  # in the clone's root, as a user types it
         configfile = Path(args.configfile).resolve()
         commands = {
             "plugin import": [sys.executable, "-c", "import snakemake_executor_plugin_slurm"],
@@ -54,12 +55,19 @@ def main():
                 if name == "dry run":
                     jobs = int(re.search(r"^total\s+(\d+)$", log, re.M).group(1))
         median = {name: statistics.median(w) for name, w in walls.items()}
-    print(f"Slurm executor plugin import: {median['plugin import']:.2f} s"
-          + (" (Slurm installed but not answering: every Snakemake call waits this long)"
-             if median["plugin import"] > 2 else ""))
+    print(
+        f"Slurm executor plugin import: {median['plugin import']:.2f} s"
+        + (
+            " (Slurm installed but not answering: every Snakemake call waits this long)"
+            if median["plugin import"] > 2
+            else ""
+        )
+    )
     print(f"parse the workflow (start-up, config checks): {median['parse']:.2f} s")
-    print(f"dry run of the whole DAG ({jobs} jobs): {median['dry run']:.2f} s (target <= 5 s), "
-          f"of which building the DAG {median['dry run'] - median['parse']:.2f} s")
+    print(
+        f"dry run of the whole DAG ({jobs} jobs): {median['dry run']:.2f} s (target <= 5 s), "
+        f"of which building the DAG {median['dry run'] - median['parse']:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ models so a busy spell hits both.  Goal: MeRino / GPT-2 tokens/s >= 1.0.  MeRino
 
     python benchmarks/generation_speed.py [--prompt 32] [--new-tokens 128] [--rounds 3] [--threads 1]
 """
+
 import argparse
 import statistics
 import time
@@ -39,17 +40,35 @@ def gpt2_of_equal_flops(cost: CostModel, target: float) -> tuple[GPT2LMHeadModel
     shapes = [(n, ffn_for(n)) for n in range(1, 25)]
     matching = [(n, f) for n, f in shapes if abs(flops(f, n) - target) <= 0.02 * target]  # within 2 %
     depth, ffn = min(matching, key=lambda s: abs(s[1] / d - 4))  # FFN ratio closest to GPT-2's 4
-    config = GPT2Config(vocab_size=cost.vocab_size, n_positions=cost.max_positions, n_embd=d, n_inner=ffn,
-                        n_layer=depth, n_head=d // cost.head_dim, activation_function="relu", resid_pdrop=0.0,
-                        embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=True, attn_implementation="sdpa")
+    config = GPT2Config(
+        vocab_size=cost.vocab_size,
+        n_positions=cost.max_positions,
+        n_embd=d,
+        n_inner=ffn,
+        n_layer=depth,
+        n_head=d // cost.head_dim,
+        activation_function="relu",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        tie_word_embeddings=True,
+        attn_implementation="sdpa",
+    )
     return GPT2LMHeadModel(config).eval(), flops(ffn, depth)
 
 
 def tokens_per_second(model, prompt: torch.Tensor, new_tokens: int, use_cache: bool = True) -> float:
     """New tokens per second of one greedy ``generate`` call that produces exactly ``new_tokens``."""
     t0 = time.perf_counter()
-    out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens,
-                         min_new_tokens=new_tokens, do_sample=False, use_cache=use_cache, pad_token_id=0)
+    out = model.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+        use_cache=use_cache,
+        pad_token_id=0,
+    )
     elapsed = time.perf_counter() - t0
     assert out.shape[1] == prompt.shape[1] + new_tokens, out.shape
     return new_tokens / elapsed
@@ -68,18 +87,31 @@ def main():
     arch = paper_structures(load_reference())[STRUCTURE]
     cost = CostModel()  # the paper's convention
     torch.manual_seed(0)
-    merino = MerinoForCausalLM(MerinoConfig.from_architecture(
-        arch, vocab_size=cost.vocab_size, embed_proj_dim=cost.embed_proj_dim, max_position_embeddings=cost.max_positions,
-        head_dim=cost.head_dim, weight_sharing=cost.shared)).eval()
+    merino = MerinoForCausalLM(
+        MerinoConfig.from_architecture(
+            arch,
+            vocab_size=cost.vocab_size,
+            embed_proj_dim=cost.embed_proj_dim,
+            max_position_embeddings=cost.max_positions,
+            head_dim=cost.head_dim,
+            weight_sharing=cost.shared,
+        )
+    ).eval()
     gpt2, gpt2_flops = gpt2_of_equal_flops(cost, cost.flops(arch))
     models = {"MeRino": merino, "GPT-2 equal FLOPs": gpt2}
-    print(f"{STRUCTURE} {arch.to_dict()}: {cost.flops(arch) / 1e9:.1f} GFLOPs (seq {cost.seq_len}, head not counted), "
-          f"{sum(p.numel() for p in merino.parameters()) / 1e6:.1f} M params, {merino.config.num_hidden_layers} "
-          f"applied layers")
-    print(f"GPT-2 equal FLOPs E={gpt2.config.n_embd} F={gpt2.config.n_inner} L={gpt2.config.n_layer}: "
-          f"{gpt2_flops / 1e9:.1f} GFLOPs, {sum(p.numel() for p in gpt2.parameters()) / 1e6:.1f} M params")
-    print(f"threads {torch.get_num_threads()}, batch 1, prompt {args.prompt}, {args.new_tokens} new tokens, "
-          f"greedy, {args.rounds} rounds")
+    print(
+        f"{STRUCTURE} {arch.to_dict()}: {cost.flops(arch) / 1e9:.1f} GFLOPs (seq {cost.seq_len}, head not counted), "
+        f"{sum(p.numel() for p in merino.parameters()) / 1e6:.1f} M params, {merino.config.num_hidden_layers} "
+        f"applied layers"
+    )
+    print(
+        f"GPT-2 equal FLOPs E={gpt2.config.n_embd} F={gpt2.config.n_inner} L={gpt2.config.n_layer}: "
+        f"{gpt2_flops / 1e9:.1f} GFLOPs, {sum(p.numel() for p in gpt2.parameters()) / 1e6:.1f} M params"
+    )
+    print(
+        f"threads {torch.get_num_threads()}, batch 1, prompt {args.prompt}, {args.new_tokens} new tokens, "
+        f"greedy, {args.rounds} rounds"
+    )
 
     prompt = torch.randint(1, cost.vocab_size, (1, args.prompt), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
@@ -92,11 +124,17 @@ def main():
         tps = {name: statistics.median(r) for name, r in rates.items()}
         uncached = tokens_per_second(merino, prompt, args.uncached_tokens, use_cache=False)
         cached_short = tokens_per_second(merino, prompt, args.uncached_tokens)
-    print(", ".join(f"{name} {t:.1f} tokens/s" for name, t in tps.items()) + " (cached, medians; rounds: "
-          + "; ".join(f"{name} {', '.join(f'{r:.1f}' for r in rs)}" for name, rs in rates.items()) + ")")
+    print(
+        ", ".join(f"{name} {t:.1f} tokens/s" for name, t in tps.items())
+        + " (cached, medians; rounds: "
+        + "; ".join(f"{name} {', '.join(f'{r:.1f}' for r in rs)}" for name, rs in rates.items())
+        + ")"
+    )
     print(f"ratio MeRino / GPT-2 equal FLOPs = {tps['MeRino'] / tps['GPT-2 equal FLOPs']:.2f} (goal >= 1.0)")
-    print(f"MeRino {args.uncached_tokens} new tokens: cached {cached_short:.1f} tokens/s, uncached {uncached:.1f} "
-          f"tokens/s, cache speed-up {cached_short / uncached:.1f}x")
+    print(
+        f"MeRino {args.uncached_tokens} new tokens: cached {cached_short:.1f} tokens/s, uncached {uncached:.1f} "
+        f"tokens/s, cache speed-up {cached_short / uncached:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ project's sources on the path (``--work DIR`` keeps the token cache and the trai
 
 Without llmcompressor the library columns are skipped and the column-by-column check still runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,8 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from merino.corpus import load_corpus  # noqa: E402
-from merino.quantize import (  # noqa: E402
+from merino.corpus import load_corpus
+from merino.quantize import (
     Conv1D,
     HessianAccumulator,
     QuantSpec,
@@ -52,9 +53,9 @@ from merino.quantize import (  # noqa: E402
     quantizable_modules,
     quantize_model,
 )
-from merino.token_cache import PackedDataset, batch_indices, build_token_cache  # noqa: E402
-from merino.tokenizer import train_tokenizer  # noqa: E402
-from merino.train import evaluate_perplexity, model_loss  # noqa: E402
+from merino.token_cache import PackedDataset, batch_indices, build_token_cache
+from merino.tokenizer import train_tokenizer
+from merino.train import evaluate_perplexity, model_loss
 
 
 def parse_args(argv=None):
@@ -72,8 +73,11 @@ def parse_args(argv=None):
     ap.add_argument("--configs", default="8:-1,4:128", help="bits:group_size,... (-1: one group per row)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--work", default=None, help="directory keeping the token cache and the trained model between "
-                                                  "runs (default: a temporary one)")
+    ap.add_argument(
+        "--work",
+        default=None,
+        help="directory keeping the token cache and the trained model between runs (default: a temporary one)",
+    )
     return ap.parse_args(argv)
 
 
@@ -91,14 +95,22 @@ def train_gpt2(args, tokenizer, cache: Path, work: Path):
     """A GPT-2 trained from random init with AdamW (warm-up, linear decay); kept in ``work`` for reruns."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    saved = work / (f"gpt2-{args.layers}x{args.width}-h{args.heads}-v{args.vocab}-"
-                    f"{args.steps}x{args.batch}x{args.seq_len}-lr{args.lr}-seed{args.seed}")
+    saved = work / (
+        f"gpt2-{args.layers}x{args.width}-h{args.heads}-v{args.vocab}-"
+        f"{args.steps}x{args.batch}x{args.seq_len}-lr{args.lr}-seed{args.seed}"
+    )
     if (saved / "config.json").is_file():
         return GPT2LMHeadModel.from_pretrained(saved).eval()
     torch.manual_seed(args.seed)
-    config = GPT2Config(n_layer=args.layers, n_embd=args.width, n_head=args.heads, vocab_size=len(tokenizer),
-                        n_positions=args.seq_len, bos_token_id=tokenizer.eos_token_id,
-                        eos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        n_layer=args.layers,
+        n_embd=args.width,
+        n_head=args.heads,
+        vocab_size=len(tokenizer),
+        n_positions=args.seq_len,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     model = GPT2LMHeadModel(config).train()
     data = PackedDataset(cache, "train", args.seq_len)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
@@ -117,8 +129,10 @@ def train_gpt2(args, tokenizer, cache: Path, work: Path):
 
 def matrices(model: nn.Module) -> dict[str, torch.Tensor]:
     """(out, in) weight of every quantizable module."""
-    return {n: (m.weight.T if isinstance(m, Conv1D) else m.weight).detach().clone()
-            for n, m in quantizable_modules(model).items()}
+    return {
+        n: (m.weight.T if isinstance(m, Conv1D) else m.weight).detach().clone()
+        for n, m in quantizable_modules(model).items()
+    }
 
 
 def hessians(model: nn.Module, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -129,15 +143,16 @@ def hessians(model: nn.Module, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         hooks.append(module.register_forward_pre_hook(accumulators[name]))
     with torch.no_grad():
         for start in range(0, len(tokens), 8):
-            model(input_ids=tokens[start:start + 8], use_cache=False)
+            model(input_ids=tokens[start : start + 8], use_cache=False)
     for h in hooks:
         h.remove()
     return {n: a.hessian() for n, a in accumulators.items()}
 
 
 # ---- references ----------------------------------------------------------------------------------------------
-def column_by_column_gptq(W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int,
-                          percdamp: float = 0.01) -> torch.Tensor:
+def column_by_column_gptq(
+    W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int, percdamp: float = 0.01
+) -> torch.Tensor:
     """GPTQ without lazy batches (paper Sec. 3, Steps 1 and 3, before Step 2), float64: for each column j,
     quantize it (a group's min-max grid from its current weights), then W[:, j:] -= (w_j - q_j) / U_jj · U[j, j:]
     with U the upper Cholesky factor of (H + λI)⁻¹."""
@@ -151,7 +166,7 @@ def column_by_column_gptq(W: torch.Tensor, H: torch.Tensor, bits: int, group_siz
     out = torch.zeros_like(W)
     for j in range(cols):
         if j % gs == 0:
-            block = W[:, j:j + gs]
+            block = W[:, j : j + gs]
             lo, hi = block.min(1).values.clamp(max=0), block.max(1).values.clamp(min=0)
             scale = (hi - lo) / maxq
             scale[scale == 0] = 2 / maxq
@@ -164,13 +179,19 @@ def column_by_column_gptq(W: torch.Tensor, H: torch.Tensor, bits: int, group_siz
 def library_args(bits: int, group_size: int, actorder=None):
     from compressed_tensors.quantization import QuantizationArgs
 
-    return QuantizationArgs(num_bits=bits, type="int", symmetric=False, actorder=actorder,
-                            strategy="channel" if group_size == -1 else "group",
-                            group_size=None if group_size == -1 else group_size)
+    return QuantizationArgs(
+        num_bits=bits,
+        type="int",
+        symmetric=False,
+        actorder=actorder,
+        strategy="channel" if group_size == -1 else "group",
+        group_size=None if group_size == -1 else group_size,
+    )
 
 
-def library_oneshot(model_fp: nn.Module, tokenizer, tokens: torch.Tensor, bits: int, group_size: int,
-                    work: Path) -> nn.Module:
+def library_oneshot(
+    model_fp: nn.Module, tokenizer, tokens: torch.Tensor, bits: int, group_size: int, work: Path
+) -> nn.Module:
     """llmcompressor's oneshot + GPTQModifier (plain GPTQ: actorder=None) on the nn.Linear form of the model."""
     from compressed_tensors.quantization import QuantizationScheme
     from datasets import Dataset
@@ -181,12 +202,20 @@ def library_oneshot(model_fp: nn.Module, tokenizer, tokens: torch.Tensor, bits: 
     model.config.save_pretrained(work / "library-config")  # oneshot reads the config from name_or_path
     model.config._name_or_path = str(work / "library-config")
     scheme = QuantizationScheme(targets=["Linear"], weights=library_args(bits, group_size))
-    recipe = GPTQModifier(config_groups={"group_0": scheme}, ignore=["lm_head"], actorder=None,
-                          dampening_frac=0.01, block_size=128)
+    recipe = GPTQModifier(
+        config_groups={"group_0": scheme}, ignore=["lm_head"], actorder=None, dampening_frac=0.01, block_size=128
+    )
     data = Dataset.from_dict({"input_ids": tokens.tolist(), "attention_mask": torch.ones_like(tokens).tolist()})
     with contextlib.redirect_stderr(io.StringIO()):  # its progress bars would bury the figures
-        return oneshot(model=model, tokenizer=tokenizer, dataset=data, recipe=recipe, max_seq_length=tokens.shape[1],
-                       num_calibration_samples=len(tokens), shuffle_calibration_samples=False).eval()
+        return oneshot(
+            model=model,
+            tokenizer=tokenizer,
+            dataset=data,
+            recipe=recipe,
+            max_seq_length=tokens.shape[1],
+            num_calibration_samples=len(tokens),
+            shuffle_calibration_samples=False,
+        ).eval()
 
 
 def library_core(W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int, actorder=None) -> torch.Tensor:
@@ -198,8 +227,16 @@ def library_core(W: torch.Tensor, H: torch.Tensor, bits: int, group_size: int, a
     observer = Observer.load_from_registry("memoryless_minmax", base_name="weight", args=args)
     observer(W)
     qparams = observer.get_qparams()
-    out, _, _ = quantize_weight(W[None].clone(), H[None].float().clone(), qparams["scale"][None],
-                                qparams["zero_point"][None], None, args, blocksize=128, percdamp=0.01)
+    out, _, _ = quantize_weight(
+        W[None].clone(),
+        H[None].float().clone(),
+        qparams["scale"][None],
+        qparams["zero_point"][None],
+        None,
+        args,
+        blocksize=128,
+        percdamp=0.01,
+    )
     return out[0]
 
 
@@ -209,7 +246,7 @@ def worst_of(pairs) -> tuple[float, float, str]:
     with the largest difference ("-" when none differs)."""
     worst, agree, total, where = 0.0, 0, 0, "-"
     for name, q, other in pairs:
-        step = q.scales.double().repeat_interleave(q.group_size, dim=1)[:, :q.codes.shape[1]]
+        step = q.scales.double().repeat_interleave(q.group_size, dim=1)[:, : q.codes.shape[1]]
         diff = (q.dequantize().double() - other.double()).abs() / step
         agree, total = agree + int((diff < 1e-3).sum()), total + diff.numel()
         if float(diff.max()) > worst:
@@ -223,7 +260,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     logging.getLogger().setLevel(logging.WARNING)
     try:
-        import llmcompressor  # noqa: F401
+        import llmcompressor
         from loguru import logger
 
         logger.remove()  # its INFO lines would bury the figures
@@ -233,24 +270,30 @@ def main(argv=None):
         print(f"llmcompressor not importable ({err}): library columns skipped")
     import transformers
 
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"llmcompressor {llmcompressor.__version__ if have_library else '-'}, {args.threads} threads")
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"llmcompressor {llmcompressor.__version__ if have_library else '-'}, {args.threads} threads"
+    )
     tmp = tempfile.TemporaryDirectory() if args.work is None else None
     work = Path(args.work or tmp.name)
     started = time.perf_counter()
     tokenizer, cache = prepare(args, work)
     model = train_gpt2(args, tokenizer, cache, work)
-    print(f"GPT-2 {args.layers} layers x {args.width}, vocabulary {len(tokenizer)}, trained {args.steps} steps of "
-          f"{args.batch} x {args.seq_len} tokens on the embedded corpus "
-          f"(data + training {time.perf_counter() - started:.0f} s)")
+    print(
+        f"GPT-2 {args.layers} layers x {args.width}, vocabulary {len(tokenizer)}, trained {args.steps} steps of "
+        f"{args.batch} x {args.seq_len} tokens on the embedded corpus "
+        f"(data + training {time.perf_counter() - started:.0f} s)"
+    )
     validation = PackedDataset(cache, "validation", args.seq_len)
 
     def ppl(m):
         return evaluate_perplexity(m, validation, args.eval_batches, 8, torch.device("cpu"))["val_perplexity"]
 
     calibration = draw_calibration(cache, args.calibration, args.seq_len, seed=args.seed)
-    print(f"calibration: {args.calibration} x {args.seq_len} tokens of the training split (seed {args.seed}); "
-          f"validation: {min(len(validation), 8 * args.eval_batches)} x {args.seq_len} tokens")
+    print(
+        f"calibration: {args.calibration} x {args.seq_len} tokens of the training split (seed {args.seed}); "
+        f"validation: {min(len(validation), 8 * args.eval_batches)} x {args.seq_len} tokens"
+    )
     fp32 = ppl(model)
     W_fp = matrices(model)
     H_fp = hessians(model, calibration.tokens)
@@ -260,9 +303,11 @@ def main(argv=None):
         bits, group_size = map(int, config.split(":"))
         label = f"INT{bits} " + ("per row" if group_size == -1 else f"g{group_size}")
         results = {}
-        for name, spec in (("RTN", QuantSpec(bits, group_size, "rtn")),
-                           ("ours GPTQ (paper: grids as columns are reached)", QuantSpec(bits, group_size)),
-                           ("ours GPTQ, static groups", QuantSpec(bits, group_size, static_groups=True))):
+        for name, spec in (
+            ("RTN", QuantSpec(bits, group_size, "rtn")),
+            ("ours GPTQ (paper: grids as columns are reached)", QuantSpec(bits, group_size)),
+            ("ours GPTQ, static groups", QuantSpec(bits, group_size, static_groups=True)),
+        ):
             m = copy.deepcopy(model)
             t = time.perf_counter()
             results[name] = quantize_model(m, spec, calibration)
@@ -276,19 +321,43 @@ def main(argv=None):
             ours = results["ours GPTQ, static groups"].weights
             lib_w = {n: m.weight.detach() for n, m in lib.named_modules() if n in ours}
             first = next(iter(ours))
-            checks.append((label, "end to end, our static groups vs llmcompressor",
-                           *worst_of((n, q, lib_w[n]) for n, q in ours.items())))
-            checks.append((label, "end to end, first module (same inputs)",
-                           *worst_of([(first, ours[first], lib_w[first])])))
+            checks.append(
+                (
+                    label,
+                    "end to end, our static groups vs llmcompressor",
+                    *worst_of((n, q, lib_w[n]) for n, q in ours.items()),
+                )
+            )
+            checks.append(
+                (label, "end to end, first module (same inputs)", *worst_of([(first, ours[first], lib_w[first])]))
+            )
             for actorder in (None, "static"):
                 spec = QuantSpec(bits, group_size, static_groups=True, act_order=actorder is not None)
-                checks.append((label, f"same W, H: our core vs llmcompressor's, actorder={actorder}", *worst_of(
-                    (n, gptq_quantize(W, H_fp[n], spec), library_core(W, H_fp[n], bits, group_size, actorder))
-                    for n, W in W_fp.items())))
+                checks.append(
+                    (
+                        label,
+                        f"same W, H: our core vs llmcompressor's, actorder={actorder}",
+                        *worst_of(
+                            (n, gptq_quantize(W, H_fp[n], spec), library_core(W, H_fp[n], bits, group_size, actorder))
+                            for n, W in W_fp.items()
+                        ),
+                    )
+                )
             del lib
-        checks.append((label, "same W, H: lazy batches vs column by column (float64)", *worst_of(
-            (n, gptq_quantize(W, H_fp[n], QuantSpec(bits, group_size), dtype=torch.float64),
-             column_by_column_gptq(W, H_fp[n], bits, group_size)) for n, W in W_fp.items())))
+        checks.append(
+            (
+                label,
+                "same W, H: lazy batches vs column by column (float64)",
+                *worst_of(
+                    (
+                        n,
+                        gptq_quantize(W, H_fp[n], QuantSpec(bits, group_size), dtype=torch.float64),
+                        column_by_column_gptq(W, H_fp[n], bits, group_size),
+                    )
+                    for n, W in W_fp.items()
+                ),
+            )
+        )
 
     print(f"\n{'config':<14}{'method':<50}{'val ppl':>10}{'ratio':>8}{'quantize':>10}")
     for label, name, value, took in rows:

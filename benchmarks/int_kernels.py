@@ -12,6 +12,7 @@ lazy imports stay out; freed heap trimmed): weights, ONNX Runtime's prepacked co
 
     PYTHONPATH=src python benchmarks/int_kernels.py [--model MeRino-52M] [--threads 1] [--repeats 16]
 """
+
 import argparse
 import ctypes
 import gc
@@ -31,11 +32,14 @@ from merino.paper import load_reference, paper_structures
 from merino.quantize import QuantSpec, load_quantized, quantize_model, save_quantized
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMES = {"int8": QuantSpec(bits=8, group_size=-1, method="rtn"), "int4-g32": QuantSpec(bits=4, group_size=32,
-                                                                                       method="rtn"),
-           "int4-g128": QuantSpec(bits=4, group_size=128, method="rtn")}
+SCHEMES = {
+    "int8": QuantSpec(bits=8, group_size=-1, method="rtn"),
+    "int4-g32": QuantSpec(bits=4, group_size=32, method="rtn"),
+    "int4-g128": QuantSpec(bits=4, group_size=128, method="rtn"),
+}
 VARIANTS = {"fp32": ("int8", "dequantize", "int8")} | {
-    f"{s} {c}": (s, "integer", c) for s in SCHEMES for c in ("int8", "float32")}   # name -> scheme, kernels, compute
+    f"{s} {c}": (s, "integer", c) for s in SCHEMES for c in ("int8", "float32")
+}  # name -> scheme, kernels, compute
 
 
 def load(variant: str, root: Path, threads: int):
@@ -53,7 +57,7 @@ def rss_bytes() -> int:
 def child(variant: str, root: Path, threads: int) -> None:
     """Run in a fresh process: the RSS that loading ``variant`` and one forward pass of 128 tokens add."""
     torch.set_num_threads(threads)
-    del_me = load("fp32", root, threads)   # lazy imports and one-off allocations out of the count
+    del_me = load("fp32", root, threads)  # lazy imports and one-off allocations out of the count
     del del_me
     before = rss_bytes()
     model = load(variant, root, threads)
@@ -84,25 +88,41 @@ def main():
         models = {v: load(v, root, args.threads) for v in VARIANTS}
         weights = {v: resident_weight_bytes(m) for v, m in models.items()}
         files = {v: (root / VARIANTS[v][0] / "model.safetensors").stat().st_size for v in VARIANTS}
-        runs = {seq: measure_models(models, reference="fp32", seq_len=seq, repeats=args.repeats, threads=args.threads)
-                for seq in (128, 1)}
+        runs = {
+            seq: measure_models(models, reference="fp32", seq_len=seq, repeats=args.repeats, threads=args.threads)
+            for seq in (128, 1)
+        }
         del models
-        rss = {v: json.loads(subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--child", v,
-                                             str(root)], capture_output=True, text=True, check=True).stdout)
-               for v in VARIANTS}
+        rss = {
+            v: json.loads(
+                subprocess.run(
+                    [sys.executable, __file__, "--threads", str(args.threads), "--child", v, str(root)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+            for v in VARIANTS
+        }
     p = runs[128]["protocol"]
-    print(f"{args.model} (random weights, RTN), {p['device_name']}, {p['threads']} threads, torch "
-          f"{p['torch_version']}; {p['repeats']} interleaved rounds; x fp32 = median of per-round ratios")
-    print(f"{'model':<18} {'ms @128':>8} {'x fp32':>7} {'ms @1':>7} {'x fp32':>7} {'weights MB':>10} {'x fp32':>7} "
-          f"{'RSS MB':>11} {'x fp32':>7} {'file MB':>8}")
+    print(
+        f"{args.model} (random weights, RTN), {p['device_name']}, {p['threads']} threads, torch "
+        f"{p['torch_version']}; {p['repeats']} interleaved rounds; x fp32 = median of per-round ratios"
+    )
+    print(
+        f"{'model':<18} {'ms @128':>8} {'x fp32':>7} {'ms @1':>7} {'x fp32':>7} {'weights MB':>10} {'x fp32':>7} "
+        f"{'RSS MB':>11} {'x fp32':>7} {'file MB':>8}"
+    )
     for v in VARIANTS:
         prefill, decode = runs[128], runs[1]
         file_mb = "-" if v == "fp32" else f"{files[v] / 2**20:8.1f}"
-        print(f"{v:<18} {prefill['models'][v]['mean_ms']:8.1f} {prefill['ratios'][v]['paired_median']:7.2f} "
-              f"{decode['models'][v]['mean_ms']:7.2f} {decode['ratios'][v]['paired_median']:7.2f} "
-              f"{weights[v] / 2**20:10.1f} {weights[v] / weights['fp32']:7.2f} "
-              f"{rss[v]['rss_bytes'] / 2**20:11.1f} {rss[v]['rss_bytes'] / rss['fp32']['rss_bytes']:7.2f} "
-              f"{file_mb:>8}")
+        print(
+            f"{v:<18} {prefill['models'][v]['mean_ms']:8.1f} {prefill['ratios'][v]['paired_median']:7.2f} "
+            f"{decode['models'][v]['mean_ms']:7.2f} {decode['ratios'][v]['paired_median']:7.2f} "
+            f"{weights[v] / 2**20:10.1f} {weights[v] / weights['fp32']:7.2f} "
+            f"{rss[v]['rss_bytes'] / 2**20:11.1f} {rss[v]['rss_bytes'] / rss['fp32']['rss_bytes']:7.2f} "
+            f"{file_mb:>8}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ tau over sampled architectures (merino.latency.build_latency_table, check_predic
 `pretrain` is config pretrain.design (the embedded scaled-down design, the default); `main` is the paper's
 search space (512 layer shapes: minutes to build, and large models to check; lower --architectures).
 """
+
 import argparse
 import json
 import time
@@ -50,30 +51,48 @@ def main():
     convention, space_cfg = design(cfg, args.design)
     space = SearchSpace.from_config(space_cfg, convention["head_dim"])
     t0 = time.perf_counter()
-    table = build_latency_table(space, convention, device_label=args.device_label, seq_len=args.seq_len,
-                                threads=args.threads, dtype=args.dtype, passes=args.passes,
-                                repeats=args.table_repeats, seed=args.seed, progress=True)
+    table = build_latency_table(
+        space,
+        convention,
+        device_label=args.device_label,
+        seq_len=args.seq_len,
+        threads=args.threads,
+        dtype=args.dtype,
+        passes=args.passes,
+        repeats=args.table_repeats,
+        seed=args.seed,
+        progress=True,
+    )
     p = table.protocol
-    print(f"table: {p['entries']} entries ({len(table.e_values)} x {len(table.f_values)} layers, "
-          f"{len(table.widths) * (len(table.widths) - 1)} projections, constant) in {time.perf_counter() - t0:.1f} s "
-          f"on {p['device_name']}, {p['threads']} threads, {p['dtype']}, {p['seq_len']} tokens; "
-          f"median relative IQR of an entry {100 * p['median_relative_iqr']:.1f} %")
+    print(
+        f"table: {p['entries']} entries ({len(table.e_values)} x {len(table.f_values)} layers, "
+        f"{len(table.widths) * (len(table.widths) - 1)} projections, constant) in {time.perf_counter() - t0:.1f} s "
+        f"on {p['device_name']}, {p['threads']} threads, {p['dtype']}, {p['seq_len']} tokens; "
+        f"median relative IQR of an entry {100 * p['median_relative_iqr']:.1f} %"
+    )
     print(f"constant {table.constant_ms:.3f} ms; one layer {table.layer_ms.min():.3f}..{table.layer_ms.max():.3f} ms")
     if args.save:
         table.save(args.save)
 
     t0 = time.perf_counter()
     check = check_predictor(table, space, architectures=args.architectures, repeats=args.repeats, seed=args.seed)
-    print(f"check: {check['architectures']} architectures, {check['repeats']} interleaved rounds, "
-          f"{time.perf_counter() - t0:.1f} s; {check['statistic']} latency")
+    print(
+        f"check: {check['architectures']} architectures, {check['repeats']} interleaved rounds, "
+        f"{time.perf_counter() - t0:.1f} s; {check['statistic']} latency"
+    )
     print(f"{'E':<20} {'F':<22} {'L':<10} {'predicted':>9} {'measured':>9} {'error':>7}")
     for r in check["rows"]:
         a = r["architecture"]
-        print(f"{'-'.join(map(str, a['E'])):<20} {'-'.join(map(str, a['F'])):<22} {'-'.join(map(str, a['L'])):<10} "
-              f"{r['predicted_ms']:9.2f} {r['measured_ms']:9.2f} {100 * r['rel_error']:6.1f}%")
-    print(f"mean |rel error| {100 * check['mean_abs_rel_error']:.1f} %, "
-          f"median {100 * check['median_abs_rel_error']:.1f} %, max {100 * check['max_abs_rel_error']:.1f} %, bias {100 * check['mean_rel_error']:+.1f} %; "
-          f"Spearman rho {check['spearman']:.3f}, Kendall tau {check['kendall']:.3f}")
+        print(
+            f"{'-'.join(map(str, a['E'])):<20} {'-'.join(map(str, a['F'])):<22} {'-'.join(map(str, a['L'])):<10} "
+            f"{r['predicted_ms']:9.2f} {r['measured_ms']:9.2f} {100 * r['rel_error']:6.1f}%"
+        )
+    print(
+        f"mean |rel error| {100 * check['mean_abs_rel_error']:.1f} %, "
+        f"median {100 * check['median_abs_rel_error']:.1f} %, max {100 * check['max_abs_rel_error']:.1f} %, "
+        f"bias {100 * check['mean_rel_error']:+.1f} %; "
+        f"Spearman rho {check['spearman']:.3f}, Kendall tau {check['kendall']:.3f}"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(check, indent=1) + "\n")
 

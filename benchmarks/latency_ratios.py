@@ -7,6 +7,7 @@ hyper-parameters (no download); MeRino from the paper's Table 8 structures under
     PYTHONPATH=src python benchmarks/latency_ratios.py [--repeats 16] [--threads 2] [--dtype float32]
         [--models GPT-2-124M,MeRino-64M] [--json out.json]
 """
+
 import argparse
 import functools
 import json
@@ -52,19 +53,32 @@ def main():
             ap.error(f"unknown models {sorted(unknown)}; known: {sorted(models)}")
         models = {k: v for k, v in models.items() if k in keep}
 
-    run = measure_models(models, reference=REFERENCE_MODEL, seq_len=args.seq_len, warmup=args.warmup,
-                         repeats=args.repeats, threads=args.threads, dtype=args.dtype)
+    run = measure_models(
+        models,
+        reference=REFERENCE_MODEL,
+        seq_len=args.seq_len,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        threads=args.threads,
+        dtype=args.dtype,
+    )
     p = run["protocol"]
-    print(f"{p['device_name']}, {p['threads']} threads, {p['dtype']}, torch {p['torch_version']}: batch "
-          f"{p['batch_size']}, {p['seq_len']} tokens, {p['repeats']} interleaved rounds after {p['warmup']} warm-up")
-    print(f"{'model':<12} {'params M':>8} {'mean ms':>9} {'median ms':>9} {'std ms':>7}  {'x64M mean':>9} "
-          f"{'x64M paired':>11}  {'paper Jetson ms':>15} {'paper x64M':>10}")
+    print(
+        f"{p['device_name']}, {p['threads']} threads, {p['dtype']}, torch {p['torch_version']}: batch "
+        f"{p['batch_size']}, {p['seq_len']} tokens, {p['repeats']} interleaved rounds after {p['warmup']} warm-up"
+    )
+    print(
+        f"{'model':<12} {'params M':>8} {'mean ms':>9} {'median ms':>9} {'std ms':>7}  {'x64M mean':>9} "
+        f"{'x64M paired':>11}  {'paper Jetson ms':>15} {'paper x64M':>10}"
+    )
     for name, m in run["models"].items():
         r = run["ratios"][name]
         jetson = paper.get(name)
         paper_ratio = f"{jetson / paper[REFERENCE_MODEL]:.2f}" if jetson else "-"
-        print(f"{name:<12} {m['params'] / 1e6:8.1f} {m['mean_ms']:9.1f} {m['median_ms']:9.1f} {m['std_ms']:7.1f}  "
-              f"{r['mean']:9.2f} {r['paired_median']:11.2f}  {jetson if jetson else '-':>15} {paper_ratio:>10}")
+        print(
+            f"{name:<12} {m['params'] / 1e6:8.1f} {m['mean_ms']:9.1f} {m['median_ms']:9.1f} {m['std_ms']:7.1f}  "
+            f"{r['mean']:9.2f} {r['paired_median']:11.2f}  {jetson if jetson else '-':>15} {paper_ratio:>10}"
+        )
     if args.json:
         run["paper_jetson_ms"] = {k: paper[k] for k in run["models"] if k in paper}
         Path(args.json).write_text(json.dumps(run, indent=1) + "\n")

@@ -6,6 +6,7 @@ and the largest relative difference of the values (rounding only), then the tota
 
     python benchmarks/lookup_speed.py [--threads 2] [--draws 3]
 """
+
 import argparse
 import math
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from merino.entropy import matrix_entropy, random_matrix  # noqa: E402
+from merino.entropy import matrix_entropy, random_matrix
 
 SHAPES = [(1024, 4096), (1024, 1024), (768, 3072), (512, 512), (256, 2048), (64, 1024)]
 
@@ -36,7 +37,7 @@ def main():
     total = {"cholesky": 0.0, "eigen": 0.0}
     for m, n in SHAPES:
         times, diff = {"cholesky": 0.0, "eigen": 0.0}, 0.0
-        for draw in range(args.draws):   # interleaved, same matrices
+        for draw in range(args.draws):  # interleaved, same matrices
             w = random_matrix(m, n, 0.02, seed=draw)
             values = {}
             for name, f in (("cholesky", matrix_entropy), ("eigen", eigen_entropy)):
@@ -46,10 +47,14 @@ def main():
             diff = max(diff, abs(values["cholesky"] / values["eigen"] - 1))
         for k in total:
             total[k] += times[k]
-        print(f"{m:5d} x {n:5d}: cholesky {times['cholesky']:.3f} s, eigen {times['eigen']:.3f} s, "
-              f"ratio {times['eigen'] / times['cholesky']:.2f}x, max rel diff {diff:.1e}")
-    print(f"all shapes, {args.draws} draws each, {args.threads} threads: cholesky {total['cholesky']:.2f} s, "
-          f"eigen {total['eigen']:.2f} s: {total['eigen'] / total['cholesky']:.2f}x faster")
+        print(
+            f"{m:5d} x {n:5d}: cholesky {times['cholesky']:.3f} s, eigen {times['eigen']:.3f} s, "
+            f"ratio {times['eigen'] / times['cholesky']:.2f}x, max rel diff {diff:.1e}"
+        )
+    print(
+        f"all shapes, {args.draws} draws each, {args.threads} threads: cholesky {total['cholesky']:.2f} s, "
+        f"eigen {total['eigen']:.2f} s: {total['eigen'] / total['cholesky']:.2f}x faster"
+    )
 
 
 if __name__ == "__main__":

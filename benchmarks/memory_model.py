@@ -4,6 +4,7 @@ architectures of each design and the paper's Table 8 structures.
 
     PYTHONPATH=src python benchmarks/memory_model.py [--architectures 5]
 """
+
 import argparse
 from pathlib import Path
 
@@ -28,19 +29,35 @@ def main():
     cases = []
     for name, d in designs.items():
         space = SearchSpace.from_config(d["search_space"], d["model"]["head_dim"])
-        cases.append((name, d["model"], CostModel.from_config(d["model"], d["cost"]),
-                      sample_architectures(space, args.architectures, seed=0)))
-    cases.append(("paper Table 8", cfg["model"], CostModel.from_config(cfg["model"], cfg["cost"]),
-                  list(paper_structures(load_reference()).values())))
-    print(f"{'design':<19} {'E':<18} {'F':<20} {'model MB':>9} {'measured':>9} {'act model':>9} {'act meas':>9} "
-          f"{'error':>7}")
+        cases.append(
+            (
+                name,
+                d["model"],
+                CostModel.from_config(d["model"], d["cost"]),
+                sample_architectures(space, args.architectures, seed=0),
+            )
+        )
+    cases.append(
+        (
+            "paper Table 8",
+            cfg["model"],
+            CostModel.from_config(cfg["model"], cfg["cost"]),
+            list(paper_structures(load_reference()).values()),
+        )
+    )
+    print(
+        f"{'design':<19} {'E':<18} {'F':<20} {'model MB':>9} {'measured':>9} {'act model':>9} {'act meas':>9} "
+        f"{'error':>7}"
+    )
     for name, convention, cost, archs in cases:
         for r in check_memory_model(cost, archs, convention):
             a, mb = r["architecture"], 2**20
-            print(f"{name:<19} {'-'.join(map(str, a['E'])):<18} {'-'.join(map(str, a['F'])):<20} "
-                  f"{r['model_bytes'] / mb:9.3f} {r['measured_bytes'] / mb:9.3f} "
-                  f"{r['model_activation_bytes'] / mb:9.3f} {r['measured_activation_bytes'] / mb:9.3f} "
-                  f"{100 * r['rel_error']:+6.1f}%")
+            print(
+                f"{name:<19} {'-'.join(map(str, a['E'])):<18} {'-'.join(map(str, a['F'])):<20} "
+                f"{r['model_bytes'] / mb:9.3f} {r['measured_bytes'] / mb:9.3f} "
+                f"{r['model_activation_bytes'] / mb:9.3f} {r['measured_activation_bytes'] / mb:9.3f} "
+                f"{100 * r['rel_error']:+6.1f}%"
+            )
     print("weights: counted = measured exactly in every row; error = model / measured - 1 (positive: model above)")
 
 

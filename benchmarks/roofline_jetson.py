@@ -4,6 +4,7 @@ at fp16 and at fp32 (the dtype of the paper's measurement is not published), and
 
     PYTHONPATH=src python benchmarks/roofline_jetson.py [--config config/config.yaml] [--device jetson-nano]
 """
+
 import argparse
 import time
 from pathlib import Path
@@ -36,9 +37,13 @@ for dtype in ("float16", "float32"):
     c = compare_with_measured(profiles, paper, sheet)
     for key in ("datasheet", "fitted", "leave_one_out"):
         a = c[key]
-        print(f"{dtype} {key:>13}: rho {a['spearman']:.3f}  mean |error| {a['mean_abs_pct_error']:5.1f} %  "
-              f"bias {a['mean_pct_error']:+6.1f} %")
+        print(
+            f"{dtype} {key:>13}: rho {a['spearman']:.3f}  mean |error| {a['mean_abs_pct_error']:5.1f} %  "
+            f"bias {a['mean_pct_error']:+6.1f} %"
+        )
     print(f"{dtype} fitted factors: " + ", ".join(f"{k} {v:.3g}" for k, v in c["fitted_efficiency"].items()))
     for r in c["rows"]:
-        print(f"  {r['model']:>14}: paper {r['measured_ms']:5.0f} ms  ideal {r['predicted_ms']:6.1f}  "
-              f"fitted {r['predicted_fitted_ms']:6.1f}  leave-one-out {r['predicted_loo_ms']:6.1f}")
+        print(
+            f"  {r['model']:>14}: paper {r['measured_ms']:5.0f} ms  ideal {r['predicted_ms']:6.1f}  "
+            f"fitted {r['predicted_fitted_ms']:6.1f}  leave-one-out {r['predicted_loo_ms']:6.1f}"
+        )

@@ -9,6 +9,7 @@ ONNX Runtime / torch mean latency (below 1: ONNX Runtime is faster).  The export
     PYTHONPATH=src python benchmarks/runtime_latency.py [--models GPT-2-124M,Pythia-70M] [--threads 1]
         [--repeats 8] [--passes 2]
 """
+
 import argparse
 import functools
 import statistics
@@ -30,21 +31,36 @@ def main():
     ap.add_argument("--seq-len", type=int, default=128)
     args = ap.parse_args()
 
-    cost = CostModel()   # the paper's convention
-    convention = {"vocab_size": cost.vocab_size, "embed_proj_dim": cost.embed_proj_dim,
-                  "max_positions": cost.max_positions, "head_dim": cost.head_dim, "weight_sharing": cost.shared}
+    cost = CostModel()  # the paper's convention
+    convention = {
+        "vocab_size": cost.vocab_size,
+        "embed_proj_dim": cost.embed_proj_dim,
+        "max_positions": cost.max_positions,
+        "head_dim": cost.head_dim,
+        "weight_sharing": cost.shared,
+    }
     models = {STRUCTURE: functools.partial(merino_model, paper_structures(load_reference())[STRUCTURE], convention)}
     models |= {name: functools.partial(baseline_model, name, "cpu") for name in args.models.split(",") if name}
     means = {backend: {name: [] for name in models} for backend in ("torch", "onnxruntime")}
     for _ in range(args.passes):
         for backend in means:
-            run = measure_models(models, "cpu", batch_size=1, seq_len=args.seq_len, warmup=2, repeats=args.repeats,
-                                 threads=args.threads, backend=backend)
+            run = measure_models(
+                models,
+                "cpu",
+                batch_size=1,
+                seq_len=args.seq_len,
+                warmup=2,
+                repeats=args.repeats,
+                threads=args.threads,
+                backend=backend,
+            )
             for name, r in run["models"].items():
                 means[backend][name].append(r["mean_ms"])
             versions = {k: v for k, v in run["protocol"].items() if k.endswith("_version")}
-    print(f"batch 1, {args.seq_len} tokens, {args.threads} thread(s), {args.repeats} timed calls x {args.passes} "
-          f"passes per backend; {versions}")
+    print(
+        f"batch 1, {args.seq_len} tokens, {args.threads} thread(s), {args.repeats} timed calls x {args.passes} "
+        f"passes per backend; {versions}"
+    )
     print(f"{'model':<14} {'torch ms':>9} {'ORT ms':>9} {'ORT / torch':>12}")
     for name in models:
         t, o = (statistics.median(means[b][name]) for b in ("torch", "onnxruntime"))

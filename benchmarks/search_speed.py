@@ -5,6 +5,7 @@ gap <= 0.5 % (the paper's selection, the default).
 
     python benchmarks/search_speed.py [--lookup results/lookup/entropy_lookup.json] [--seeds 3] [--preset table8_fit]
 """
+
 import argparse
 import time
 from pathlib import Path
@@ -52,14 +53,24 @@ def main():
             times, gaps = [], []
             for label in ("flops60G", "flops110G", "flops160G"):
                 t0 = time.perf_counter()
-                found = evolutionary_search(space, objective, cost, Budget.parse(label), iterations=s["iterations"],
-                                            population=s["population"], parents=s["parents"], seed=seed,
-                                            selection=selection)
+                found = evolutionary_search(
+                    space,
+                    objective,
+                    cost,
+                    Budget.parse(label),
+                    iterations=s["iterations"],
+                    population=s["population"],
+                    parents=s["parents"],
+                    seed=seed,
+                    selection=selection,
+                )
                 times.append(time.perf_counter() - t0)
                 gaps.append(100 * (optimum[label] - found.score) / optimum[label])
-            print(f"{selection:>12} seed {seed}: " + ", ".join(
-                f"{b} {t:.2f} s gap {g:.3f}%" for b, t, g in zip(("60G", "110G", "160G"), times, gaps))
-                + f"  (slowest {max(times):.2f} s, target <= 10 s; worst gap {max(gaps):.3f}%, target <= 0.5 %)")
+            print(
+                f"{selection:>12} seed {seed}: "
+                + ", ".join(f"{b} {t:.2f} s gap {g:.3f}%" for b, t, g in zip(("60G", "110G", "160G"), times, gaps))
+                + f"  (slowest {max(times):.2f} s, target <= 10 s; worst gap {max(gaps):.3f}%, target <= 0.5 %)"
+            )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ On CUDA the model FLOPs utilisation (6 x params x tokens/s over the bf16 peak) i
     python benchmarks/train_speed.py [--arch results/pretrain/search/entropy/flops0.55G.json]
         [--batch 16] [--seq 128] [--steps 10] [--rounds 3] [--device cpu|cuda] [--peak-tflops 989]
 """
+
 import argparse
 import statistics
 import time
@@ -31,9 +32,17 @@ FALLBACK = {"E": [128, 192, 256, 256], "F": [512, 640, 896, 1024], "L": [2, 2, 1
 
 def merino_model(arch: Architecture, design: dict) -> MerinoForCausalLM:
     m = design["model"]
-    return MerinoForCausalLM(MerinoConfig.from_architecture(
-        arch, vocab_size=m["vocab_size"], embed_proj_dim=m["embed_proj_dim"], max_position_embeddings=m["max_positions"],
-        head_dim=m["head_dim"], weight_sharing=m["weight_sharing"], norm=m.get("norm", "pre")))
+    return MerinoForCausalLM(
+        MerinoConfig.from_architecture(
+            arch,
+            vocab_size=m["vocab_size"],
+            embed_proj_dim=m["embed_proj_dim"],
+            max_position_embeddings=m["max_positions"],
+            head_dim=m["head_dim"],
+            weight_sharing=m["weight_sharing"],
+            norm=m.get("norm", "pre"),
+        )
+    )
 
 
 def gpt2(design: dict, width: int, ffn: int, depth: int):
@@ -41,10 +50,21 @@ def gpt2(design: dict, width: int, ffn: int, depth: int):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     m = design["model"]
-    config = GPT2Config(vocab_size=m["vocab_size"], n_positions=m["max_positions"], n_embd=width, n_inner=ffn,
-                        n_layer=depth, n_head=width // m["head_dim"], activation_function="relu", resid_pdrop=0.0,
-                        embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=True, bos_token_id=m["vocab_size"] - 1,
-                        eos_token_id=m["vocab_size"] - 1)
+    config = GPT2Config(
+        vocab_size=m["vocab_size"],
+        n_positions=m["max_positions"],
+        n_embd=width,
+        n_inner=ffn,
+        n_layer=depth,
+        n_head=width // m["head_dim"],
+        activation_function="relu",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        tie_word_embeddings=True,
+        bos_token_id=m["vocab_size"] - 1,
+        eos_token_id=m["vocab_size"] - 1,
+    )
     config._attn_implementation = "sdpa"
     return GPT2LMHeadModel(config)
 
@@ -104,16 +124,22 @@ def main():
     merino = merino_model(arch, design).to(device)
     equal, merino_flops, gpt2_flops = gpt2_of_equal_flops(arch, design)
     models = {"MeRino": merino, "GPT-2 equal FLOPs": equal.to(device)}
-    print(f"MeRino {arch.to_dict()} from {source}: {merino_flops / 1e9:.3f} GFLOPs, "
-          f"{sum(p.numel() for p in merino.parameters()) / 1e6:.2f} M params")
-    print(f"GPT-2 equal FLOPs  E={equal.config.n_embd} F={4 * equal.config.n_embd} L={equal.config.n_layer}: "
-          f"{gpt2_flops / 1e9:.3f} GFLOPs, {sum(p.numel() for p in equal.parameters()) / 1e6:.2f} M params")
+    print(
+        f"MeRino {arch.to_dict()} from {source}: {merino_flops / 1e9:.3f} GFLOPs, "
+        f"{sum(p.numel() for p in merino.parameters()) / 1e6:.2f} M params"
+    )
+    print(
+        f"GPT-2 equal FLOPs  E={equal.config.n_embd} F={4 * equal.config.n_embd} L={equal.config.n_layer}: "
+        f"{gpt2_flops / 1e9:.3f} GFLOPs, {sum(p.numel() for p in equal.parameters()) / 1e6:.2f} M params"
+    )
     if len(set(arch.widths)) == 1 and len(set(arch.ffn_dims)) == 1:
         same = gpt2(design, arch.widths[0], arch.ffn_dims[0], arch.n_layers)
         models["GPT-2 same shapes"] = same.to(device)
         print(f"GPT-2 same shapes  E={arch.widths[0]} F={arch.ffn_dims[0]} L={arch.n_layers} (unshared)")
-    print(f"device {device}, threads {torch.get_num_threads()}, batch {args.batch} x {args.seq} tokens, "
-          f"{args.steps} steps x {args.rounds} rounds")
+    print(
+        f"device {device}, threads {torch.get_num_threads()}, batch {args.batch} x {args.seq} tokens, "
+        f"{args.steps} steps x {args.rounds} rounds"
+    )
     batch = torch.randint(0, design["model"]["vocab_size"], (args.batch, args.seq), device=device)
     rates = {name: [] for name in models}
     for _ in range(args.rounds):
@@ -123,8 +149,9 @@ def main():
     print(", ".join(f"{name} {t:,.0f} tokens/s" for name, t in tps.items()) + " (medians)")
     print(f"ratio MeRino / GPT-2 equal FLOPs = {tps['MeRino'] / tps['GPT-2 equal FLOPs']:.2f} (goal >= 1.0)")
     if "GPT-2 same shapes" in tps:
-        print(f"ratio MeRino / GPT-2 same shapes = {tps['MeRino'] / tps['GPT-2 same shapes']:.2f} "
-              "(implementation alone)")
+        print(
+            f"ratio MeRino / GPT-2 same shapes = {tps['MeRino'] / tps['GPT-2 same shapes']:.2f} (implementation alone)"
+        )
     if device.type == "cuda":
         for name, model in models.items():
             n = sum(p.numel() for p in model.parameters())

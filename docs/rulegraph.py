@@ -9,6 +9,7 @@ one fill colour per stage file (workflow/rules/<stage>.smk; legend in the pictur
 `all` asks for drawn bold instead of as 19 edges into `all`.  Rendering needs Graphviz's `dot`; the SVG records the
 SHA-256 of the DOT it was drawn from.
 """
+
 import hashlib
 import re
 import subprocess
@@ -19,15 +20,28 @@ REPO = Path(__file__).resolve().parents[1]
 DOT = REPO / "docs" / "rulegraph.dot"
 SVG = REPO / "docs" / "rulegraph.svg"
 COMMAND = "python docs/rulegraph.py"
-STAGE_COLOURS = {"design": "#dbe9f6", "pretrain": "#fde3c8", "correlation": "#e3f1d9", "eval": "#f3dcec",
-                 "latency": "#fff2b3", "quantize": "#e5e0f5", "compare": "#d9f0ee"}
-DEFAULT_COLOUR = "#eeeeee"   # a stage file added later, until it gets its own colour
+STAGE_COLOURS = {
+    "design": "#dbe9f6",
+    "pretrain": "#fde3c8",
+    "correlation": "#e3f1d9",
+    "eval": "#f3dcec",
+    "latency": "#fff2b3",
+    "quantize": "#e5e0f5",
+    "compare": "#d9f0ee",
+}
+DEFAULT_COLOUR = "#eeeeee"  # a stage file added later, until it gets its own colour
 
 
 def snakemake_rulegraph() -> str:
     """`snakemake --rulegraph` of the default configuration, run from the repository root (nothing runs)."""
-    out = subprocess.run([sys.executable, "-m", "snakemake", "--rulegraph", "--nolock", "--quiet", "all"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--rulegraph", "--nolock", "--quiet", "all"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"snakemake --rulegraph failed:\n{(out.stdout + out.stderr)[-3000:]}")
     return out.stdout
@@ -53,15 +67,20 @@ def canonical_dot(rulegraph: str) -> str:
     unplaced = sorted(set(labels.values()) - set(stages) - {"all"})
     if unplaced:
         raise RuntimeError(f"rules {unplaced} are in the DAG but in no workflow/rules/*.smk")
-    lines = ["digraph rulegraph {",
-             "    graph [rankdir=LR, fontname=sans, nodesep=0.15, ranksep=0.5];",
-             '    node [shape=box, style="rounded,filled", fontname=sans, fontsize=10];',
-             "    edge [color=grey40];"]
+    lines = [
+        "digraph rulegraph {",
+        "    graph [rankdir=LR, fontname=sans, nodesep=0.15, ranksep=0.5];",
+        '    node [shape=box, style="rounded,filled", fontname=sans, fontsize=10];',
+        "    edge [color=grey40];",
+    ]
     used = sorted({stages[r] for r in labels.values() if r != "all"})
-    rows = "".join(f'<tr><td bgcolor="{STAGE_COLOURS.get(s, DEFAULT_COLOUR)}">workflow/rules/{s}.smk</td></tr>'
-                   for s in used)
-    lines.append(f'    legend [shape=plaintext, style="", label=<<table border="0" cellborder="1" cellspacing="0">'
-                 f'{rows}<tr><td><b>bold</b>: rule all asks for its output</td></tr></table>>];')
+    rows = "".join(
+        f'<tr><td bgcolor="{STAGE_COLOURS.get(s, DEFAULT_COLOUR)}">workflow/rules/{s}.smk</td></tr>' for s in used
+    )
+    lines.append(
+        f'    legend [shape=plaintext, style="", label=<<table border="0" cellborder="1" cellspacing="0">'
+        f"{rows}<tr><td><b>bold</b>: rule all asks for its output</td></tr></table>>];"
+    )
     for rule in sorted(r for r in labels.values() if r != "all"):
         bold = ", penwidth=2.5" if rule in targets else ""
         lines.append(f'    {rule} [fillcolor="{STAGE_COLOURS.get(stages[rule], DEFAULT_COLOUR)}"{bold}];')
@@ -78,8 +97,10 @@ def render_svg(dot_text: str) -> str:
     """The SVG Graphviz draws from dot_text, with the DOT's SHA-256 in a comment after the XML declaration."""
     try:
         out = subprocess.run(["dot", "-Tsvg"], input=dot_text, capture_output=True, text=True, check=True, timeout=60)
-    except FileNotFoundError:
-        raise SystemExit("Graphviz's `dot` is not installed (apt-get install graphviz; conda install graphviz)")
+    except FileNotFoundError as err:
+        raise SystemExit(
+            "Graphviz's `dot` is not installed (apt-get install graphviz; conda install graphviz)"
+        ) from err
     declaration, _, rest = out.stdout.partition("\n")
     return f"{declaration}\n<!-- drawn from docs/rulegraph.dot, sha256 {sha256(dot_text)} -->\n{rest}"
 

@@ -33,11 +33,13 @@ import random
 import shutil
 from pathlib import Path
 
-WORDS = ("the a of to and in is was for on that with as by at from his her it an were are which this be or has had "
-         "not but one their first new two after who they its also been have more other into time when there than "
-         "over only year most some city school during world would three under between many people later state "
-         "water river small house game team music light north south early century found known made used called "
-         "because while where about these both each through before well large part since high family work").split()
+WORDS = (
+    "the a of to and in is was for on that with as by at from his her it an were are which this be or has had not "
+    "but one their first new two after who they its also been have more other into time when there than over only "
+    "year most some city school during world would three under between many people later state water river small "
+    "house game team music light north south early century found known made used called because while where about "
+    "these both each through before well large part since high family work"
+).split()
 
 
 def _rng(*key) -> random.Random:
@@ -69,8 +71,14 @@ def stage_dataset(hf_home: Path, path: str, config: str | None, splits: dict[str
 
     *namespace, name = path.split("/")
     config_name = config or "default"
-    out = hf_home / "datasets" / "___".join([*namespace, camelcase_to_snakecase(name)]) / config_name / "0.0.0" / \
-        commit("dataset", path)
+    out = (
+        hf_home
+        / "datasets"
+        / "___".join([*namespace, camelcase_to_snakecase(name)])
+        / config_name
+        / "0.0.0"
+        / commit("dataset", path)
+    )
     out.mkdir(parents=True, exist_ok=True)
     split_dict, features = datasets.SplitDict(dataset_name=name), None
     for split, rows in splits.items():
@@ -80,8 +88,14 @@ def stage_dataset(hf_home: Path, path: str, config: str | None, splits: dict[str
             writer.write_table(table.data.table)
             n, size = writer.finalize()
         split_dict.add(datasets.SplitInfo(name=split, num_bytes=size, num_examples=n, dataset_name=name))
-    info = datasets.DatasetInfo(features=features, config_name=config_name, dataset_name=name, splits=split_dict,
-                                builder_name="parquet", version="0.0.0")
+    info = datasets.DatasetInfo(
+        features=features,
+        config_name=config_name,
+        dataset_name=name,
+        splits=split_dict,
+        builder_name="parquet",
+        version="0.0.0",
+    )
     info.write_to_directory(str(out))
     return out
 
@@ -109,12 +123,29 @@ def task_rows(task: str, n: int, split: str) -> list[dict]:
     for i in range(n):
         s1, s2 = sentence(rng), sentence(rng)
         if task == "hellaswag":
-            rows.append({"ind": i, "activity_label": "Cooking", "ctx_a": s1, "ctx_b": s2.lower(), "ctx": s1 + " " + s2,
-                         "endings": [sentence(rng) for _ in range(4)], "source_id": f"s{i}", "split": split,
-                         "split_type": "indomain", "label": str(rng.randrange(4))})
+            rows.append(
+                {
+                    "ind": i,
+                    "activity_label": "Cooking",
+                    "ctx_a": s1,
+                    "ctx_b": s2.lower(),
+                    "ctx": s1 + " " + s2,
+                    "endings": [sentence(rng) for _ in range(4)],
+                    "source_id": f"s{i}",
+                    "split": split,
+                    "split_type": "indomain",
+                    "label": str(rng.randrange(4)),
+                }
+            )
         elif task == "winogrande":
-            rows.append({"sentence": f"{s1[:-1]} because _ {s2.lower()}", "option1": "the river",
-                         "option2": "the house", "answer": rng.choice("12")})
+            rows.append(
+                {
+                    "sentence": f"{s1[:-1]} because _ {s2.lower()}",
+                    "option1": "the river",
+                    "option2": "the house",
+                    "answer": rng.choice("12"),
+                }
+            )
         elif task in ("arc_easy", "arc_challenge"):
             c = _choices(rng, 4)
             rows.append({"id": f"q{i}", "question": s1[:-1] + "?", "choices": c, "answerKey": rng.choice(c["label"])})
@@ -122,28 +153,65 @@ def task_rows(task: str, n: int, split: str) -> list[dict]:
             c = _choices(rng, 4)
             rows.append({"id": f"q{i}", "question_stem": s1[:-1], "choices": c, "answerKey": rng.choice(c["label"])})
         elif task == "boolq":
-            rows.append({"question": s1[:-1].lower(), "passage": paragraph(rng, 3), "idx": i, "label": rng.randrange(2)})
+            rows.append(
+                {"question": s1[:-1].lower(), "passage": paragraph(rng, 3), "idx": i, "label": rng.randrange(2)}
+            )
         elif task == "wic":
             w = s1.split()[1]
             start = s1.index(" " + w) + 1
-            rows.append({"word": w, "sentence1": s1, "sentence2": s2, "start1": start, "end1": start + len(w),
-                         "start2": 0, "end2": len(s2.split()[0]), "idx": i, "label": rng.randrange(2)})
+            rows.append(
+                {
+                    "word": w,
+                    "sentence1": s1,
+                    "sentence2": s2,
+                    "start1": start,
+                    "end1": start + len(w),
+                    "start2": 0,
+                    "end2": len(s2.split()[0]),
+                    "idx": i,
+                    "label": rng.randrange(2),
+                }
+            )
         elif task == "cb":
             rows.append({"premise": s1, "hypothesis": s2[:-1], "idx": i, "label": rng.randrange(3)})
         elif task == "wsc":
             words = s1[:-1].split()
-            rows.append({"text": s1, "span1_index": 0, "span2_index": 3, "span1_text": words[0],
-                         "span2_text": words[3], "idx": i, "label": rng.randrange(2)})
+            rows.append(
+                {
+                    "text": s1,
+                    "span1_index": 0,
+                    "span2_index": 3,
+                    "span1_text": words[0],
+                    "span2_text": words[3],
+                    "idx": i,
+                    "label": rng.randrange(2),
+                }
+            )
         elif task == "rte":
             rows.append({"sentence1": s1, "sentence2": s2[:-1], "label": rng.randrange(2), "idx": i})
         elif task == "pubmedqa":
-            rows.append({"QUESTION": s1[:-1] + "?", "CONTEXTS": [paragraph(rng, 2), paragraph(rng, 2)],
-                         "LABELS": ["BACKGROUND", "RESULTS"], "MESHES": ["Humans"], "YEAR": "2001",
-                         "reasoning_required_pred": "yes", "reasoning_free_pred": "yes",
-                         "final_decision": rng.choice(["yes", "no", "maybe"]), "LONG_ANSWER": s2})
+            rows.append(
+                {
+                    "QUESTION": s1[:-1] + "?",
+                    "CONTEXTS": [paragraph(rng, 2), paragraph(rng, 2)],
+                    "LABELS": ["BACKGROUND", "RESULTS"],
+                    "MESHES": ["Humans"],
+                    "YEAR": "2001",
+                    "reasoning_required_pred": "yes",
+                    "reasoning_free_pred": "yes",
+                    "final_decision": rng.choice(["yes", "no", "maybe"]),
+                    "LONG_ANSWER": s2,
+                }
+            )
         elif task == "logiqa":
-            rows.append({"label": rng.choice("abcd"), "context": paragraph(rng, 2), "question": s1[:-1] + "?",
-                         "options": [sentence(rng, 4) for _ in range(4)]})
+            rows.append(
+                {
+                    "label": rng.choice("abcd"),
+                    "context": paragraph(rng, 2),
+                    "question": s1[:-1] + "?",
+                    "options": [sentence(rng, 4) for _ in range(4)],
+                }
+            )
         elif task == "wikitext":
             rows.append({"page": f" = {s1[:-1]} = \n\n " + " \n ".join(paragraph(rng, 2) for _ in range(2)) + " \n"})
         elif task == "ptb":
@@ -166,7 +234,7 @@ def task_splits(task: str) -> list[str]:
     Loader.add_constructor("!function", lambda loader, node: None)
     path = TASKS_DIR / "ptb.yaml" if task == "ptb" else builtin_task_yaml(task)
     spec = {}
-    while True:   # include chain: the including file wins
+    while True:  # include chain: the including file wins
         own = yaml.load(path.read_text(), Loader=Loader)
         spec = {**own, **spec}
         if "include" not in own:
@@ -195,17 +263,25 @@ def byte_level_bpe(vocab_size: int = 512):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     rng = _rng("bpe")
     tok.train_from_iterator([paragraph(rng, 5) for _ in range(300)], trainer)
     return tok
 
 
-FAMILY_SPECIALS = {   # the special tokens of each family's real tokenizer
+FAMILY_SPECIALS = {  # the special tokens of each family's real tokenizer
     "gpt2": {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"},
-    "gpt_neox": {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
-                 "pad_token": "<|padding|>"},
+    "gpt_neox": {
+        "bos_token": "<|endoftext|>",
+        "eos_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+        "pad_token": "<|padding|>",
+    },
     "opt": {"bos_token": "</s>", "eos_token": "</s>", "unk_token": "</s>", "pad_token": "<pad>"},
 }
 
@@ -214,8 +290,12 @@ def tokenizer_for(family: str, bpe):
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(bpe.to_str()), clean_up_tokenization_spaces=False,
-                                  model_max_length=2048, **FAMILY_SPECIALS[family])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(bpe.to_str()),
+        clean_up_tokenization_spaces=False,
+        model_max_length=2048,
+        **FAMILY_SPECIALS[family],
+    )
     return tok
 
 
@@ -266,12 +346,17 @@ def stage(hf_home: Path, resources, rows: dict | None = None) -> list[str]:
         if r.kind == "dataset" and r.repo_id == "EleutherAI/the_pile_deduplicated":
             stage_dataset(hf_home, r.repo_id, r.config, {"train": pile_rows(rows["pile"])})
         elif r.kind == "dataset" and r.repo_id == "billion-word-benchmark/lm1b":
-            stage_dataset(hf_home, r.repo_id, r.config, {"train": lm1b_rows(rows["lm1b"], "train"),
-                                                         "test": lm1b_rows(rows["lm1b"] // 10, "test")})
+            stage_dataset(
+                hf_home,
+                r.repo_id,
+                r.config,
+                {"train": lm1b_rows(rows["lm1b"], "train"), "test": lm1b_rows(rows["lm1b"] // 10, "test")},
+            )
         elif r.kind == "task":
             task = tasks_of[(r.repo_id, r.config)][0]
-            stage_dataset(hf_home, r.repo_id, r.config,
-                          {s: task_rows(task, rows["task"], s) for s in task_splits(task)})
+            stage_dataset(
+                hf_home, r.repo_id, r.config, {s: task_rows(task, rows["task"], s) for s in task_splits(task)}
+            )
         elif r.kind == "tokenizer":
             stage_tokenizer(hf_home, r.repo_id, bpe)
         elif r.kind == "model":
@@ -295,11 +380,17 @@ def remove(hf_home: Path, resource) -> Path:
 
 def env(hf_home: Path) -> dict:
     """Environment of an offline run over the staged cache."""
-    return {"HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return {
+        "HF_HOME": str(hf_home),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
 
 
-if __name__ == "__main__":   # python tests/hub_staging.py HF_HOME CONFIG [MORE ...]: stage what the configs need
+if __name__ == "__main__":  # python tests/hub_staging.py HF_HOME CONFIG [MORE ...]: stage what the configs need
     import sys
 
     import yaml

@@ -1,5 +1,6 @@
 """Fig. 5 and Tables 4-6 from evaluation summaries: numbers carried through, the paper's beside, and each
 claim judged from our numbers (both outcomes)."""
+
 import pytest
 
 from merino.comparisons import nas_comparison, plot_nas_comparison, table4, table5, table6
@@ -9,8 +10,10 @@ from merino.space import Architecture
 
 def summary(*accs, ppl=9.0):
     """An evaluation summary: multiple-choice tasks with `acc`, and a perplexity task without."""
-    return {**{f"task{i}": {"acc": a, "acc_stderr": 0.01} for i, a in enumerate(accs)},
-            "heldout": {"byte_perplexity": ppl, "word_perplexity": 100.0}}
+    return {
+        **{f"task{i}": {"acc": a, "acc_stderr": 0.01} for i, a in enumerate(accs)},
+        "heldout": {"byte_perplexity": ppl, "word_perplexity": 100.0},
+    }
 
 
 def cost(params, flops):
@@ -23,7 +26,12 @@ REFERENCE = load_reference()
 def test_fig5_marks_the_best_method_per_budget_and_the_claim(tmp_path):
     methods = [{"method": "MeRino", "models": ["m60", "m110"]}, {"method": "NTK", "models": ["n60", "n110"]}]
     budgets = {"m60": "flops60M", "m110": "flops110M", "n60": "flops60M", "n110": "flops110M"}
-    summaries = {"m60": summary(0.5, 0.3), "m110": summary(0.4, 0.3), "n60": summary(0.3, 0.3), "n110": summary(0.6, 0.3)}
+    summaries = {
+        "m60": summary(0.5, 0.3),
+        "m110": summary(0.4, 0.3),
+        "n60": summary(0.3, 0.3),
+        "n110": summary(0.6, 0.3),
+    }
     costs = {m: cost(1e6, 60e6 if "60" in m else 110e6) for m in summaries}
     df = nas_comparison(methods, budgets, summaries, costs, "acc").set_index("model")
     assert df.loc["m60", "avg_acc"] == pytest.approx(0.4) and df.loc["n110", "avg_acc"] == pytest.approx(0.45)
@@ -34,9 +42,19 @@ def test_fig5_marks_the_best_method_per_budget_and_the_claim(tmp_path):
 
 
 def search(objective, wall_s, energy_Wh, computations):
-    return {"objective": objective, "budget": {"label": "flops110M"},
-            "search_cost": {"wall_s": wall_s, "cpu_s": wall_s, "energy_Wh": energy_Wh, "energy_source": "estimated",
-                            "mutations": 256, "evaluations": 300, "objective_computations": computations}}
+    return {
+        "objective": objective,
+        "budget": {"label": "flops110M"},
+        "search_cost": {
+            "wall_s": wall_s,
+            "cpu_s": wall_s,
+            "energy_Wh": energy_Wh,
+            "energy_source": "estimated",
+            "mutations": 256,
+            "evaluations": 300,
+            "objective_computations": computations,
+        },
+    }
 
 
 @pytest.mark.parametrize("ntk_acc, holds", [(0.40, True), (0.55, False)])
@@ -57,7 +75,12 @@ def test_table5_pairs_each_target_with_and_without_sharing():
     summaries = {"s": summary(0.50), "u": summary(0.505), "s2": summary(0.40), "u2": summary(0.45)}
     costs = {"s": cost(0.5e6, 60e6), "u": cost(0.8e6, 60e6), "s2": cost(0.6e6, 110e6), "u2": cost(0.9e6, 110e6)}
     df = table5(rows, summaries, costs, REFERENCE, "acc")
-    assert list(zip(df.target, df.sharing)) == [("60G", "without"), ("60G", "with"), ("110G", "without"), ("110G", "with")]
+    assert list(zip(df.target, df.sharing)) == [
+        ("60G", "without"),
+        ("60G", "with"),
+        ("110G", "without"),
+        ("110G", "with"),
+    ]
     by = df.set_index(["target", "sharing"])
     assert by.loc[("60G", "without"), "paper_params_M"] == 59 and by.loc[("110G", "with"), "paper_avg_acc"] == 0.392
     assert by.loc[("60G", "with"), "params_M"] == 0.5

@@ -1,17 +1,33 @@
 """The correlation study's analysis: sampling per index, rank correlations with bootstrap intervals,
 calibration on one split reported on the other, and the summary table."""
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from merino.correlation import (add_entropy_variants, calibrate, entropy_score, rank_correlation,
-                                sample_architecture, study_frame, summary_table, table1_with_perplexity)
+from merino.correlation import (
+    add_entropy_variants,
+    calibrate,
+    entropy_score,
+    rank_correlation,
+    sample_architecture,
+    study_frame,
+    summary_table,
+    table1_with_perplexity,
+)
 from merino.space import SearchSpace
 
-SPACE = SearchSpace.from_config({"n_blocks": 3, "embed_dim": {"min": 64, "max": 192, "step": 64},
-                                 "ffn_dim": {"min": 128, "max": 512, "step": 128}, "depths": [1, 2, 3],
-                                 "non_decreasing_width": True}, 64)
+SPACE = SearchSpace.from_config(
+    {
+        "n_blocks": 3,
+        "embed_dim": {"min": 64, "max": 192, "step": 64},
+        "ffn_dim": {"min": 128, "max": 512, "step": 128},
+        "depths": [1, 2, 3],
+        "non_decreasing_width": True,
+    },
+    64,
+)
 BOOT = {"samples": 300, "confidence": 0.9, "seed": 0}
 
 
@@ -43,9 +59,14 @@ def test_rank_correlation_matches_scipy_and_brackets_its_estimate():
 def _study(n=24, kappa=4.0, alpha=0.5, seed=0):
     """Synthetic study whose perplexity is a decreasing function of the entropy with (kappa, alpha)."""
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"candidate": [f"a{i:03d}" for i in range(n)],
-                       "entropy_mhsa": rng.uniform(100, 1000, n), "entropy_ffn": rng.uniform(100, 1000, n),
-                       "gamma": rng.uniform(0.0, 0.3, n)})
+    df = pd.DataFrame(
+        {
+            "candidate": [f"a{i:03d}" for i in range(n)],
+            "entropy_mhsa": rng.uniform(100, 1000, n),
+            "entropy_ffn": rng.uniform(100, 1000, n),
+            "gamma": rng.uniform(0.0, 0.3, n),
+        }
+    )
     df["val_perplexity"] = 1e5 / entropy_score(df, kappa, alpha)
     df["val_perplexity_half"] = df["val_perplexity"] * rng.uniform(1.2, 1.3, n)
     df["half_step"], df["steps"] = 50, 100
@@ -74,20 +95,35 @@ def test_summary_reports_every_proxy_on_both_splits_and_the_training_stability()
     assert set(all_rows["proxy"]) == expected and set(held["proxy"]) == expected | {"entropy_calibrated"}
     assert (held["n"] == 12).all() and (all_rows["n"] == 24).all()
     calibrated = held.set_index("proxy").loc["entropy_calibrated"]
-    assert calibrated["spearman"] == pytest.approx(1.0) and "chosen on 12 other architectures" in calibrated["calibration"]
+    assert (
+        calibrated["spearman"] == pytest.approx(1.0) and "chosen on 12 other architectures" in calibrated["calibration"]
+    )
     assert all_rows.set_index("proxy").loc["half_vs_full_training", "spearman"] == pytest.approx(
-        stats.spearmanr(df["val_perplexity_half"], df["val_perplexity"]).statistic)
+        stats.spearmanr(df["val_perplexity_half"], df["val_perplexity"]).statistic
+    )
     assert s.set_index(["proxy", "split"]).loc[("entropy", "all"), "paper_claim"] == "rho > 0.8"
     assert "held-out" not in set(summary_table(df, BOOT, None, "")["split"])
 
 
 def test_study_frame_reads_the_job_outputs():
-    record = {"candidate": "a004", "architecture": {"E": [64, 128], "F": [128, 256], "L": [1, 2]},
-              "scores": {"entropy": 5.0, "ntk": -30.0, "dss": 2.0, "decoder_params": 1e5},
-              "raw": {"entropy_mhsa": 1.0, "entropy_ffn": 2.0, "entropy_gamma": 0.1, "ntk_condition": 30.0,
-                      "dss": 2.0, "decoder_params": 100000},
-              "metrics": {"steps": 10, "val_perplexity": 50.0,
-                          "val_history": [{"step": 10, "val_perplexity": 50.0}, {"step": 5, "val_perplexity": 80.0}]}}
+    record = {
+        "candidate": "a004",
+        "architecture": {"E": [64, 128], "F": [128, 256], "L": [1, 2]},
+        "scores": {"entropy": 5.0, "ntk": -30.0, "dss": 2.0, "decoder_params": 1e5},
+        "raw": {
+            "entropy_mhsa": 1.0,
+            "entropy_ffn": 2.0,
+            "entropy_gamma": 0.1,
+            "ntk_condition": 30.0,
+            "dss": 2.0,
+            "decoder_params": 100000,
+        },
+        "metrics": {
+            "steps": 10,
+            "val_perplexity": 50.0,
+            "val_history": [{"step": 10, "val_perplexity": 50.0}, {"step": 5, "val_perplexity": 80.0}],
+        },
+    }
     row = study_frame([record]).iloc[0]
     assert (row["E"], row["L"], row["half_step"], row["val_perplexity_half"]) == ("64-128", "1-2", 5, 80.0)
     assert row["score_ntk"] == -30.0 and row["val_perplexity"] == 50.0

@@ -61,8 +61,10 @@ def test_memory_is_weights_plus_peak_activation():
     assert cost.memory_bytes(arch) == pytest.approx(weights + cost.activation_bytes_floor() + peak_layer)
 
 
-@pytest.mark.parametrize("label, kind, value", [("flops60G", "flops", 60e9), ("params1.5M", "params", 1.5e6),
-                                                ("memory64MB", "memory", 64 * 2**20)])
+@pytest.mark.parametrize(
+    "label, kind, value",
+    [("flops60G", "flops", 60e9), ("params1.5M", "params", 1.5e6), ("memory64MB", "memory", 64 * 2**20)],
+)
 def test_budget_parse(label, kind, value):
     b = Budget.parse(label)
     assert (b.kind, b.value) == (kind, value)

@@ -95,7 +95,7 @@ def test_split_fractions_are_configurable(small_corpus):
 def test_tokenizer_round_trips_and_has_requested_size(tokenizer, small_corpus):
     assert len(tokenizer) == 1024 and tokenizer.vocab_size == 1024
     assert tokenizer.eos_token == tokenizer.bos_token == tokenizer.pad_token == EOT
-    texts = small_corpus.splits["validation"][:3] + ["  Leading spaces, tabs\there, ünïcode — and 🐍.\n"]
+    texts = [*small_corpus.splits["validation"][:3], "  Leading spaces, tabs\there, ünïcode — and 🐍.\n"]
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         assert tokenizer.decode(ids) == text
@@ -110,8 +110,11 @@ def test_tokenizer_saves_and_reloads(tokenizer, small_corpus, tmp_path):
     tokenizer.save_pretrained(tmp_path)
     text = small_corpus.splits["test"][0]
     ids = tokenizer(text)["input_ids"]
-    for loaded in (AutoTokenizer.from_pretrained(tmp_path), PreTrainedTokenizerFast.from_pretrained(tmp_path),
-                   load_tokenizer(tmp_path)):
+    for loaded in (
+        AutoTokenizer.from_pretrained(tmp_path),
+        PreTrainedTokenizerFast.from_pretrained(tmp_path),
+        load_tokenizer(tmp_path),
+    ):
         assert loaded(text)["input_ids"] == ids
         assert loaded.eos_token_id == tokenizer.eos_token_id
         assert tokenizer_checksum(loaded) == tokenizer_checksum(tokenizer)
@@ -167,7 +170,7 @@ def test_packed_dataset_contiguous_fixed_length(cache):
     assert len(ds) == meta["splits"]["train"]["tokens"] // (seq_len + 1)
     items = [ds[i] for i in range(3)] + [ds[len(ds) - 1]]
     assert all(x.dtype == torch.long and x.shape == (seq_len + 1,) for x in items)
-    assert torch.equal(torch.cat(items[:3]), torch.from_numpy(stream[:3 * (seq_len + 1)]))
+    assert torch.equal(torch.cat(items[:3]), torch.from_numpy(stream[: 3 * (seq_len + 1)]))
     assert torch.equal(ds[-1], items[-1])
     with pytest.raises(IndexError):
         ds[len(ds)]
@@ -202,8 +205,8 @@ def test_batch_indices_deterministic_and_resumable():
     assert all(np.array_equal(a, b) for a, b in zip(resumed, full[17:], strict=True))
     walk = np.concatenate(full)
     for epoch in range(len(walk) // n):  # every epoch visits every sequence once, in a new order
-        assert sorted(walk[epoch * n:(epoch + 1) * n]) == list(range(n))
-    assert not np.array_equal(walk[:n], walk[n:2 * n])
+        assert sorted(walk[epoch * n : (epoch + 1) * n]) == list(range(n))
+    assert not np.array_equal(walk[:n], walk[n : 2 * n])
     assert not np.array_equal(full[0], batch_indices(n, bs, 0, seed + 1))
     with pytest.raises(ValueError, match="n_sequences"):
         batch_indices(0, bs, 0, seed)
@@ -225,14 +228,27 @@ def test_files_source(tmp_path):
     (tmp_path / "b.txt").write_text("Another file.\n")
     (tmp_path / "v.jsonl").write_text('{"text": "Validation one."}\n{"text": "  "}\n{"text": "Validation two."}\n')
     (tmp_path / "t.json").write_text('[{"body": "Test doc."}]')
-    c = load_corpus({"source": "files", "train": [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")],
-                     "validation": str(tmp_path / "v.jsonl"), "test": [str(tmp_path / "v.jsonl")]})
+    c = load_corpus(
+        {
+            "source": "files",
+            "train": [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")],
+            "validation": str(tmp_path / "v.jsonl"),
+            "test": [str(tmp_path / "v.jsonl")],
+        }
+    )
     assert c.splits["train"] == ["First document.\nStill the first.\n\nA second paragraph.", "Another file."]
     assert c.splits["validation"] == c.splits["test"] == ["Validation one.", "Validation two."]
     paragraphs = load_corpus({"source": "files", "train": str(tmp_path / "a.txt"), "sample_by": "paragraph"})
     assert sum(len(d) for d in paragraphs.splits.values()) == 2
-    field = load_corpus({"source": "files", "train": str(tmp_path / "t.json"), "text_field": "body",
-                         "validation_fraction": 0, "test_fraction": 0})
+    field = load_corpus(
+        {
+            "source": "files",
+            "train": str(tmp_path / "t.json"),
+            "text_field": "body",
+            "validation_fraction": 0,
+            "test_fraction": 0,
+        }
+    )
     assert field.splits == {"train": ["Test doc."], "validation": [], "test": []}
     with pytest.raises(ValueError, match="no field 'text'"):
         load_corpus({"source": "files", "train": str(tmp_path / "t.json")})
@@ -293,11 +309,11 @@ def test_hub_path_with_a_local_dataset_directory(tmp_path, monkeypatch):
     """``load_dataset`` also takes a local dataset directory: the hub code path, offline."""
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps({"text": f"Sentence number {i}."}) + "\n"
-                                                  for i in range(200)))
+    (tmp_path / "train.jsonl").write_text(
+        "".join(json.dumps({"text": f"Sentence number {i}."}) + "\n" for i in range(200))
+    )
     (tmp_path / "test.jsonl").write_text('{"text": "Held-out sentence."}\n')
-    c = load_corpus({"source": "hub", "name": str(tmp_path), "test": "test", "streaming": True,
-                     "max_documents": 100})
+    c = load_corpus({"source": "hub", "name": str(tmp_path), "test": "test", "streaming": True, "max_documents": 100})
     assert c.splits["test"] == ["Held-out sentence."]
     assert len(c.splits["train"]) + len(c.splits["validation"]) == 100 and c.splits["validation"]
     assert c.splits["train"][0] == "Sentence number 0."
@@ -374,11 +390,15 @@ def base(small_corpus):
     return small_corpus.splits["train"][:60]
 
 
-@pytest.mark.parametrize("spec", [
-    HUB | {"max_documents": 300, "validation_fraction": 0.1, "test_fraction": 0.1},  # both carved from train
-    HUB | {"validation": "validation", "test": "test", "max_chars": 150_000},  # given splits, each capped
-    HUB | {"test": "test", "max_documents": 200, "validation_fraction": 0.2},  # validation carved, test given
-], ids=["carved", "given", "mixed"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        HUB | {"max_documents": 300, "validation_fraction": 0.1, "test_fraction": 0.1},  # both carved from train
+        HUB | {"validation": "validation", "test": "test", "max_chars": 150_000},  # given splits, each capped
+        HUB | {"test": "test", "max_documents": 200, "validation_fraction": 0.2},  # validation carved, test given
+    ],
+    ids=["carved", "given", "mixed"],
+)
 def test_streamed_cache_equals_materialised(spec, base, tokenizer, tmp_path, monkeypatch):
     import merino.corpus
     import merino.token_cache
@@ -387,8 +407,11 @@ def test_streamed_cache_equals_materialised(spec, base, tokenizer, tmp_path, mon
     monkeypatch.setattr(merino.corpus, "_hub_documents", hub)
     flushes = []  # (rows pulled so far, batch size) at each tokenised batch
     flush = merino.token_cache._TokenWriter.flush
-    monkeypatch.setattr(merino.token_cache._TokenWriter, "flush",
-                        lambda self: (self.batch and flushes.append((hub.pulled, len(self.batch))), flush(self)))
+    monkeypatch.setattr(
+        merino.token_cache._TokenWriter,
+        "flush",
+        lambda self: (self.batch and flushes.append((hub.pulled, len(self.batch))), flush(self)),
+    )
     streamed = stream_token_cache(spec, tokenizer, tmp_path / "streamed", batch_size=16)
     assert sorted(hub.opened) == sorted({"train"} | {spec[s] for s in ("validation", "test") if s in spec})
     assert all(s.iterated for s in hub.opened.values())
@@ -399,22 +422,27 @@ def test_streamed_cache_equals_materialised(spec, base, tokenizer, tmp_path, mon
     corpus = load_corpus(spec)
     materialised = build_token_cache(corpus, tokenizer, tmp_path / "materialised", batch_size=7)
     for split in ("train", "validation", "test"):
-        assert filecmp.cmp(tmp_path / "streamed" / f"{split}.bin", tmp_path / "materialised" / f"{split}.bin",
-                           shallow=False)
+        assert filecmp.cmp(
+            tmp_path / "streamed" / f"{split}.bin", tmp_path / "materialised" / f"{split}.bin", shallow=False
+        )
         assert corpus.splits[split], f"{split} is empty: the comparison would be vacuous"
     assert streamed.pop("tokenize_wall_s") >= 0 and materialised.pop("tokenize_wall_s") >= 0
     assert streamed == materialised
     assert streamed["corpus"]["sha256"] == corpus.checksum and streamed["corpus"]["spec"] == spec
-    assert {s: {k: i[k] for k in ("documents", "characters", "sha256")} for s, i in streamed["splits"].items()} \
-        == corpus.stats()
+    assert {
+        s: {k: i[k] for k in ("documents", "characters", "sha256")} for s, i in streamed["splits"].items()
+    } == corpus.stats()
 
     caps = spec.get("max_documents"), spec.get("max_chars")  # caps: the leading documents of each hub split
     train = _expected(base, "train", *caps)[0]
     if "validation" in spec:
-        assert corpus.splits["train"] == train and corpus.splits["validation"] == _expected(base, "validation", *caps)[0]
+        assert (
+            corpus.splits["train"] == train and corpus.splits["validation"] == _expected(base, "validation", *caps)[0]
+        )
     else:
-        assert sum(len(corpus.splits[s]) for s in ("train", "validation")) + (0 if "test" in spec else
-                                                                              len(corpus.splits["test"])) == len(train)
+        assert sum(len(corpus.splits[s]) for s in ("train", "validation")) + (
+            0 if "test" in spec else len(corpus.splits["test"])
+        ) == len(train)
     if "test" in spec:
         assert corpus.splits["test"] == _expected(base, "test", *caps)[0]
     if spec.get("max_chars"):
@@ -426,8 +454,10 @@ def test_prepare_data_streams_hub_corpora(base, tokenizer, tmp_path, monkeypatch
     import merino.corpus
     import merino.token_cache
 
-    spec = {"corpus": HUB | {"validation_fraction": 0.1, "test_fraction": 0.1},
-            "tokenizer": {"source": "hub", "name": "gpt2"}}
+    spec = {
+        "corpus": HUB | {"validation_fraction": 0.1, "test_fraction": 0.1},
+        "tokenizer": {"source": "hub", "name": "gpt2"},
+    }
     hub = _FakeHub(base, spec["corpus"], length=500)
     monkeypatch.setattr(merino.corpus, "_hub_documents", hub)
     monkeypatch.setattr(merino.token_cache, "load_corpus", lambda *a: pytest.fail("a streamed corpus was materialised"))
@@ -455,8 +485,11 @@ def test_streaming_errors(base, tokenizer, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"data\.tokenizer\.source must be 'hub' for a streamed corpus.*'train'"):
         prepare_data({"corpus": HUB, "tokenizer": trained}, tmp_path / "tokenizer", tmp_path / "tokens")
     with pytest.raises(ValueError, match=r"unknown key.*'split'"):
-        prepare_data({"corpus": HUB | {"split": "x"}, "tokenizer": {"source": "hub", "name": "gpt2"}},
-                     tmp_path / "tokenizer", tmp_path / "tokens")
+        prepare_data(
+            {"corpus": HUB | {"split": "x"}, "tokenizer": {"source": "hub", "name": "gpt2"}},
+            tmp_path / "tokenizer",
+            tmp_path / "tokens",
+        )
     with pytest.raises(ValueError, match="needs source 'hub' with streaming: true"):
         stream_token_cache(HUB | {"streaming": False}, tokenizer, tmp_path / "tokens")
     with pytest.raises(ValueError, match="needs max_documents or max_chars to be loaded into memory"):

@@ -1,6 +1,7 @@
 """The documentation: the README stays short, every relative link in the Markdown files resolves, and the
 rule-graph picture (docs/rulegraph.dot, .svg) is the DAG of the rules as they are now, and the package
 docstring (src/merino/__init__.py) maps every module."""
+
 import importlib.util
 import re
 from pathlib import Path
@@ -8,8 +9,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MARKDOWN = sorted([REPO / "README.md", *REPO.glob("docs/*.md"), *REPO.glob("config/*.md"),
-                   *REPO.glob("profiles/*/*.md"), *REPO.glob("tests/*.md")])
+MARKDOWN = sorted(
+    [
+        REPO / "README.md",
+        *REPO.glob("docs/*.md"),
+        *REPO.glob("config/*.md"),
+        *REPO.glob("profiles/*/*.md"),
+        *REPO.glob("tests/*.md"),
+    ]
+)
 
 
 def load_rulegraph():
@@ -22,8 +30,10 @@ def load_rulegraph():
 def heading_anchors(text: str) -> set[str]:
     """GitHub's anchors for a Markdown file's headings: lower case, punctuation dropped, spaces to hyphens."""
     text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
-    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
-            for h in re.findall(r"^#+\s+(.*)$", text, re.MULTILINE)}
+    return {
+        re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+        for h in re.findall(r"^#+\s+(.*)$", text, re.MULTILINE)
+    }
 
 
 def test_readme_fits_in_250_lines():
@@ -37,7 +47,7 @@ def test_relative_links_resolve(doc):
     prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
     broken = []
     for target in re.findall(r"\]\(([^)\s]+)\)", prose):
-        if re.match(r"[a-z]+:", target):           # https:, mailto:
+        if re.match(r"[a-z]+:", target):  # https:, mailto:
             continue
         path, _, anchor = target.partition("#")
         file = (doc.parent / path).resolve() if path else doc
@@ -50,8 +60,15 @@ def test_relative_links_resolve(doc):
 
 def test_markdown_files_are_found():
     names = {str(p.relative_to(REPO)) for p in MARKDOWN}
-    assert {"README.md", "docs/method.md", "docs/outputs.md", "docs/benchmarks.md", "config/README.md",
-            "profiles/slurm/README.md", "tests/README.md"} <= names
+    assert {
+        "README.md",
+        "docs/method.md",
+        "docs/outputs.md",
+        "docs/benchmarks.md",
+        "config/README.md",
+        "profiles/slurm/README.md",
+        "tests/README.md",
+    } <= names
 
 
 def test_rulegraph_picture_is_current():
@@ -59,15 +76,18 @@ def test_rulegraph_picture_is_current():
     rulegraph = load_rulegraph()
     fresh = rulegraph.canonical_dot(rulegraph.snakemake_rulegraph())
     committed = rulegraph.DOT.read_text()
-    assert fresh == committed, (f"docs/rulegraph.dot is stale (the rules changed): run `{rulegraph.COMMAND}` "
-                                "and commit docs/rulegraph.dot and docs/rulegraph.svg")
+    assert fresh == committed, (
+        f"docs/rulegraph.dot is stale (the rules changed): run `{rulegraph.COMMAND}` "
+        "and commit docs/rulegraph.dot and docs/rulegraph.svg"
+    )
 
 
 def test_rulegraph_svg_is_drawn_from_the_committed_dot():
     rulegraph = load_rulegraph()
     svg = rulegraph.SVG.read_text()
     assert f"sha256 {rulegraph.sha256(rulegraph.DOT.read_text())}" in svg, (
-        f"docs/rulegraph.svg was not drawn from docs/rulegraph.dot: run `{rulegraph.COMMAND}`")
+        f"docs/rulegraph.svg was not drawn from docs/rulegraph.dot: run `{rulegraph.COMMAND}`"
+    )
 
 
 def test_package_docstring_maps_every_module():
@@ -75,4 +95,6 @@ def test_package_docstring_maps_every_module():
 
     modules = {p.stem for p in (REPO / "src" / "merino").glob("*.py")} - {"__init__"}
     listed = set(re.findall(r"^    ``(\w+)``", merino.__doc__, re.MULTILINE))
-    assert listed == modules, f"merino/__init__.py: missing {sorted(modules - listed)}, stale {sorted(listed - modules)}"
+    assert listed == modules, (
+        f"merino/__init__.py: missing {sorted(modules - listed)}, stale {sorted(listed - modules)}"
+    )

@@ -4,10 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from merino.entropy import (EntropyConstants, EntropyLookupTable, architecture_entropy, effectiveness,
-                            expected_matrix_entropy, lookup_error, matrix_entropy, objective_score)
-from merino.search import EntropyObjective
+from merino.entropy import (
+    EntropyConstants,
+    EntropyLookupTable,
+    architecture_entropy,
+    effectiveness,
+    expected_matrix_entropy,
+    lookup_error,
+    matrix_entropy,
+    objective_score,
+)
 from merino.paper import load_reference, table1_models
+from merino.search import EntropyObjective
 from merino.space import Architecture, Block
 
 
@@ -102,11 +110,13 @@ def test_eq15_per_block_objectives_by_hand(alpha):
     hf = {(128, 256): 2 * m(128, 256), (192, 192): 2 * m(192, 192)}
     am, af = (0.5, 1.0) if alpha else (1.0, 1.0)
     lg = math.log2(192)
-    linear = (2 * (am * (1 - 0.25 * 2 / 7) * hm[128] + af * (1 - 0.25 * 2 / 8) * hf[128, 256])
-              + 3 * (am * (1 - 0.25 * 3 / lg) * hm[192] + af * (1 - 0.25 * 3 / lg) * hf[192, 192]))
+    linear = 2 * (am * (1 - 0.25 * 2 / 7) * hm[128] + af * (1 - 0.25 * 2 / 8) * hf[128, 256]) + 3 * (
+        am * (1 - 0.25 * 3 / lg) * hm[192] + af * (1 - 0.25 * 3 / lg) * hf[192, 192]
+    )
     ex = lambda l, x: math.exp(-3.0 * 0.25 * l / math.log2(x))  # noqa: E731
-    exponential = (2 * (am * ex(2, 128) * hm[128] + af * ex(2, 256) * hf[128, 256])
-                   + 3 * (am * ex(3, 192) * hm[192] + af * ex(3, 192) * hf[192, 192]))
+    exponential = 2 * (am * ex(2, 128) * hm[128] + af * ex(2, 256) * hf[128, 256]) + 3 * (
+        am * ex(3, 192) * hm[192] + af * ex(3, 192) * hf[192, 192]
+    )
     name = "eq15" if alpha else "eq15_gamma"
     assert objective_score(arch, table, name) == pytest.approx(linear, rel=1e-12)
     if alpha:
@@ -114,6 +124,7 @@ def test_eq15_per_block_objectives_by_hand(alpha):
     assert objective_score(arch, table, "eq15_plain") == pytest.approx(architecture_entropy(arch, table).entropy)
     # the search's vectorised objective agrees on a space holding the architecture (ratio axis: F = R E)
     from merino.space import SearchSpace
+
     space = SearchSpace(n_blocks=2, e_min=64, e_max=192, e_step=64, ffn_ratios=(1, 2), depths=(1, 2, 3))
     genes = space.encode(arch)[None]
     assert EntropyObjective.build(name, space, table)(genes)[0] == pytest.approx(linear, rel=1e-12)

@@ -1,5 +1,6 @@
 """Evaluation: generated lm-eval tasks (deterministic, hard enough), real lm-eval in-process and through
 its CLI, clear errors for built-in tasks without data, the paper's baselines and naive scaling."""
+
 import json
 import subprocess
 import sys
@@ -19,8 +20,10 @@ from merino.token_cache import build_token_cache
 from merino.tokenizer import train_tokenizer
 from merino.train import TrainConfig, train
 
-TASKS = {"multiple_choice": {"items": 200, "context_words": 8, "continuation_words": 4, "choices": 4, "seed": 0},
-         "heldout": {"max_documents": 4}}
+TASKS = {
+    "multiple_choice": {"items": 200, "context_words": 8, "continuation_words": 4, "choices": 4, "seed": 0},
+    "heldout": {"max_documents": 4},
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +44,14 @@ def test_task_generation_is_deterministic_and_well_formed(corpus, tmp_path):
     labels = set()
     for item in continuation_items(docs, 60, 8, 4, 4, seed=0):
         true = item["choices"][item["label"]]
-        assert f"{item['context']} {true}" in " ".join(words[item["document"]])   # the passage, continued
+        assert f"{item['context']} {true}" in " ".join(words[item["document"]])  # the passage, continued
         assert len(set(item["choices"])) == 4 and all(len(c.split()) == 4 for c in item["choices"])
         labels.add(item["label"])
     for item in word_order_items(docs, 60, 8, 4, 4, seed=0):
         true = item["choices"][item["label"]]
-        assert all(sorted(c.split()) == sorted(true.split()) for c in item["choices"]) and len(set(item["choices"])) == 4
+        assert (
+            all(sorted(c.split()) == sorted(true.split()) for c in item["choices"]) and len(set(item["choices"])) == 4
+        )
         labels.add(item["label"])
     assert labels == {0, 1, 2, 3}
     with pytest.raises(ValueError, match="held-out documents have"):
@@ -59,14 +64,38 @@ def checkpoints(corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     tokenizer = train_tokenizer(corpus, vocab_size=512)
     build_token_cache(corpus, tokenizer, root / "tokens")
-    config = MerinoConfig(vocab_size=len(tokenizer), embed_proj_dim=64, max_position_embeddings=64, head_dim=32,
-                          block_embed_dims=[64, 64], block_ffn_dims=[256, 256], block_depths=[2, 1],
-                          eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
-                          pad_token_id=tokenizer.pad_token_id)
+    config = MerinoConfig(
+        vocab_size=len(tokenizer),
+        embed_proj_dim=64,
+        max_position_embeddings=64,
+        head_dim=32,
+        block_embed_dims=[64, 64],
+        block_ffn_dims=[256, 256],
+        block_depths=[2, 1],
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.set_num_threads(1)
-    train(config, root / "tokens", root / "trained", TrainConfig(
-        steps=400, batch_size=16, micro_batch_size=16, seq_len=32, lr=3e-3, warmup_steps=25, checkpoint_every=400,
-        log_every=50, eval_batches=2, device="cpu"), work_dir=root / "work", tokenizer=tokenizer)
+    train(
+        config,
+        root / "tokens",
+        root / "trained",
+        TrainConfig(
+            steps=400,
+            batch_size=16,
+            micro_batch_size=16,
+            seq_len=32,
+            lr=3e-3,
+            warmup_steps=25,
+            checkpoint_every=400,
+            log_every=50,
+            eval_batches=2,
+            device="cpu",
+        ),
+        work_dir=root / "work",
+        tokenizer=tokenizer,
+    )
     torch.manual_seed(0)
     MerinoForCausalLM(config).save_pretrained(root / "random")
     tokenizer.save_pretrained(root / "random")
@@ -78,8 +107,9 @@ def checkpoints(corpus, tmp_path_factory):
 def test_a_trained_model_beats_chance_and_a_random_one_does_not(checkpoints):
     acc = {}
     for name in ("trained", "random"):
-        results = evaluate(checkpoints / name, ["merino_word_order", "merino_heldout"], [checkpoints / "tasks"],
-                           batch_size=32)
+        results = evaluate(
+            checkpoints / name, ["merino_word_order", "merino_heldout"], [checkpoints / "tasks"], batch_size=32
+        )
         acc[name] = summarize(results)
     trained, random = acc["trained"]["merino_word_order"], acc["random"]["merino_word_order"]
     assert trained["samples"] == random["samples"] == 200
@@ -99,13 +129,20 @@ def test_integer_kernel_int8_scores_within_a_point_of_the_dequantized_model(chec
     from merino.quantize import QuantSpec, draw_calibration, load_quantized, quantize_model, save_quantized
 
     model = MerinoForCausalLM.from_pretrained(checkpoints / "trained").eval()
-    quantized = quantize_model(model, QuantSpec(bits=8, group_size=-1), draw_calibration(checkpoints / "tokens", 16, 32, 0))
+    quantized = quantize_model(
+        model, QuantSpec(bits=8, group_size=-1), draw_calibration(checkpoints / "tokens", 16, 32, 0)
+    )
     save_quantized(model, quantized, tmp_path)
     AutoTokenizer.from_pretrained(checkpoints / "trained").save_pretrained(tmp_path)
     tasks = ["merino_word_order", "merino_continuation", "merino_heldout"]
-    scores = {kernels: summarize(evaluate(tmp_path, tasks, [checkpoints / "tasks"], batch_size=32,
-                                          model=load_quantized(tmp_path, kernels=kernels)))
-              for kernels in ("dequantize", "integer")}
+    scores = {
+        kernels: summarize(
+            evaluate(
+                tmp_path, tasks, [checkpoints / "tasks"], batch_size=32, model=load_quantized(tmp_path, kernels=kernels)
+            )
+        )
+        for kernels in ("dequantize", "integer")
+    }
     for task in ("merino_word_order", "merino_continuation"):
         assert abs(scores["integer"][task]["acc"] - scores["dequantize"][task]["acc"]) <= 0.01, scores
     ppl = [scores[k]["merino_heldout"]["byte_perplexity"] for k in ("dequantize", "integer")]
@@ -117,17 +154,37 @@ def test_lm_eval_cli_gives_the_in_process_numbers(checkpoints, tmp_path):
     tasks = ["merino_word_order", "merino_heldout"]
     ours = summarize(evaluate(checkpoints / "trained", tasks, [checkpoints / "tasks"], batch_size=8, limit=20))
     cli = subprocess.run(
-        [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
-         f"pretrained={checkpoints / 'trained'},trust_remote_code=True,dtype=float32", "--tasks", ",".join(tasks),
-         "--include_path", str(checkpoints / "tasks"), "--batch_size", "8", "--limit", "20", "--device", "cpu",
-         "--output_path", str(tmp_path / "cli")],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={checkpoints / 'trained'},trust_remote_code=True,dtype=float32",
+            "--tasks",
+            ",".join(tasks),
+            "--include_path",
+            str(checkpoints / "tasks"),
+            "--batch_size",
+            "8",
+            "--limit",
+            "20",
+            "--device",
+            "cpu",
+            "--output_path",
+            str(tmp_path / "cli"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert cli.returncode == 0, cli.stderr[-3000:]
     written = json.loads(next((tmp_path / "cli").rglob("results_*.json")).read_text())
     theirs = summarize(written)
     assert set(theirs) == set(ours)
     for task in tasks:
-        for metric, value in ours[task].items():   # perplexity stderrs are bootstrapped: the CLI resamples more
+        for metric, value in ours[task].items():  # perplexity stderrs are bootstrapped: the CLI resamples more
             if not metric.endswith("perplexity_stderr") and metric != "bits_per_byte_stderr":
                 assert theirs[task][metric] == pytest.approx(value, rel=1e-6), (task, metric)
 
@@ -138,17 +195,21 @@ def test_builtin_tasks_without_the_hub_fail_with_staging_advice(monkeypatch, tmp
     monkeypatch.setattr(evaluate_module, "_hub_reachable", lambda timeout=5.0: "https://huggingface.co is unreachable")
     with pytest.raises(TaskDataError, match=r"\['hellaswag', 'wikitext'\].*HF_DATASETS_OFFLINE=1.*task_data"):
         check_task_data(["merino_word_order", "hellaswag", "wikitext"], staged={})
-    check_task_data(["merino_word_order", "hellaswag"], staged={"hellaswag": {}})   # staged: nothing to fetch
+    check_task_data(["merino_word_order", "hellaswag"], staged={"hellaswag": {}})  # staged: nothing to fetch
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
     with pytest.raises(TaskDataError, match=r"offline mode.*arc_easy \(allenai/ai2_arc/ARC-Easy\)"):
         check_task_data(["arc_easy", "hellaswag"], staged={})
-    (tmp_path / "empty-cache" / "hub" / "datasets--Rowan--hellaswag").mkdir(parents=True)   # `hf download`ed files:
-    with pytest.raises(TaskDataError, match=r"no copy of: arc_easy .*, hellaswag"):      # not what datasets reads
+    (tmp_path / "empty-cache" / "hub" / "datasets--Rowan--hellaswag").mkdir(parents=True)  # `hf download`ed files:
+    with pytest.raises(TaskDataError, match=r"no copy of: arc_easy .*, hellaswag"):  # not what datasets reads
         check_task_data(["arc_easy", "hellaswag"], staged={})
-    hub_staging.stage_dataset(tmp_path / "empty-cache", "Rowan/hellaswag", None,          # its prepared cache is
-                              {"validation": hub_staging.task_rows("hellaswag", 2, "validation")})
+    hub_staging.stage_dataset(
+        tmp_path / "empty-cache",
+        "Rowan/hellaswag",
+        None,  # its prepared cache is
+        {"validation": hub_staging.task_rows("hellaswag", 2, "validation")},
+    )
     with pytest.raises(TaskDataError) as err:
         check_task_data(["arc_easy", "hellaswag"], staged={})
     assert "hellaswag" not in str(err.value).split("no copy of:")[1].split(".")[0]
@@ -156,11 +217,29 @@ def test_builtin_tasks_without_the_hub_fail_with_staging_advice(monkeypatch, tmp
 
 def test_staged_task_keeps_the_builtin_prompts_with_local_data(tmp_path):
     data = tmp_path / "arc.jsonl"
-    data.write_text(json.dumps({"id": "q1", "question": "Which is a gas?", "answerKey": "B",
-                                "choices": {"text": ["iron", "steam"], "label": ["A", "B"]}}) + "\n")
-    out = write_staged_tasks({"arc_easy": {"dataset_path": "json", "dataset_name": None, "training_split": None,
-                                           "validation_split": None,
-                                           "dataset_kwargs": {"data_files": {"test": str(data)}}}}, tmp_path / "staged")
+    data.write_text(
+        json.dumps(
+            {
+                "id": "q1",
+                "question": "Which is a gas?",
+                "answerKey": "B",
+                "choices": {"text": ["iron", "steam"], "label": ["A", "B"]},
+            }
+        )
+        + "\n"
+    )
+    out = write_staged_tasks(
+        {
+            "arc_easy": {
+                "dataset_path": "json",
+                "dataset_name": None,
+                "training_split": None,
+                "validation_split": None,
+                "dataset_kwargs": {"data_files": {"test": str(data)}},
+            }
+        },
+        tmp_path / "staged",
+    )
     from lm_eval.tasks import TaskManager
 
     task = TaskManager(include_path=str(out), include_defaults=False).load_task_or_group(["arc_easy"])["arc_easy"]
@@ -170,17 +249,29 @@ def test_staged_task_keeps_the_builtin_prompts_with_local_data(tmp_path):
         write_staged_tasks({"nonexistent_task": {}}, tmp_path / "bad")
 
 
-@pytest.mark.parametrize("name, params", [("Pythia-70M", 70_426_624), ("Pythia-162M", 162_322_944),
-                                          ("GPT-2-124M", 124_439_808), ("OPT-125M", 125_239_296),
-                                          ("OPT-350M", 331_196_416)])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("Pythia-70M", 70_426_624),
+        ("Pythia-162M", 162_322_944),
+        ("GPT-2-124M", 124_439_808),
+        ("OPT-125M", 125_239_296),
+        ("OPT-350M", 331_196_416),
+    ],
+)
 def test_baseline_architectures_have_their_published_sizes(name, params):
     cost = baseline_cost(name)
     assert cost["params"] == params and cost["hub_id"] == PAPER_BASELINES[name].hub_id
 
 
 def test_baseline_flops_reproduce_the_paper_table3_column():
-    paper = {"Pythia-70M": (100, True), "Cerebras-111M": (260, True), "GPT-2-124M": (290, True),
-             "OPT-125M": (210, False), "OPT-350M": (720, False)}   # (G, counted with the LM head)
+    paper = {
+        "Pythia-70M": (100, True),
+        "Cerebras-111M": (260, True),
+        "GPT-2-124M": (290, True),
+        "OPT-125M": (210, False),
+        "OPT-350M": (720, False),
+    }  # (G, counted with the LM head)
     for name, (gflops, head) in paper.items():
         cost = baseline_cost(name)
         ours = cost["flops_with_lm_head" if head else "flops"] / 1e9
@@ -197,8 +288,7 @@ def test_naive_scaling_is_the_largest_uniform_gpt_within_budget(scaling):
     assert block.ffn_dim == 4 * block.embed_dim
 
     def flops(e, depth):
-        return CostModel(**{**cost.__dict__, "embed_proj_dim": e}).flops(
-            type(arch)((type(block)(e, 4 * e, depth),)))
+        return CostModel(**{**cost.__dict__, "embed_proj_dim": e}).flops(type(arch)((type(block)(e, 4 * e, depth),)))
 
     assert flops(block.embed_dim, block.depth) <= budget.value
     if scaling == "depth":

@@ -1,4 +1,5 @@
 """ONNX export: prefill and a cached decode step run in ONNX Runtime give torch's logits (fp32, 1e-4)."""
+
 import numpy as np
 import pytest
 import torch
@@ -12,9 +13,17 @@ ort = pytest.importorskip("onnxruntime")
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "unshared"])
 def test_onnx_prefill_and_cached_decode_match_torch(shared, tmp_path):
     torch.manual_seed(0)
-    model = MerinoForCausalLM(MerinoConfig(
-        vocab_size=97, embed_proj_dim=64, max_position_embeddings=64, block_embed_dims=[64, 128],
-        block_ffn_dims=[32, 48], block_depths=[2, 3], weight_sharing=shared)).eval()
+    model = MerinoForCausalLM(
+        MerinoConfig(
+            vocab_size=97,
+            embed_proj_dim=64,
+            max_position_embeddings=64,
+            block_embed_dims=[64, 128],
+            block_ffn_dims=[32, 48],
+            block_depths=[2, 3],
+            weight_sharing=shared,
+        )
+    ).eval()
     paths = export_onnx(model, tmp_path)
     prefill, decode = (ort.InferenceSession(str(paths[k])) for k in ("prefill", "decode"))
 

@@ -1,4 +1,5 @@
 """Generation latency and memory: greedy cached decoding like `generate`, TTFT, decode latency, KV cache."""
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
@@ -24,15 +25,26 @@ def test_greedy_decode_gives_generates_tokens(make):
     prompt = torch.randint(0, 64, (1, 7))
     with torch.inference_mode():
         tokens, cache, first, steps = greedy_decode(model, prompt, 6, timed=True)
-        expected = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=6, min_new_tokens=6,
-                                  do_sample=False, pad_token_id=0)[:, 7:]
+        expected = model.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=6,
+            min_new_tokens=6,
+            do_sample=False,
+            pad_token_id=0,
+        )[:, 7:]
     assert torch.equal(tokens, expected)
     assert cache.get_seq_length() == 7 + 5 and first > 0 and len(steps) == 5
 
 
 def test_measure_generation_reports_latency_and_the_kv_cache_of_every_applied_layer():
-    r = measure_generation({"merino": lambda: merino_model(ARCH, CONVENTION), "gpt2": gpt2}, prompt_len=8,
-                           new_tokens=4, repeats=2, threads=1)
+    r = measure_generation(
+        {"merino": lambda: merino_model(ARCH, CONVENTION), "gpt2": gpt2},
+        prompt_len=8,
+        new_tokens=4,
+        repeats=2,
+        threads=1,
+    )
     p, m, g = r["protocol"], r["models"]["merino"], r["models"]["gpt2"]
     assert (p["prompt_len"], p["new_tokens"], p["repeats"], p["threads"], p["batch_size"]) == (8, 4, 2, 1, 1)
     assert len(m["ttft"]["samples_ms"]) == 2 and m["ttft"]["mean_ms"] > 0

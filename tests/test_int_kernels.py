@@ -1,6 +1,7 @@
 """Integer kernels (ONNX Runtime MatMulNBits) on GPTQ/RTN codes: one matrix against its dequantized weights
 (INT8 one grid per row, INT4 and INT2 groups, widths that are not whole blocks), schemes the kernel rejects,
 a shared MeRino layer and GPT-2's Conv1D loaded through ``load_quantized(kernels="integer")``."""
+
 import pytest
 import torch
 from test_quantize import markov_tokens, tiny_gpt2, tiny_merino
@@ -22,8 +23,9 @@ def relative_error(y, ref):
     return float((y - ref).norm() / ref.norm())
 
 
-@pytest.mark.parametrize("bits,group_size,cols", [(8, -1, 100), (8, -1, 40), (8, -1, 256), (4, 32, 96), (4, 16, 72),
-                                                  (2, 32, 64)])
+@pytest.mark.parametrize(
+    "bits,group_size,cols", [(8, -1, 100), (8, -1, 40), (8, -1, 256), (4, 32, 96), (4, 16, 72), (2, 32, 64)]
+)
 def test_integer_linear_computes_the_dequantized_matrix(bits, group_size, cols):
     g = torch.Generator().manual_seed(bits + cols)
     W, bias = torch.randn(24, cols, generator=g), torch.randn(24, generator=g)
@@ -32,7 +34,7 @@ def test_integer_linear_computes_the_dequantized_matrix(bits, group_size, cols):
     ref = x @ q.dequantize().T + bias
     exact = IntegerLinear(q, bias, compute="float32")(x)
     assert exact.shape == ref.shape and relative_error(exact, ref) < 1e-5
-    integer = IntegerLinear(q, bias, compute="int8")(x)   # activations quantized to int8 per block
+    integer = IntegerLinear(q, bias, compute="int8")(x)  # activations quantized to int8 per block
     assert 0 < relative_error(integer, ref) < 0.02, relative_error(integer, ref)
 
 
@@ -65,8 +67,10 @@ def test_shared_merino_layer_stays_one_integer_module(tmp_path, bits, group_size
     dequantized = load_quantized(tmp_path)
     exact = load_quantized(tmp_path, kernels="integer", compute="float32")
     integer = load_quantized(tmp_path, kernels="integer")
-    assert inference_kernels(quantized, "integer")[1] == f"onnxruntime com.microsoft.MatMulNBits {bits}-bit, int8 compute"
-    layer = integer.model.blocks[0].layers[0]   # applied 3 times per forward
+    assert (
+        inference_kernels(quantized, "integer")[1] == f"onnxruntime com.microsoft.MatMulNBits {bits}-bit, int8 compute"
+    )
+    layer = integer.model.blocks[0].layers[0]  # applied 3 times per forward
     calls = []
     layer.attn.qkv.register_forward_pre_hook(lambda m, args: calls.append(m))
     assert isinstance(layer.attn.qkv, IntegerLinear) and isinstance(layer.fc_out, IntegerLinear)

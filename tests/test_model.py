@@ -17,8 +17,14 @@ V, P = 97, 64
 
 
 def tiny_config(E=(64, 128), F=(32, 48), L=(2, 3), D=64, **kwargs):
-    args = {"vocab_size": V, "embed_proj_dim": D, "max_position_embeddings": P, "block_embed_dims": list(E),
-            "block_ffn_dims": list(F), "block_depths": list(L)}
+    args = {
+        "vocab_size": V,
+        "embed_proj_dim": D,
+        "max_position_embeddings": P,
+        "block_embed_dims": list(E),
+        "block_ffn_dims": list(F),
+        "block_depths": list(L),
+    }
     return MerinoConfig(**{**args, **kwargs})
 
 
@@ -36,12 +42,22 @@ def n_params(model):
 def test_parameter_count_equals_cost_model(shared):
     rng = np.random.default_rng(7)
     for i in range(20):
-        space = SearchSpace(n_blocks=int(rng.integers(1, 4)), e_min=64, e_max=128, e_step=64, f_min=16, f_max=64,
-                            f_step=16, depths=(1, 2, 3), non_decreasing_width=False)
+        space = SearchSpace(
+            n_blocks=int(rng.integers(1, 4)),
+            e_min=64,
+            e_max=128,
+            e_step=64,
+            f_min=16,
+            f_max=64,
+            f_step=16,
+            depths=(1, 2, 3),
+            non_decreasing_width=False,
+        )
         arch = space.to_architecture(space.sample(rng, 1)[0])
         d = int(rng.choice([64, 128]))
-        config = MerinoConfig.from_architecture(arch, vocab_size=V, embed_proj_dim=d, max_position_embeddings=P,
-                                                weight_sharing=shared)
+        config = MerinoConfig.from_architecture(
+            arch, vocab_size=V, embed_proj_dim=d, max_position_embeddings=P, weight_sharing=shared
+        )
         assert config.architecture_dict() == {"E": arch.widths, "F": arch.ffn_dims, "L": arch.depths}
         cost = CostModel(vocab_size=V, embed_proj_dim=d, max_positions=P, head_dim=64, shared=shared)
         assert n_params(MerinoForCausalLM(config)) == cost.params(arch), (i, str(arch), d)
@@ -134,10 +150,21 @@ def test_checkpoint_files(saved):
 def test_load_with_remote_code_in_fresh_process(saved, tmp_path):
     model, path = saved
     x = [[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"),
-           "TRANSFORMERS_VERBOSITY": "error"}
-    proc = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(path), json.dumps(x)], check=False,
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "TRANSFORMERS_VERBOSITY": "error",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, str(path), json.dumps(x)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["class"].startswith("transformers_modules")
@@ -184,7 +211,7 @@ def test_greedy_generate_equals_manual_loop(generator):
 
 def test_left_padded_batch_matches_single_prompts(generator):
     long, short = [5, 17, 33, 8, 61], [40, 2, 77]
-    ids = torch.tensor([long, [0, 0] + short])
+    ids = torch.tensor([long, [0, 0, *short]])
     mask = torch.tensor([[1] * 5, [0, 0, 1, 1, 1]])
     with torch.no_grad():
         padded = generator(ids, attention_mask=mask).logits
@@ -225,8 +252,9 @@ def test_loss_is_shifted_cross_entropy():
     labels = x.clone()
     labels[0, 4:] = -100
     out = model(x, labels=labels)
-    expected = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1),
-                                                 ignore_index=-100)
+    expected = torch.nn.functional.cross_entropy(
+        out.logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1), ignore_index=-100
+    )
     torch.testing.assert_close(out.loss, expected)
 
 
@@ -259,17 +287,20 @@ def test_init():
 
 
 # ---- 6. config validation ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, name", [
-    ({"E": (64, 100)}, "block_embed_dims[1]"),
-    ({"F": (32,)}, "block_ffn_dims"),
-    ({"L": (2, 0)}, "block_depths[1]"),
-    ({"L": (2, 1.5)}, "block_depths[1]"),
-    ({"E": ()}, "block_embed_dims"),
-    ({"head_dim": 0}, "head_dim"),
-    ({"vocab_size": -3}, "vocab_size"),
-    ({"dropout": 1.0}, "dropout"),
-    ({"norm": "sandwich"}, "norm must be one of .*'sandwich'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"E": (64, 100)}, "block_embed_dims[1]"),
+        ({"F": (32,)}, "block_ffn_dims"),
+        ({"L": (2, 0)}, "block_depths[1]"),
+        ({"L": (2, 1.5)}, "block_depths[1]"),
+        ({"E": ()}, "block_embed_dims"),
+        ({"head_dim": 0}, "head_dim"),
+        ({"vocab_size": -3}, "vocab_size"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"norm": "sandwich"}, "norm must be one of .*'sandwich'"),
+    ],
+)
 def test_config_validation(kwargs, name):
     with pytest.raises(ValueError, match=name.replace("[", r"\[")):
         tiny_config(**kwargs)
@@ -304,8 +335,10 @@ def _ffn(layer, x):
 def _attention(layer, x, head_dim):
     """Causal multi-head attention, softmax(Q K^T / sqrt(hs)) V, from the layer's fused weights."""
     B, T, E = x.shape
-    q, k, v = (t.view(B, T, E // head_dim, head_dim).transpose(1, 2)  # (B, nh, T, hs) each
-               for t in _linear(x, layer.attn.qkv).split(E, dim=-1))
+    q, k, v = (
+        t.view(B, T, E // head_dim, head_dim).transpose(1, 2)  # (B, nh, T, hs) each
+        for t in _linear(x, layer.attn.qkv).split(E, dim=-1)
+    )
     scores = (q @ k.transpose(-1, -2)) * head_dim**-0.5  # (B, nh, T, T)
     scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
     y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, E)
@@ -372,8 +405,7 @@ def test_cached_greedy_generation_equals_uncached(shared, norm):
     assert cached[0].tolist() == greedy(model, PROMPT, 12)
     assert len(set(cached[0, 5:].tolist())) > 3  # a test that decodes one repeated token would prove little
     assert torch.equal(model.generate(ids, max_new_tokens=12, do_sample=False, use_cache=False), cached)
-    assert torch.equal(model.generate(ids, max_new_tokens=12, do_sample=False, cache_implementation="static"),
-                       cached)
+    assert torch.equal(model.generate(ids, max_new_tokens=12, do_sample=False, cache_implementation="static"), cached)
 
 
 @pytest.mark.slow
@@ -399,7 +431,7 @@ def test_cache_holds_one_layer_per_application_and_decoding_matches_full_forward
         assert [tuple(layer.keys.shape) for layer in cache.layers] == [(2, 1, 6, 64)] * 2 + [(2, 2, 6, 64)] * 3
         steps = [out.logits]
         for t in range(6, 9):
-            out = model(x[:, t:t + 1], past_key_values=cache)
+            out = model(x[:, t : t + 1], past_key_values=cache)
             steps.append(out.logits)
     assert cache.get_seq_length() == 9
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
@@ -430,8 +462,7 @@ def test_assisted_and_prompt_lookup_decoding_equal_greedy(shared):
     prompt = torch.tensor([PROMPT + PROMPT[:3]])  # a repeat for prompt lookup to find
     expected = model.generate(prompt, max_new_tokens=10, do_sample=False)
     assert torch.equal(model.generate(prompt, max_new_tokens=10, do_sample=False, assistant_model=assistant), expected)
-    assert torch.equal(model.generate(prompt, max_new_tokens=10, do_sample=False, prompt_lookup_num_tokens=3),
-                       expected)
+    assert torch.equal(model.generate(prompt, max_new_tokens=10, do_sample=False, prompt_lookup_num_tokens=3), expected)
 
 
 # ---- 8. behaving like any transformers causal LM ---------------------------------------------------------
@@ -441,7 +472,7 @@ def test_hidden_states_count_shapes_and_last(shared):
     x = torch.randint(1, V, (2, 7))
     with torch.no_grad():
         out = model(x, output_hidden_states=True)
-    widths = [64] + [64, 64, 128, 128] + [64]  # embeddings, the 5 applied layers, the last one projected to D
+    widths = [64, *[64, 64, 128, 128], 64]  # embeddings, the 5 applied layers, the last one projected to D
     assert len(out.hidden_states) == model.config.num_hidden_layers + 1
     assert [tuple(h.shape) for h in out.hidden_states] == [(2, 7, w) for w in widths]
     assert torch.equal(out.hidden_states[-1], model.model(x).last_hidden_state)
@@ -465,8 +496,14 @@ def test_attentions_with_eager_attention(shared):
 
 def test_generate_returns_hidden_states_and_attentions():
     model = lively_model(True, attn_implementation="eager")
-    out = model.generate(torch.tensor([PROMPT]), max_new_tokens=3, do_sample=False, return_dict_in_generate=True,
-                         output_hidden_states=True, output_attentions=True)
+    out = model.generate(
+        torch.tensor([PROMPT]),
+        max_new_tokens=3,
+        do_sample=False,
+        return_dict_in_generate=True,
+        output_hidden_states=True,
+        output_attentions=True,
+    )
     assert len(out.hidden_states) == len(out.attentions) == 3  # one entry per generated token
     assert [len(step) for step in out.hidden_states] == [6, 6, 6]
     assert out.hidden_states[0][0].shape == (1, 5, 64) and out.hidden_states[1][0].shape == (1, 1, 64)
@@ -483,10 +520,16 @@ def test_attn_implementation_sdpa_and_eager_give_the_same_outputs(saved):
     mask = torch.tensor([[1] * 5, [0, 0, 1, 1, 1]])
     with torch.no_grad():
         torch.testing.assert_close(sdpa(ids).logits, eager(ids).logits, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(sdpa(ids, attention_mask=mask).logits[:, 2:],
-                                   eager(ids, attention_mask=mask).logits[:, 2:], rtol=1e-4, atol=1e-5)
-    assert torch.equal(sdpa.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False),
-                       eager.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False))
+        torch.testing.assert_close(
+            sdpa(ids, attention_mask=mask).logits[:, 2:],
+            eager(ids, attention_mask=mask).logits[:, 2:],
+            rtol=1e-4,
+            atol=1e-5,
+        )
+    assert torch.equal(
+        sdpa.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False),
+        eager.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False),
+    )
 
 
 def test_return_dict_false_gives_tuples():
@@ -525,7 +568,7 @@ def test_generate_forwards_inputs_embeds_and_position_ids(shared):
     for _ in range(6):  # the same greedy loop with every position moved by 3
         with torch.no_grad():
             logits = model(torch.tensor([seq]), position_ids=torch.arange(len(seq))[None] + 3).logits
-        seq = seq + [int(logits[0, -1].argmax())]
+        seq = [*seq, int(logits[0, -1].argmax())]
     assert shifted[0].tolist() == seq and shifted[0].tolist() != by_ids[0].tolist()
 
 
@@ -576,6 +619,6 @@ def test_loss_with_num_items_in_batch_accumulates_like_one_batch():
     labels[0, 3:] = -100  # micro-batches with different target counts
     whole = model(x, labels=labels).loss
     n = int((labels[:, 1:] != -100).sum())
-    parts = [model(x[i:i + 2], labels=labels[i:i + 2], num_items_in_batch=n).loss for i in (0, 2)]
+    parts = [model(x[i : i + 2], labels=labels[i : i + 2], num_items_in_batch=n).loss for i in (0, 2)]
     torch.testing.assert_close(sum(parts), whole)
     assert MerinoForCausalLM.accepts_loss_kwargs

@@ -1,4 +1,5 @@
 """The shared figure style: check_legible finds what a reader cannot read, and every figure passes it."""
+
 import warnings
 
 import numpy as np
@@ -95,18 +96,31 @@ def legible():
         yield
 
 
-FIG1_OURS = pd.DataFrame({   # an embedded run's Tables 2 and 3 (MeRino-S110 on GPT-depth-S110)
-    "model": ["MeRino-S60", "MeRino-S110", "MeRino-S160", "GPT-depth-S60", "GPT-depth-S110", "GPT-depth-S160",
-              "GPT-width-S60", "GPT-width-S110", "GPT-width-S160"],
-    "avg": [0.3233, 0.345, 0.335, 0.3517, 0.3417, 0.3117, 0.41, 0.425, 0.4233],
-    "latency_ms": [7.35, 8.24, 9.51, 5.55, 7.96, 11.24, 3.31, 4.16, 5.43],
-    "flops_G": [0.0587, 0.1092, 0.1593, 0.0587, 0.1028, 0.1541, 0.0545, 0.0839, 0.1195]})
+FIG1_OURS = pd.DataFrame(
+    {  # an embedded run's Tables 2 and 3 (MeRino-S110 on GPT-depth-S110)
+        "model": [
+            "MeRino-S60",
+            "MeRino-S110",
+            "MeRino-S160",
+            "GPT-depth-S60",
+            "GPT-depth-S110",
+            "GPT-depth-S160",
+            "GPT-width-S60",
+            "GPT-width-S110",
+            "GPT-width-S160",
+        ],
+        "avg": [0.3233, 0.345, 0.335, 0.3517, 0.3417, 0.3117, 0.41, 0.425, 0.4233],
+        "latency_ms": [7.35, 8.24, 9.51, 5.55, 7.96, 11.24, 3.31, 4.16, 5.43],
+        "flops_G": [0.0587, 0.1092, 0.1593, 0.0587, 0.1028, 0.1541, 0.0545, 0.0839, 0.1195],
+    }
+)
 
 
 def test_fig1_legible(tmp_path, legible):
     table2 = FIG1_OURS[["model", "avg"]].assign(source="ours")
-    plot_accuracy_latency(table2, FIG1_OURS[["model", "latency_ms", "flops_G"]], load_reference(),
-                          tmp_path / "fig1.pdf", "cpu")
+    plot_accuracy_latency(
+        table2, FIG1_OURS[["model", "latency_ms", "flops_G"]], load_reference(), tmp_path / "fig1.pdf", "cpu"
+    )
     assert (tmp_path / "fig1.pdf").stat().st_size > 0
 
 
@@ -119,36 +133,78 @@ def test_fig2_legible(tmp_path, legible, rng):
 
 def test_fig3_legible(tmp_path, legible, rng):
     n = 10
-    df = pd.DataFrame({"score_entropy": rng.uniform(2e3, 6e3, n), "ntk_condition": rng.uniform(100, 330, n),
-                       "score_dss": np.r_[rng.uniform(2e4, 2.5e4, n - 2), 5e5, 6e5],
-                       "score_decoder_params": rng.uniform(8e4, 2e5, n), "val_perplexity": rng.uniform(35, 95, n)})
-    summary = pd.DataFrame([{"proxy": p, "split": "all", "spearman": -0.4, "spearman_lo": -0.99, "spearman_hi": 0.35,
-                             "kendall": -0.3, "kendall_lo": -0.95, "kendall_hi": 0.16} for p in PROXIES])
-    note = ("10 architectures, 600 training steps each (ours)  |  paper (81 architectures, LM1B): entropy: Spearman "
-            "rho > 0.8 and Kendall tau > 0.6; entropy beats NTK, DSS-Score and Decoder-Params")
+    df = pd.DataFrame(
+        {
+            "score_entropy": rng.uniform(2e3, 6e3, n),
+            "ntk_condition": rng.uniform(100, 330, n),
+            "score_dss": np.r_[rng.uniform(2e4, 2.5e4, n - 2), 5e5, 6e5],
+            "score_decoder_params": rng.uniform(8e4, 2e5, n),
+            "val_perplexity": rng.uniform(35, 95, n),
+        }
+    )
+    summary = pd.DataFrame(
+        [
+            {
+                "proxy": p,
+                "split": "all",
+                "spearman": -0.4,
+                "spearman_lo": -0.99,
+                "spearman_hi": 0.35,
+                "kendall": -0.3,
+                "kendall_lo": -0.95,
+                "kendall_hi": 0.16,
+            }
+            for p in PROXIES
+        ]
+    )
+    note = (
+        "10 architectures, 600 training steps each (ours)  |  paper (81 architectures, LM1B): entropy: Spearman "
+        "rho > 0.8 and Kendall tau > 0.6; entropy beats NTK, DSS-Score and Decoder-Params"
+    )
     plot_correlation(df, summary, tmp_path / "fig3.pdf", note)
 
 
 def test_fig5_legible(tmp_path, legible, rng):
-    methods = ["MeRino (entropy)", "TE-NAS (NTK)", "TF-TAS (DSS-Score)", "LTS (decoder params)", "GPT depth-scaled",
-               "GPT width-scaled"]
-    df = pd.DataFrame([{"method": m, "budget": f"flops{b}M", "flops_M": b, "avg_acc": rng.uniform(0.31, 0.43)}
-                       for m in methods for b in (60, 110, 160)])
+    methods = [
+        "MeRino (entropy)",
+        "TE-NAS (NTK)",
+        "TF-TAS (DSS-Score)",
+        "LTS (decoder params)",
+        "GPT depth-scaled",
+        "GPT width-scaled",
+    ]
+    df = pd.DataFrame(
+        [
+            {"method": m, "budget": f"flops{b}M", "flops_M": b, "avg_acc": rng.uniform(0.31, 0.43)}
+            for m in methods
+            for b in (60, 110, 160)
+        ]
+    )
     plot_nas_comparison(df, tmp_path / "fig5.pdf")
 
 
 def test_fig6_legible(tmp_path, legible, rng):
-    df = pd.DataFrame([{"model": m, "scheme": s, "avg": rng.uniform(0.32, 0.35)}
-                       for m in ("MeRino-S60", "MeRino-S110", "MeRino-S160") for s in ("fp32", "int8", "int4")])
+    df = pd.DataFrame(
+        [
+            {"model": m, "scheme": s, "avg": rng.uniform(0.32, 0.35)}
+            for m in ("MeRino-S60", "MeRino-S110", "MeRino-S160")
+            for s in ("fp32", "int8", "int4")
+        ]
+    )
     plot_quantization(df, tmp_path / "fig6.pdf", load_reference()["figure6_quantization"]["claim"])
 
 
 def test_design_fit_legible(tmp_path, legible, rng):
     """A dense cloud of constant sets with the three named ones in it (the previous and best close together)."""
     sets = [f"grid {k}" for k in range(150)] + ["default", "preset table8_fit", "previous"]
-    summary = pd.DataFrame({"set": sets, "objective": rng.choice(["entropy", "eq15", "eq15_exp"], len(sets)),
-                            "distance_steps": np.r_[rng.integers(20, 92, 150), 72, 29, 50],
-                            "max_gap_pct": np.r_[rng.uniform(4, 60, 150), 22.5, 5.0, 8.8]})
+    summary = pd.DataFrame(
+        {
+            "set": sets,
+            "objective": rng.choice(["entropy", "eq15", "eq15_exp"], len(sets)),
+            "distance_steps": np.r_[rng.integers(20, 92, 150), 72, 29, 50],
+            "max_gap_pct": np.r_[rng.uniform(4, 60, 150), 22.5, 5.0, 8.8],
+        }
+    )
     df = pd.DataFrame([{"set": s, "budget": b, "gap_pct": rng.uniform(2, 23)} for s in sets for b in PAPER_BUDGETS])
     named = {"default": "default", "preset table8_fit, best": "preset table8_fit", "previous": "previous"}
     plot_design_fit(df, summary, named, tmp_path / "design_fit.pdf")

@@ -1,4 +1,5 @@
 """merino.provenance: what a result file records about how it came about, and atomic writes."""
+
 import hashlib
 import json
 import subprocess
@@ -14,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_sha256_of_a_file_spanning_several_chunks(tmp_path):
-    data = bytes(range(256)) * 5000   # 1.2 MB: more than one 1 MiB read
+    data = bytes(range(256)) * 5000  # 1.2 MB: more than one 1 MiB read
     (tmp_path / "x.bin").write_bytes(data)
     assert sha256(tmp_path / "x.bin") == hashlib.sha256(data).hexdigest()
 
@@ -22,16 +23,24 @@ def test_sha256_of_a_file_spanning_several_chunks(tmp_path):
 def test_provenance_records_settings_inputs_seed_and_commit(tmp_path):
     (tmp_path / "lookup.json").write_text('{"entries": []}\n')
     (tmp_path / "tokens.bin").write_bytes(b"\x00\x01")
-    prov = provenance({"search": {"iterations": 3000}}, {"lookup": tmp_path / "lookup.json",
-                                                         "tokens": str(tmp_path / "tokens.bin")}, seed=7, wall_s=1.23456)
+    prov = provenance(
+        {"search": {"iterations": 3000}},
+        {"lookup": tmp_path / "lookup.json", "tokens": str(tmp_path / "tokens.bin")},
+        seed=7,
+        wall_s=1.23456,
+    )
     assert prov["settings"] == {"search": {"iterations": 3000}} and prov["seed"] == 7 and prov["wall_s"] == 1.235
-    assert prov["inputs_sha256"] == {"lookup": hashlib.sha256(b'{"entries": []}\n').hexdigest(),
-                                     "tokens": hashlib.sha256(b"\x00\x01").hexdigest()}
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    assert prov["inputs_sha256"] == {
+        "lookup": hashlib.sha256(b'{"entries": []}\n').hexdigest(),
+        "tokens": hashlib.sha256(b"\x00\x01").hexdigest(),
+    }
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert prov["git_commit"] == head
     assert prov["versions"]["numpy"] == np.__version__ and prov["versions"]["pandas"] == pd.__version__
     assert prov["host"]["cpus"] >= 1 and prov["created"].endswith("Z")
-    json.dumps(prov)   # a provenance is JSON as it is
+    json.dumps(prov)  # a provenance is JSON as it is
 
 
 def test_a_changed_input_changes_its_hash(tmp_path):
@@ -62,7 +71,7 @@ def test_write_json_makes_directories_and_converts_numpy(tmp_path):
     path = tmp_path / "results" / "search" / "flops60G.json"
     write_json(path, {"score": np.float64(1.5), "genes": np.arange(3), "n": np.int64(4)})
     assert json.loads(path.read_text()) == {"score": 1.5, "genes": [0, 1, 2], "n": 4}
-    assert [p.name for p in path.parent.iterdir()] == ["flops60G.json"]   # no temporary file left behind
+    assert [p.name for p in path.parent.iterdir()] == ["flops60G.json"]  # no temporary file left behind
 
 
 def test_write_json_refuses_what_json_cannot_hold_and_keeps_the_old_file(tmp_path):

@@ -1,6 +1,7 @@
 """Training-free proxies: NTK of a network whose Jacobian is known and TE-NAS's weights-only Jacobian,
 DSS-Score on hand-checked models (TF-TAS's fused qkv and head), role (not shape) classification, and
 decoder params equal to the cost model's count."""
+
 import copy
 
 import numpy as np
@@ -26,8 +27,9 @@ from merino.space import Architecture
 
 
 def merino_config(arch: Architecture, shared=True, vocab=97, d=64):
-    return MerinoConfig.from_architecture(arch, vocab_size=vocab, embed_proj_dim=d, max_position_embeddings=32,
-                                          head_dim=32, weight_sharing=shared)
+    return MerinoConfig.from_architecture(
+        arch, vocab_size=vocab, embed_proj_dim=d, max_position_embeddings=32, head_dim=32, weight_sharing=shared
+    )
 
 
 ARCH = Architecture.from_dict({"E": [64, 96], "F": [128, 96], "L": [2, 1]})
@@ -66,9 +68,12 @@ def test_weights_only_ntk_is_te_nas_jacobian_of_the_weight_tensors():
     rows = []
     for i in range(len(batch)):
         model.zero_grad()
-        model(input_ids=batch[i:i + 1]).logits.sum().backward()
-        rows.append(torch.cat([w.grad.flatten() for name, w in model.named_parameters()
-                               if "weight" in name and w.grad is not None]))
+        model(input_ids=batch[i : i + 1]).logits.sum().backward()
+        rows.append(
+            torch.cat(
+                [w.grad.flatten() for name, w in model.named_parameters() if "weight" in name and w.grad is not None]
+            )
+        )
     jac = torch.stack(rows).double()
     model.zero_grad()
     names = [name for name, _ in model.named_parameters() if "weight" in name]
@@ -113,10 +118,15 @@ def test_dss_saliency_of_a_linear_relu_mlp_is_twice_its_output():
     model = _TwoLayerMLP()
     w1, w2 = model.fc_in.weight.detach().abs().double(), model.fc_out.weight.detach().abs().double()
     r = float(torch.ones(2, dtype=torch.float64) @ w2 @ w1 @ torch.ones(3, dtype=torch.float64))
-    got = dss_score(model, seq_len=1,
-                    matrices=lambda m: [ScoredMatrix("mlp", "fc_in", m.fc_in.weight),
-                                        ScoredMatrix("mlp", "fc_out", m.fc_out.weight)],
-                    output=lambda m, t: m(torch.ones(t, 3, dtype=torch.float64)).sum())
+    got = dss_score(
+        model,
+        seq_len=1,
+        matrices=lambda m: [
+            ScoredMatrix("mlp", "fc_in", m.fc_in.weight),
+            ScoredMatrix("mlp", "fc_out", m.fc_out.weight),
+        ],
+        output=lambda m, t: m(torch.ones(t, 3, dtype=torch.float64)).sum(),
+    )
     assert got["dss_saliency"] == pytest.approx(2 * r, rel=1e-12) and got["dss_diversity"] == 0.0
     assert (model.fc_in.weight < 0).any(), "the scored model must be left untouched"
 
@@ -138,18 +148,24 @@ def test_dss_classifies_by_role_not_shape():
     model = MerinoForCausalLM(merino_config(arch, shared=True))
     matrices = merino_matrices(model, fused_qkv=False, score_head=False)
     roles = [(m.role, m.name.rsplit(".", 1)[-1]) for m in matrices]
-    per_layer = [("msa", "qkv[q]"), ("msa", "qkv[k]"), ("msa", "qkv[v]"), ("msa", "out"),
-                 ("mlp", "fc_in"), ("mlp", "fc_out")]
+    per_layer = [
+        ("msa", "qkv[q]"),
+        ("msa", "qkv[k]"),
+        ("msa", "qkv[v]"),
+        ("msa", "out"),
+        ("mlp", "fc_in"),
+        ("mlp", "fc_out"),
+    ]
     assert sorted(roles) == sorted(per_layer * 2)  # one shared layer per block, scored once
     shapes = {tuple(m.param.shape) if m.rows is None else (m.rows[1] - m.rows[0], m.param.shape[1]) for m in matrices}
     assert shapes == {(64, 64)}
-    unshared = merino_matrices(MerinoForCausalLM(merino_config(arch, shared=False)), fused_qkv=False,
-                               score_head=False)
+    unshared = merino_matrices(MerinoForCausalLM(merino_config(arch, shared=False)), fused_qkv=False, score_head=False)
     assert len(unshared) == 6 * 4
     # as TF-TAS scores them: the fused 3E x E projection as one matrix, and the head by saliency
     published = [(m.role, m.name.rsplit(".", 1)[-1]) for m in merino_matrices(model)]
-    assert sorted(published) == sorted([("msa", "qkv"), ("msa", "out"), ("mlp", "fc_in"), ("mlp", "fc_out")] * 2
-                                       + [("head", "lm_head")])
+    assert sorted(published) == sorted(
+        [("msa", "qkv"), ("msa", "out"), ("mlp", "fc_in"), ("mlp", "fc_out")] * 2 + [("head", "lm_head")]
+    )
 
 
 def _probe_gradients(model, seq_len):
@@ -159,8 +175,10 @@ def _probe_gradients(model, seq_len):
     with torch.no_grad():
         for p in probe.parameters():
             p.abs_()
-    out = probe(inputs_embeds=torch.ones(1, seq_len, probe.config.embed_proj_dim, dtype=torch.float64),
-                output_hidden_states=True)
+    out = probe(
+        inputs_embeds=torch.ones(1, seq_len, probe.config.embed_proj_dim, dtype=torch.float64),
+        output_hidden_states=True,
+    )
     out.logits.sum().backward()
     return probe, out.hidden_states[-1].detach()
 
@@ -177,15 +195,16 @@ def test_fused_qkv_diversity_is_the_nuclear_norm_product_of_the_fused_matrix():
     split = dss_score(model, seq_len=8, fused_qkv=False, score_head=False)
     probe, _ = _probe_gradients(model, 8)
     layers = [layer for block in probe.model.blocks for layer in block.layers]  # shared: one per block
-    expected = sum(_nuclear(lin.weight.grad) * _nuclear(lin.weight)
-                   for layer in layers for lin in (layer.attn.qkv, layer.attn.out))
+    expected = sum(
+        _nuclear(lin.weight.grad) * _nuclear(lin.weight) for layer in layers for lin in (layer.attn.qkv, layer.attn.out)
+    )
     assert fused["dss_diversity"] == pytest.approx(expected, rel=1e-10)
     assert fused["dss_diversity"] != pytest.approx(split["dss_diversity"], rel=1e-3)
     assert fused["dss_saliency"] == split["dss_saliency"] and fused["dss_head_saliency"] == 0.0
 
 
 def test_score_head_adds_the_lm_heads_saliency():
-    """R = sum_t sum_v (W h_t)_v, so dR/dW[v, d] = sum_t h_t[d] and the head's saliency is sum_vd |W_vd| |sum_t h_td|."""
+    """R = sum_t sum_v (W h_t)_v, so dR/dW[v, d] = sum_t h_t[d]: the head's saliency is sum_vd |W_vd| |sum_t h_td|."""
     torch.manual_seed(0)
     model = MerinoForCausalLM(merino_config(ARCH))
     with_head, without = dss_score(model, seq_len=8), dss_score(model, seq_len=8, score_head=False)
@@ -207,12 +226,15 @@ def test_dss_score_of_a_merino_model_is_positive_and_deterministic():
 
 
 @pytest.mark.parametrize("shared", [True, False])
-@pytest.mark.parametrize("arch", [ARCH, Architecture.from_dict({"E": [64, 64, 128], "F": [64, 256, 128], "L": [1, 3, 2]})])
+@pytest.mark.parametrize(
+    "arch", [ARCH, Architecture.from_dict({"E": [64, 64, 128], "F": [64, 256, 128], "L": [1, 3, 2]})]
+)
 def test_decoder_params_equal_the_cost_models_non_embedding_count(arch, shared):
     model = MerinoForCausalLM(merino_config(arch, shared=shared))
-    cost = CostModel.from_config({"vocab_size": 97, "embed_proj_dim": 64, "max_positions": 32, "head_dim": 32,
-                                  "weight_sharing": shared},
-                                 {"flops_seq_len": 32, "count_lm_head": False, "memory_bits": 32, "memory_seq_len": 32})
+    cost = CostModel.from_config(
+        {"vocab_size": 97, "embed_proj_dim": 64, "max_positions": 32, "head_dim": 32, "weight_sharing": shared},
+        {"flops_seq_len": 32, "count_lm_head": False, "memory_bits": 32, "memory_seq_len": 32},
+    )
     assert decoder_params(model) == cost.non_embedding_params(arch)
     assert decoder_params(model) == sum(p.numel() for p in model.parameters()) - (97 + 32) * 64
 
@@ -222,8 +244,7 @@ def test_proxy_scorers_are_the_correlation_studys_proxies(published):
     """The searches of Fig. 5 rank by exactly the values the correlation study correlates."""
     batch = torch.randint(0, 97, (4, 8), generator=torch.Generator().manual_seed(0))
     make = lambda arch: merino_config(arch)  # noqa: E731
-    kw = dict(ntk_inits=2, dss_seq_len=8, seed=5, ntk_weights_only=published, fused_qkv=published,
-              score_head=published)
+    kw = dict(ntk_inits=2, dss_seq_len=8, seed=5, ntk_weights_only=published, fused_qkv=published, score_head=published)
     ntk_score, dss, params = (proxy_scorer(n, make, batch, **kw) for n in ("ntk", "dss", "decoder_params"))
     assert ntk_score(ARCH) == -ntk_condition_number(make(ARCH), batch, 2, 5, weights_only=published)["ntk_condition"]
     torch.manual_seed(5)
@@ -239,8 +260,9 @@ def test_proxy_batch_is_training_sequences_fixed_by_the_seed(tmp_path):
     from merino.token_cache import build_token_cache
     from merino.tokenizer import train_tokenizer
 
-    corpus = Corpus("test", {"train": [f"document {i} " * 40 for i in range(30)], "validation": ["v " * 50],
-                             "test": ["t " * 50]})
+    corpus = Corpus(
+        "test", {"train": [f"document {i} " * 40 for i in range(30)], "validation": ["v " * 50], "test": ["t " * 50]}
+    )
     build_token_cache(corpus, train_tokenizer(corpus, vocab_size=300), tmp_path)
     a, b = proxy_batch(tmp_path, 4, 16, seed=1), proxy_batch(tmp_path, 4, 16, seed=1)
     assert a.shape == (4, 16) and torch.equal(a, b)

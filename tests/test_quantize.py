@@ -1,6 +1,7 @@
 """GPTQ / RTN weight-only quantization: the grid, INT4 packing, GPTQ against the paper's column-by-column
 equations and against RTN, shared-weight layers quantized once from all their applications, GPT-2's
 Conv1D, save -> load, and perplexity of a briefly trained tiny MeRino."""
+
 import copy
 
 import pytest
@@ -41,8 +42,9 @@ def correlated_layer(rows=48, cols=100, tokens=2048, seed=0):
     """A random weight and inputs X (tokens, cols) dominated by 12 latent directions plus a little noise."""
     g = torch.Generator().manual_seed(seed)
     W = torch.randn(rows, cols, generator=g, dtype=torch.float64)
-    X = torch.randn(tokens, 12, generator=g, dtype=torch.float64) @ torch.randn(12, cols, generator=g,
-                                                                                dtype=torch.float64)
+    X = torch.randn(tokens, 12, generator=g, dtype=torch.float64) @ torch.randn(
+        12, cols, generator=g, dtype=torch.float64
+    )
     X += 0.1 * torch.randn(tokens, cols, generator=g, dtype=torch.float64)
     return W, X, 2 * X.T @ X / tokens
 
@@ -61,7 +63,7 @@ def gptq_by_obs_updates(W, H, bits, group_size, percdamp=0.01):
     out = torch.zeros_like(W)
     for j in range(W.shape[1]):
         if j % group_size == 0:
-            scale, zero = minmax_grid(W[:, j:j + group_size], maxq)
+            scale, zero = minmax_grid(W[:, j : j + group_size], maxq)
         out[:, j] = scale * (torch.clamp(torch.round(W[:, j] / scale) + zero, 0, maxq) - zero)
         err = (W[:, j] - out[:, j]) / Hinv[j, j]
         W[:, j:] -= err[:, None] * Hinv[j, j:][None, :]
@@ -74,9 +76,9 @@ def gptq_by_obs_updates(W, H, bits, group_size, percdamp=0.01):
 @pytest.mark.parametrize("group_size", [32, -1])
 def test_rtn_error_is_at_most_half_a_step_of_its_group(bits, group_size):
     W = torch.randn(20, 100, generator=torch.Generator().manual_seed(1))
-    W[0] = 0                      # an all-zero row
-    W[1] = W[1].abs() + 0.5       # all positive: the range is stretched to contain 0
-    W[2, 7] = 40.0                # an outlier
+    W[0] = 0  # an all-zero row
+    W[1] = W[1].abs() + 0.5  # all positive: the range is stretched to contain 0
+    W[2, 7] = 40.0  # an outlier
     q = rtn_quantize(W, QuantSpec(bits=bits, group_size=group_size, method="rtn"))
     gs = 100 if group_size == -1 else group_size
     assert q.codes.dtype == torch.uint8 and int(q.codes.max()) <= 2**bits - 1
@@ -84,7 +86,7 @@ def test_rtn_error_is_at_most_half_a_step_of_its_group(bits, group_size):
     step = q.scales.repeat_interleave(gs, dim=1)[:, :100]
     err = (W - q.dequantize()).abs()
     assert (err <= step / 2 * (1 + 1e-5)).all()
-    assert (q.dequantize()[0] == 0).all()      # zero is on the grid
+    assert (q.dequantize()[0] == 0).all()  # zero is on the grid
     assert err[1:].max() > step[1:].max() / 10  # not trivially exact
 
 
@@ -108,12 +110,20 @@ def test_lazy_batch_gptq_equals_the_column_by_column_equations(block_size):
     assert torch.allclose(ours, reference, rtol=0, atol=1e-5)  # scales are stored as float32; a step is ~0.5
 
 
-@pytest.mark.parametrize("spec", [QuantSpec(bits=4, group_size=-1), QuantSpec(bits=4, group_size=32),
-                                  QuantSpec(bits=3, group_size=32), QuantSpec(bits=8, group_size=-1),
-                                  QuantSpec(bits=4, group_size=32, static_groups=True),
-                                  QuantSpec(bits=4, group_size=32, act_order=True)],
-                         ids=lambda s: f"{s.bits}b-g{s.group_size}{'-static' if s.static_groups else ''}"
-                                       f"{'-actorder' if s.act_order else ''}")
+@pytest.mark.parametrize(
+    "spec",
+    [
+        QuantSpec(bits=4, group_size=-1),
+        QuantSpec(bits=4, group_size=32),
+        QuantSpec(bits=3, group_size=32),
+        QuantSpec(bits=8, group_size=-1),
+        QuantSpec(bits=4, group_size=32, static_groups=True),
+        QuantSpec(bits=4, group_size=32, act_order=True),
+    ],
+    ids=lambda s: (
+        f"{s.bits}b-g{s.group_size}{'-static' if s.static_groups else ''}{'-actorder' if s.act_order else ''}"
+    ),
+)
 def test_gptq_output_error_is_below_rtn_on_the_same_grid(spec):
     W, X, H = correlated_layer()
     gptq = gptq_quantize(W.float(), H.float(), spec).dequantize().double()
@@ -148,21 +158,33 @@ def markov_tokens(n, length, vocab, generator):
 
 def tiny_merino(weight_sharing=True, vocab=128):
     torch.manual_seed(0)
-    return MerinoForCausalLM(MerinoConfig(
-        vocab_size=vocab, embed_proj_dim=64, max_position_embeddings=64, head_dim=32, block_embed_dims=[64, 96],
-        block_ffn_dims=[128, 192], block_depths=[3, 1], weight_sharing=weight_sharing)).eval()
+    return MerinoForCausalLM(
+        MerinoConfig(
+            vocab_size=vocab,
+            embed_proj_dim=64,
+            max_position_embeddings=64,
+            head_dim=32,
+            block_embed_dims=[64, 96],
+            block_ffn_dims=[128, 192],
+            block_depths=[3, 1],
+            weight_sharing=weight_sharing,
+        )
+    ).eval()
 
 
 @pytest.fixture(scope="module")
 def trained():
     """A tiny MeRino (block 0: one layer applied 3 times) trained 150 steps on a learnable chain."""
     g = torch.Generator().manual_seed(1)
-    data, validation, calibration = (markov_tokens(150 * 16, 33, 128, g), markov_tokens(256, 33, 128, g),
-                                     markov_tokens(16, 32, 128, g))
+    data, validation, calibration = (
+        markov_tokens(150 * 16, 33, 128, g),
+        markov_tokens(256, 33, 128, g),
+        markov_tokens(16, 32, 128, g),
+    )
     model = tiny_merino().train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for step in range(150):
-        model_loss(model, data[step * 16:(step + 1) * 16]).backward()
+        model_loss(model, data[step * 16 : (step + 1) * 16]).backward()
         opt.step()
         opt.zero_grad()
     return model.eval(), validation, calibration
@@ -246,8 +268,7 @@ def test_save_and_load_give_identical_weights_and_logits(tmp_path, trained):
 
 def tiny_gpt2():
     torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=128, n_positions=64, bos_token_id=0,
-                        eos_token_id=0)
+    config = GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=128, n_positions=64, bos_token_id=0, eos_token_id=0)
     return GPT2LMHeadModel(config).eval()
 
 
@@ -257,8 +278,13 @@ def test_gpt2_conv1d_matches_linear_and_round_trips(tmp_path):
     linear = conv1d_to_linear(model)
     spec = QuantSpec(bits=4, group_size=32)
     ours, theirs = quantize_model(model, spec, tokens), quantize_model(linear, spec, tokens)
-    assert list(ours.weights) == list(theirs.weights) == [f"transformer.h.{i}.{m}" for i in range(2) for m in
-                                                          ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")]
+    assert (
+        list(ours.weights)
+        == list(theirs.weights)
+        == [
+            f"transformer.h.{i}.{m}" for i in range(2) for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+        ]
+    )
     assert set(ours.layouts.values()) == {"conv1d"} and set(theirs.layouts.values()) == {"linear"}
     for name in ours.weights:
         same = (ours.weights[name].codes == theirs.weights[name].codes).float().mean()
@@ -293,9 +319,10 @@ def test_retokenized_calibration_is_the_same_text_in_the_other_tokenizer(tmp_pat
     assert moved.tokens.shape[1] == 32 and 1 <= n <= 8 and moved.description["n_samples"] == n
     assert moved.description["retokenized_for"] == "their-model" and moved.description["indices"]
     text = theirs.eos_token.join(ours.batch_decode(calibration.tokens.tolist()))
-    assert theirs.decode(moved.tokens.flatten().tolist()) == theirs.decode(theirs(text, add_special_tokens=False)[
-        "input_ids"][:n * 32])
-    assert moved.description["target_tokens"] < moved.description["source_tokens"]   # the larger vocabulary is terser
+    assert theirs.decode(moved.tokens.flatten().tolist()) == theirs.decode(
+        theirs(text, add_special_tokens=False)["input_ids"][: n * 32]
+    )
+    assert moved.description["target_tokens"] < moved.description["source_tokens"]  # the larger vocabulary is terser
     with pytest.raises(ValueError, match="raise quantization.calibration.samples"):
         retokenize(draw_calibration(tmp_path, 1, 32, seed=0), ours, train_tokenizer(corpus, vocab_size=4000), "x")
 
@@ -306,16 +333,19 @@ def test_paper_baseline_families_quantize_and_reload(tmp_path, family):
     the checkpoint reloads through transformers' own classes with identical logits."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    kwargs = {"opt": dict(hidden_size=64, ffn_dim=128, word_embed_proj_dim=64, num_attention_heads=2,
-                          max_position_embeddings=64),
-              "gpt_neox": dict(hidden_size=64, intermediate_size=128, num_attention_heads=2,
-                               max_position_embeddings=64)}[family]
+    kwargs = {
+        "opt": dict(
+            hidden_size=64, ffn_dim=128, word_embed_proj_dim=64, num_attention_heads=2, max_position_embeddings=64
+        ),
+        "gpt_neox": dict(hidden_size=64, intermediate_size=128, num_attention_heads=2, max_position_embeddings=64),
+    }[family]
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(family, vocab_size=128, num_hidden_layers=2,
-                                                                  **kwargs)).eval()
+    model = AutoModelForCausalLM.from_config(
+        AutoConfig.for_model(family, vocab_size=128, num_hidden_layers=2, **kwargs)
+    ).eval()
     tokens = markov_tokens(8, 32, 128, torch.Generator().manual_seed(3))
     quantized = quantize_model(model, QuantSpec(bits=4, group_size=32), tokens)
-    per_layer = {"opt": 6, "gpt_neox": 4}[family]   # q, k, v (GPT-NeoX: fused), out, up, down
+    per_layer = {"opt": 6, "gpt_neox": 4}[family]  # q, k, v (GPT-NeoX: fused), out, up, down
     assert len(quantized.weights) == 2 * per_layer and not quantized.unquantized
     sizes = save_quantized(model, quantized, tmp_path)
     assert sizes["fp32_model_bytes"] == 4 * sum(p.numel() for p in unalias(model.state_dict()).values())

@@ -1,5 +1,6 @@
 """Latency predicted from a datasheet (merino.datasheet, merino.roofline): the roofline of hand-countable
 operators, predicted latency tables pricing latency budgets, the efficiency fit and its leave-one-out."""
+
 import math
 
 import numpy as np
@@ -23,8 +24,9 @@ from merino.search import EntropyObjective, exact_search
 from merino.space import Architecture, Block, SearchSpace
 
 MICRO = {"vocab_size": 64, "embed_proj_dim": 32, "max_positions": 16, "head_dim": 32, "weight_sharing": True}
-MICRO_SPACE = SearchSpace(n_blocks=2, e_min=32, e_max=64, e_step=32, f_min=32, f_max=64, f_step=32, depths=(1, 2),
-                          head_dim=32)
+MICRO_SPACE = SearchSpace(
+    n_blocks=2, e_min=32, e_max=64, e_step=32, f_min=32, f_max=64, f_step=32, depths=(1, 2), head_dim=32
+)
 
 
 def sheet(peak=1e12, bandwidth=1e11, dtype="float32", **efficiency):
@@ -40,8 +42,8 @@ def test_a_linear_layer_is_one_kernel_with_its_flops_and_bytes():
     p = linear_profile()
     assert p.ops == ["linear"]
     assert p.flops.tolist() == [2 * 128 * 64 * 32]
-    assert p.bytes(4).tolist() == [4 * (128 * 64 + 64 * 32 + 128 * 32)]   # input, weight, output
-    assert p.bytes(2).tolist() == [2 * (128 * 64 + 64 * 32 + 128 * 32)]   # at fp16
+    assert p.bytes(4).tolist() == [4 * (128 * 64 + 64 * 32 + 128 * 32)]  # input, weight, output
+    assert p.bytes(2).tolist() == [2 * (128 * 64 + 64 * 32 + 128 * 32)]  # at fp16
     assert p.weight_elements == 64 * 32
 
 
@@ -56,7 +58,7 @@ def test_compute_bound_and_memory_bound_rooflines_are_hand_computed():
     assert memory_bound["memory_bound_ms"] == pytest.approx(memory_bound["predicted_ms"])
     slowed = p.predict(sheet(peak=1e9, bandwidth=1e15, compute=0.5, overhead_us=7.0))
     assert slowed["predicted_ms"] == pytest.approx(2 * flops / 1e9 * 1e3 + 7e-3)
-    half = p.predict(sheet(peak=1e9, bandwidth=1e15, dtype="float16"))   # fp16: the fp16 peak (2e9 here)
+    half = p.predict(sheet(peak=1e9, bandwidth=1e15, dtype="float16"))  # fp16: the fp16 peak (2e9 here)
     assert half["predicted_ms"] == pytest.approx(flops / 2e9 * 1e3)
 
 
@@ -71,11 +73,11 @@ class ViewsAndOneKernel(nn.Module):
 
 def test_views_and_eval_dropout_launch_no_kernel_and_embeddings_read_only_their_rows():
     p = operator_profile(ViewsAndOneKernel(), (torch.randn(4, 8),))
-    assert p.ops == ["mul"] and p.bytes(4).tolist() == [2 * 32 * 4]   # read and write 32 values
-    copy = operator_profile(ViewsAndOneKernel(), (torch.randn(8, 4).t(),))   # reshaping a transpose copies it
+    assert p.ops == ["mul"] and p.bytes(4).tolist() == [2 * 32 * 4]  # read and write 32 values
+    copy = operator_profile(ViewsAndOneKernel(), (torch.randn(8, 4).t(),))  # reshaping a transpose copies it
     assert copy.ops == ["reshape", "mul"] and copy.bytes(4).tolist() == [2 * 32 * 4] * 2
     e = operator_profile(nn.Embedding(1000, 16), (torch.arange(10).view(1, 10),))
-    assert e.ops == ["embedding"] and e.bytes(4).tolist() == [2 * 10 * 16 * 4 + 10 * 8]   # not the 1000 rows
+    assert e.ops == ["embedding"] and e.bytes(4).tolist() == [2 * 10 * 16 * 4 + 10 * 8]  # not the 1000 rows
 
 
 def test_a_model_that_does_not_fit_the_memory_is_flagged():
@@ -100,14 +102,23 @@ def test_a_config_entry_becomes_a_datasheet_in_si_units():
     assert s.dtype == "float16" and s.efficiency == IDEAL
 
 
-@pytest.mark.parametrize("edit, message", [
-    ({"dtype": "bfloat16"}, r"latency.datasheets.jetson-nano.dtype='bfloat16' has no peak"),
-    ({"dtype": "int8"}, r"latency.datasheets.jetson-nano.dtype='int8' is not a dtype"),
-    ({"bandwidth_gbs": 0}, r"latency.datasheets.jetson-nano.bandwidth_gbs=0.0 must be positive"),
-    ({"efficiency": {"compute": 1.5}}, r"latency.datasheets.jetson-nano.efficiency.compute=1.5 must be in \(0, 1\]"),
-    ({"efficiency": {"launch_us": 3}}, r"latency.datasheets.jetson-nano.efficiency has unknown keys \['launch_us'\]"),
-    ({"peak_gflops": None}, r"latency.datasheets.jetson-nano lacks \['peak_gflops'\]"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"dtype": "bfloat16"}, r"latency.datasheets.jetson-nano.dtype='bfloat16' has no peak"),
+        ({"dtype": "int8"}, r"latency.datasheets.jetson-nano.dtype='int8' is not a dtype"),
+        ({"bandwidth_gbs": 0}, r"latency.datasheets.jetson-nano.bandwidth_gbs=0.0 must be positive"),
+        (
+            {"efficiency": {"compute": 1.5}},
+            r"latency.datasheets.jetson-nano.efficiency.compute=1.5 must be in \(0, 1\]",
+        ),
+        (
+            {"efficiency": {"launch_us": 3}},
+            r"latency.datasheets.jetson-nano.efficiency has unknown keys \['launch_us'\]",
+        ),
+        ({"peak_gflops": None}, r"latency.datasheets.jetson-nano lacks \['peak_gflops'\]"),
+    ],
+)
 def test_a_bad_datasheet_entry_names_its_key(edit, message):
     entry = {k: v for k, v in {**JETSON, **edit}.items() if v is not None}
     with pytest.raises(ValueError, match=message):
@@ -133,8 +144,9 @@ def test_a_predicted_table_is_labelled_and_sums_to_the_whole_models_roofline(pre
 def test_a_search_under_a_predicted_latency_budget_stays_within_it_and_is_optimal(predicted_table):
     cost = CostModel(vocab_size=64, embed_proj_dim=32, max_positions=16, head_dim=32)
     space = MICRO_SPACE
-    genes = np.stack(np.meshgrid(*[np.arange(n) for n in space.gene_sizes * space.n_blocks], indexing="ij"),
-                     -1).reshape(-1, space.n_blocks, 3)
+    genes = np.stack(
+        np.meshgrid(*[np.arange(n) for n in space.gene_sizes * space.n_blocks], indexing="ij"), -1
+    ).reshape(-1, space.n_blocks, 3)
     genes = genes[space.valid_genes(genes)]
     latency = predicted_table.batch(*space.decode(genes))
     budget = Budget.parse(f"latency{np.quantile(latency, 0.4):.4f}ms-dev")
@@ -153,8 +165,9 @@ def synthetic_profiles(n=7, seed=0):
     profiles = {}
     for i in range(n):
         k = 20 + 15 * i
-        profiles[f"m{i}"] = OperatorProfile(["op"] * k, rng.uniform(0, 2e8, k) * (i % 3 + 1),
-                                            rng.uniform(0, 2e6, k) * (3 - i % 3), np.zeros(k))
+        profiles[f"m{i}"] = OperatorProfile(
+            ["op"] * k, rng.uniform(0, 2e8, k) * (i % 3 + 1), rng.uniform(0, 2e6, k) * (3 - i % 3), np.zeros(k)
+        )
     return profiles
 
 
@@ -166,7 +179,7 @@ def test_the_fit_recovers_known_efficiency_factors():
     assert fitted.efficiency == pytest.approx(truth.efficiency, rel=1e-3)
     comparison = compare_with_measured(profiles, measured, base)
     assert comparison["leave_one_out"]["mean_abs_pct_error"] < 0.1 and comparison["leave_one_out"]["spearman"] == 1
-    assert comparison["datasheet"]["mean_pct_error"] < -10   # the ideal device is faster than the measurements
+    assert comparison["datasheet"]["mean_pct_error"] < -10  # the ideal device is faster than the measurements
 
 
 def test_leave_one_out_never_sees_the_left_out_measurement():
@@ -174,8 +187,9 @@ def test_leave_one_out_never_sees_the_left_out_measurement():
     truth = base.with_efficiency(compute=0.4, bandwidth=0.25, overhead_us=30.0)
     measured = {n: p.predict(truth)["predicted_ms"] for n, p in profiles.items()}
     before = {r["model"]: r for r in compare_with_measured(profiles, measured, base)["rows"]}
-    after = {r["model"]: r for r in compare_with_measured(profiles, {**measured, "m3": 10 * measured["m3"]},
-                                                          base)["rows"]}
+    after = {
+        r["model"]: r for r in compare_with_measured(profiles, {**measured, "m3": 10 * measured["m3"]}, base)["rows"]
+    }
     assert after["m3"]["predicted_loo_ms"] == pytest.approx(before["m3"]["predicted_loo_ms"], rel=1e-9)
     assert after["m3"]["predicted_fitted_ms"] != pytest.approx(before["m3"]["predicted_fitted_ms"], rel=1e-3)
     assert after["m0"]["predicted_loo_ms"] != pytest.approx(before["m0"]["predicted_loo_ms"], rel=1e-3)
@@ -184,4 +198,4 @@ def test_leave_one_out_never_sees_the_left_out_measurement():
 def test_fitting_three_factors_needs_three_measurements():
     profiles = synthetic_profiles(2)
     with pytest.raises(ValueError, match="at least 3 measured models"):
-        fit_efficiency(profiles, {n: 1.0 for n in profiles}, sheet())
+        fit_efficiency(profiles, dict.fromkeys(profiles, 1.0), sheet())

@@ -1,6 +1,7 @@
 """The config schema (workflow/schemas/config.schema.yaml): its defaults are the embedded default
 (config/config.yaml), every shipped configuration validates with its own values kept, and a bad value is
 refused naming the key."""
+
 import copy
 from pathlib import Path
 
@@ -52,17 +53,24 @@ def test_the_embedded_default_states_every_key_the_schema_defaults():
 def subtree_mismatches(given, full, path=""):
     """Keys of ``given`` whose value in ``full`` differs (``full`` may hold more keys)."""
     if isinstance(given, dict) and isinstance(full, dict):
-        return [m for k, v in given.items()
-                for m in ([f"{path}{k}: missing"] if k not in full else subtree_mismatches(v, full[k], f"{path}{k}."))]
+        return [
+            m
+            for k, v in given.items()
+            for m in ([f"{path}{k}: missing"] if k not in full else subtree_mismatches(v, full[k], f"{path}{k}."))
+        ]
     return [] if given == full else [f"{path[:-1]}: {given!r} became {full!r}"]
 
 
-@pytest.mark.parametrize("paths", [
-    ("config/config.yaml",),
-    ("config/paper.yaml",),
-    ("config/config.yaml", "tests/configs/tiny.yaml"),
-    ("config/paper.yaml", "tests/configs/rehearsal.yaml"),
-], ids="+".join)
+@pytest.mark.parametrize(
+    "paths",
+    [
+        ("config/config.yaml",),
+        ("config/paper.yaml",),
+        ("config/config.yaml", "tests/configs/tiny.yaml"),
+        ("config/paper.yaml", "tests/configs/rehearsal.yaml"),
+    ],
+    ids="+".join,
+)
 def test_every_shipped_config_validates_and_keeps_its_values(paths):
     config = layered(*paths)
     full = validated(config)
@@ -81,11 +89,14 @@ def test_defaults_never_give_both_ffn_axes():
     check_config(validated(switched))
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"search": {"population": "many"}}, r"'many' is not of type 'integer'[\s\S]*\['search'\]\['population'\]"),
-    ({"latency": {"devices": {"cpu": {"cpus": 0}}}}, r"0 is less than the minimum of 1[\s\S]*\['cpu'\]\['cpus'\]"),
-    ({"pretrain": {"training": {"warmup": 5}}}, r"'warmup' was unexpected"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"search": {"population": "many"}}, r"'many' is not of type 'integer'[\s\S]*\['search'\]\['population'\]"),
+        ({"latency": {"devices": {"cpu": {"cpus": 0}}}}, r"0 is less than the minimum of 1[\s\S]*\['cpu'\]\['cpus'\]"),
+        ({"pretrain": {"training": {"warmup": 5}}}, r"'warmup' was unexpected"),
+    ],
+)
 def test_a_wrong_value_is_refused_naming_the_key(override, message):
     config = layered("config/config.yaml")
     update_config(config, override)
@@ -100,9 +111,27 @@ def test_a_base_config_without_a_training_budget_is_refused_naming_the_key():
         validate({"pretrain": {"training": {"steps": 10}}}, SCHEMA)
 
 
-KEYWORDS = {"$ref", "$defs", "type", "enum", "default", "description", "properties", "additionalProperties",
-            "required", "items", "minItems", "uniqueItems", "minProperties", "oneOf", "pattern", "minimum", "maximum",
-            "exclusiveMinimum", "exclusiveMaximum"}
+KEYWORDS = {
+    "$ref",
+    "$defs",
+    "type",
+    "enum",
+    "default",
+    "description",
+    "properties",
+    "additionalProperties",
+    "required",
+    "items",
+    "minItems",
+    "uniqueItems",
+    "minProperties",
+    "oneOf",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+}
 
 
 def schema_nodes(node, path="schema"):
@@ -122,6 +151,9 @@ def test_every_schema_key_is_a_keyword():
     """A comma in an unquoted flow-style description (``{type: integer, description: T, mutations}``) makes YAML
     read a stray key; only JSON Schema keywords may appear."""
     schema = yaml.safe_load(Path(SCHEMA).read_text())
-    stray = [f"{path}: {sorted(set(node) - KEYWORDS - {'$schema'})}" for path, node in schema_nodes(schema)
-             if set(node) - KEYWORDS - {"$schema"}]
+    stray = [
+        f"{path}: {sorted(set(node) - KEYWORDS - {'$schema'})}"
+        for path, node in schema_nodes(schema)
+        if set(node) - KEYWORDS - {"$schema"}
+    ]
     assert stray == []

@@ -45,7 +45,7 @@ def test_exact_solver_equals_brute_force(tiny_space, tiny_table, tiny_cost, obje
     budget = Budget.parse(budget_label)
     objective = EntropyObjective.build(objective_name, space, tiny_table)
     exact = exact_search(space, objective, tiny_cost, budget)
-    best, best_arch = brute_force(space, tiny_table, tiny_cost, budget, objective_name)
+    best, _best_arch = brute_force(space, tiny_table, tiny_cost, budget, objective_name)
     assert exact.score == pytest.approx(best, rel=1e-12)
     assert tiny_cost.cost(budget.kind, space.to_architecture(exact.genes)) <= budget.value
 
@@ -54,9 +54,17 @@ def test_the_objectives_differ_where_they_should(tiny_table, tiny_cost):
     """On the ratio space the per-block Eq. 15 and the global form pick different optima (else the
     brute-force comparison above could not tell them apart)."""
     budget = Budget.parse("flops0.25G")
-    optima = {name: tuple(map(tuple, exact_search(RATIO_SPACE, EntropyObjective.build(name, RATIO_SPACE, tiny_table),
-                                                  tiny_cost, budget).genes.tolist()))
-              for name in ("eq15", "eq15_plain", "entropy")}
+    optima = {
+        name: tuple(
+            map(
+                tuple,
+                exact_search(
+                    RATIO_SPACE, EntropyObjective.build(name, RATIO_SPACE, tiny_table), tiny_cost, budget
+                ).genes.tolist(),
+            )
+        )
+        for name in ("eq15", "eq15_plain", "entropy")
+    }
     assert len(set(optima.values())) >= 2
 
 
@@ -80,8 +88,17 @@ def test_ea_is_deterministic_and_within_budget(tiny_space, tiny_table, tiny_cost
 def test_ea_reaches_the_optimum_on_a_small_space(tiny_space, tiny_table, tiny_cost, selection, objective_name):
     budget = Budget.parse("flops0.25G")
     objective = EntropyObjective.build(objective_name, tiny_space, tiny_table)
-    found = evolutionary_search(tiny_space, objective, tiny_cost, budget, iterations=20000, population=64,
-                                parents=8, seed=0, selection=selection)
+    found = evolutionary_search(
+        tiny_space,
+        objective,
+        tiny_cost,
+        budget,
+        iterations=20000,
+        population=64,
+        parents=8,
+        seed=0,
+        selection=selection,
+    )
     assert found.score == pytest.approx(exact_search(tiny_space, objective, tiny_cost, budget).score)
 
 
@@ -94,22 +111,50 @@ def test_paper_selection_keeps_k_and_refills_to_m(tiny_space, tiny_table, tiny_c
         calls.append(len(genes))
         return objective(genes)
 
-    evolutionary_search(tiny_space, counting, tiny_cost, Budget.parse("flops1G"), iterations=3 * 56,
-                        population=64, parents=8, seed=0, selection="paper")
+    evolutionary_search(
+        tiny_space,
+        counting,
+        tiny_cost,
+        Budget.parse("flops1G"),
+        iterations=3 * 56,
+        population=64,
+        parents=8,
+        seed=0,
+        selection="paper",
+    )
     assert calls[0] == 64 and all(n <= 56 for n in calls[1:]) and sum(calls[1:]) <= 3 * 56
     with pytest.raises(ValueError, match="K < M"):
-        evolutionary_search(tiny_space, objective, tiny_cost, Budget.parse("flops1G"), iterations=10,
-                            population=8, parents=8, seed=0, selection="paper")
+        evolutionary_search(
+            tiny_space,
+            objective,
+            tiny_cost,
+            Budget.parse("flops1G"),
+            iterations=10,
+            population=8,
+            parents=8,
+            seed=0,
+            selection="paper",
+        )
     with pytest.raises(ValueError, match="search.selection"):
-        evolutionary_search(tiny_space, objective, tiny_cost, Budget.parse("flops1G"), iterations=10,
-                            population=8, parents=2, seed=0, selection="tournament")
+        evolutionary_search(
+            tiny_space,
+            objective,
+            tiny_cost,
+            Budget.parse("flops1G"),
+            iterations=10,
+            population=8,
+            parents=2,
+            seed=0,
+            selection="tournament",
+        )
 
 
 def test_budget_below_smallest_architecture(tiny_space, tiny_table, tiny_cost):
     objective = EntropyObjective.build("entropy", tiny_space, tiny_table)
     with pytest.raises(ValueError, match="below the smallest architecture"):
-        evolutionary_search(tiny_space, objective, tiny_cost, Budget.parse("flops1M"), iterations=10,
-                            population=8, parents=2, seed=0)
+        evolutionary_search(
+            tiny_space, objective, tiny_cost, Budget.parse("flops1M"), iterations=10, population=8, parents=2, seed=0
+        )
 
 
 def test_unknown_objective(tiny_space, tiny_table):
@@ -131,7 +176,7 @@ def test_search_record(tiny_space, tiny_table, tiny_cost):
 def test_proxy_objective_scores_each_distinct_architecture_once(tiny_space, tiny_cost):
     calls = []
 
-    def params(arch):   # a proxy that maximises parameters (LTS-like), computed the slow way
+    def params(arch):  # a proxy that maximises parameters (LTS-like), computed the slow way
         calls.append(arch)
         return float(tiny_cost.non_embedding_params(arch))
 
@@ -157,7 +202,11 @@ def test_proxy_driven_search_is_deterministic_within_budget_and_not_certified(ti
     c = a["search_cost"]
     assert c["mutations"] == 256 and 0 < c["objective_computations"] <= c["evaluations"]
     # an entropy search counts every architecture it scores, a proxy only the distinct ones it computed
-    assert search_record(tiny_space, tiny_table, tiny_cost, "entropy", "flops0.25G",
-                         settings)["search_cost"]["objective_computations"] > 0
+    assert (
+        search_record(tiny_space, tiny_table, tiny_cost, "entropy", "flops0.25G", settings)["search_cost"][
+            "objective_computations"
+        ]
+        > 0
+    )
     with pytest.raises(ValueError, match="needs its scorer"):
         search_record(tiny_space, tiny_table, tiny_cost, "ntk", "flops0.25G", settings)

@@ -13,6 +13,7 @@ MERINO_SLURM_ACCOUNT and MERINO_SLURM_PARTITION (defaults: the CI cluster's `mer
   failure; the profile submits with `--requeue`) saves a checkpoint on Slurm's SIGTERM, starts again
   under the same job ID, resumes from that checkpoint and ends where an uninterrupted local run ends.
 """
+
 import json
 import os
 import re
@@ -45,23 +46,29 @@ def slurm_unavailable() -> str | None:
     """Why the Slurm tests cannot run here, or None when a cluster with accounting answers."""
     missing = [tool for tool in ("sbatch", "sacct", "sinfo") if shutil.which(tool) is None]
     if missing:
-        return (f"Slurm is not installed ({', '.join(missing)} not on PATH); "
-                "CI starts a single-node cluster with .ci/slurm/start.sh")
+        return (
+            f"Slurm is not installed ({', '.join(missing)} not on PATH); "
+            "CI starts a single-node cluster with .ci/slurm/start.sh"
+        )
     try:
-        sinfo = subprocess.run(["sinfo", "-h", "-p", PARTITION, "-o", "%T"], capture_output=True, text=True,
-                               timeout=20)
+        sinfo = subprocess.run(["sinfo", "-h", "-p", PARTITION, "-o", "%T"], capture_output=True, text=True, timeout=20)
         if sinfo.returncode != 0:
-            return f"no Slurm cluster answers (sinfo: {sinfo.stderr.strip()[:300]!r}); start one with .ci/slurm/start.sh"
+            return (
+                f"no Slurm cluster answers (sinfo: {sinfo.stderr.strip()[:300]!r}); start one with .ci/slurm/start.sh"
+            )
         states = [s.rstrip("*~#!%$@^-") for s in sinfo.stdout.split()]
         if not states:
             return f"Slurm has no partition {PARTITION!r} (sinfo -s lists them); set MERINO_SLURM_PARTITION"
         if not any(s in ("idle", "mixed") for s in states):
             return f"no idle node in Slurm partition {PARTITION!r} (states: {states}); set MERINO_SLURM_PARTITION"
-        sacct = subprocess.run(["sacct", "-n", "-X", "--starttime", "now-1minutes"], capture_output=True, text=True,
-                               timeout=20)
+        sacct = subprocess.run(
+            ["sacct", "-n", "-X", "--starttime", "now-1minutes"], capture_output=True, text=True, timeout=20
+        )
         if sacct.returncode != 0:
-            return (f"Slurm accounting does not answer (sacct: {sacct.stderr.strip()[:300]!r}); the SLURM executor "
-                    "plugin checks job status with sacct")
+            return (
+                f"Slurm accounting does not answer (sacct: {sacct.stderr.strip()[:300]!r}); the SLURM executor "
+                "plugin checks job status with sacct"
+            )
     except subprocess.TimeoutExpired as e:
         return f"Slurm does not answer ({e.cmd[0]} timed out after {e.timeout} s)"
     return None
@@ -79,16 +86,30 @@ def slurm_cluster():
 @pytest.fixture
 def show(capsys):
     """print() straight to the terminal, so that CI's log shows what the cluster did (job IDs, sacct states)."""
+
     def _show(text: str) -> None:
         with capsys.disabled():
             print("\n" + textwrap.indent(text, "    "))
+
     return _show
 
 
 def snakemake_command(workdir, *args, snakefile=SNAKEFILE, timeout=300) -> list[str]:
     """A Snakemake call under `timeout -k 10`, so a hung status check cannot hang the suite."""
-    return ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake", "-s", str(snakefile),
-            "-d", str(workdir), *map(str, args)]
+    return [
+        "timeout",
+        "-k",
+        "10",
+        str(timeout),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(snakefile),
+        "-d",
+        str(workdir),
+        *map(str, args),
+    ]
 
 
 def snakemake(workdir, *args, snakefile=SNAKEFILE, timeout=300):
@@ -103,11 +124,26 @@ def snakemake(workdir, *args, snakefile=SNAKEFILE, timeout=300):
 
 def slurm_args(workdir, jobs=2):
     """profiles/slurm with this cluster's account and partition and short status-check intervals."""
-    return ["--profile", REPO / "profiles" / "slurm", "--jobs", jobs,
-            "--default-resources", f"slurm_account={ACCOUNT}", f"slurm_partition={PARTITION}", "runtime=10",
-            "mem_mb=1000",
-            "--slurm-init-seconds-before-status-checks", 1, "--seconds-between-status-checks", 2,
-            "--slurm-logdir", Path(workdir) / "slurm_logs", "--slurm-keep-successful-logs", "--latency-wait", 10]
+    return [
+        "--profile",
+        REPO / "profiles" / "slurm",
+        "--jobs",
+        jobs,
+        "--default-resources",
+        f"slurm_account={ACCOUNT}",
+        f"slurm_partition={PARTITION}",
+        "runtime=10",
+        "mem_mb=1000",
+        "--slurm-init-seconds-before-status-checks",
+        1,
+        "--seconds-between-status-checks",
+        2,
+        "--slurm-logdir",
+        Path(workdir) / "slurm_logs",
+        "--slurm-keep-successful-logs",
+        "--latency-wait",
+        10,
+    ]
 
 
 def submitted(log: str) -> list[str]:
@@ -120,11 +156,17 @@ def sacct(job_ids, wait_s=30) -> dict[str, dict[str, str]]:
     fields = ["JobIDRaw", "JobName", "State", "Account", "Partition", "ExitCode"]
     deadline = time.time() + wait_s
     while True:
-        out = subprocess.run(["sacct", "-X", "-n", "-P", "-j", ",".join(job_ids), f"--format={','.join(fields)}"],
-                             capture_output=True, text=True, timeout=30, check=True)
+        out = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "-j", ",".join(job_ids), f"--format={','.join(fields)}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
         rows = {r[0]: dict(zip(fields[1:], r[1:])) for r in (line.split("|") for line in out.stdout.splitlines())}
-        if (set(rows) == set(job_ids) and all(r["State"].split()[0] in TERMINAL for r in rows.values())) \
-                or time.time() > deadline:
+        if (
+            set(rows) == set(job_ids) and all(r["State"].split()[0] in TERMINAL for r in rows.values())
+        ) or time.time() > deadline:
             return rows
         time.sleep(1)
 
@@ -185,7 +227,9 @@ def test_design_stage_runs_as_slurm_jobs_and_matches_a_local_run(tmp_path, show)
 def submitted_by_rule(out) -> dict[str, list[str]]:
     """rule -> Slurm job IDs submitted for it, in order (from the executor's log-file paths)."""
     jobs = {}
-    for job_id, rule in re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+?)/", out.stdout + out.stderr):
+    for job_id, rule in re.findall(
+        r"has been submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+?)/", out.stdout + out.stderr
+    ):
         jobs.setdefault(rule, []).append(job_id)
     return jobs
 
@@ -196,8 +240,17 @@ def test_failed_slurm_job_is_retried_and_reported_with_its_log(tmp_path, show):
     # retry here instead of the profile's 3: the plugin waits 10 s longer after each status check in
     # which no job succeeded, so every further failing attempt costs more than the one before
     retries = 1
-    out = snakemake(tmp_path, *slurm_args(tmp_path), "--retries", retries, "--keep-going", "flaky.txt",
-                    "broken.txt", snakefile=REPO / "tests" / "slurm" / "Snakefile", timeout=240)
+    out = snakemake(
+        tmp_path,
+        *slurm_args(tmp_path),
+        "--retries",
+        retries,
+        "--keep-going",
+        "flaky.txt",
+        "broken.txt",
+        snakefile=REPO / "tests" / "slurm" / "Snakefile",
+        timeout=240,
+    )
     log = out.stdout + out.stderr
     assert out.returncode != 0, log[-6000:]  # broken never succeeds
     jobs = submitted_by_rule(out)
@@ -231,8 +284,16 @@ def test_requeued_pretraining_job_resumes_from_its_checkpoint(tmp_path, show):
     try:
         out = snakemake(slurm_dir, *config, "--cores", 1, target, "--omit-from", "pretrain")  # inputs, locally
         assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
-        run = start_snakemake(slurm_dir, slurm_log, *config, *slurm_args(slurm_dir),
-                              "--set-resources", f"pretrain:slurm_partition={PARTITION}", "--", target)
+        run = start_snakemake(
+            slurm_dir,
+            slurm_log,
+            *config,
+            *slurm_args(slurm_dir),
+            "--set-resources",
+            f"pretrain:slurm_partition={PARTITION}",
+            "--",
+            target,
+        )
         log = slurm_dir / "results" / "checkpoints" / model / "log.jsonl"  # every 5 steps (tiny config)
         deadline = time.time() + 180
         while time.time() < deadline and run.poll() is None and last_logged_step(log) < 10:
@@ -257,8 +318,13 @@ def test_requeued_pretraining_job_resumes_from_its_checkpoint(tmp_path, show):
                 process.kill()
     assert submitted(slurm_log.read_text()) == [job_id], "requeued by Slurm, not resubmitted by Snakemake"
 
-    states = subprocess.run(["sacct", "-X", "-n", "-P", "--duplicates", "-j", job_id, "--format=State"],
-                            capture_output=True, text=True, timeout=30, check=True).stdout.split()
+    states = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "--duplicates", "-j", job_id, "--format=State"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout.split()
     show(f"sacct {job_id}: {states}")
     assert states[0] == "REQUEUED" and states[-1] == "COMPLETED", states
 

@@ -19,8 +19,15 @@ def test_paper_table7_grid():
 def test_table8_structures_are_members_of_the_ratio_space():
     """Table 8 writes F as R E with R in {1, 1.5}; MeRino-64M's F = 960, 1344 lie off Table 7's 128-step
     grid, so only the ratio axis (the default) holds all three."""
-    space = SearchSpace.from_config({"n_blocks": 4, "embed_dim": {"min": 64, "max": 1024, "step": 64},
-                                     "depths": [1, 2, 3, 4], "non_decreasing_width": True}, 64)
+    space = SearchSpace.from_config(
+        {
+            "n_blocks": 4,
+            "embed_dim": {"min": 64, "max": 1024, "step": 64},
+            "depths": [1, 2, 3, 4],
+            "non_decreasing_width": True,
+        },
+        64,
+    )
     assert space.ffn_ratios == (1, 1.5, 2, 2.5, 3, 3.5, 4) and space.gene_sizes == (16, 7, 4)
     for name, arch in paper_structures(load_reference()).items():
         genes = space.encode(arch)

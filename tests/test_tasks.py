@@ -1,4 +1,5 @@
 """merino.tasks: the paper's task table and the generated local lm-eval tasks, on a synthetic corpus (fast)."""
+
 import json
 from collections import Counter
 from pathlib import Path
@@ -34,7 +35,7 @@ def origin(word: str) -> tuple[int, int]:
 def test_paper_task_data_covers_tables_2_and_3():
     assert set(PAPER_TASK_DATA) == set(REF["table2_zero_shot"]["tasks"]) | {"wikitext", "ptb"}
     assert all(isinstance(path, str) and "/" in path for path, _, _ in PAPER_TASK_DATA.values())
-    assert (TASKS_DIR / "ptb.yaml").is_file()   # our own Penn Treebank task (lm-eval 0.4 has none)
+    assert (TASKS_DIR / "ptb.yaml").is_file()  # our own Penn Treebank task (lm-eval 0.4 has none)
 
 
 def test_perplexity_tasks_name_table3s_columns():
@@ -52,13 +53,13 @@ def test_continuation_items_continue_the_passage_against_other_documents():
         context = [origin(w) for w in item["context"].split()]
         true = [origin(w) for w in item["choices"][item["label"]].split()]
         d, start = context[0]
-        assert context + true == [(d, start + k) for k in range(9)] and d == item["document"]   # one span, in order
+        assert context + true == [(d, start + k) for k in range(9)] and d == item["document"]  # one span, in order
         distractors = [[origin(w) for w in c.split()] for k, c in enumerate(item["choices"]) if k != item["label"]]
         docs = [span[0][0] for span in distractors]
-        assert len(set(docs)) == 3 and d not in docs   # three other documents
+        assert len(set(docs)) == 3 and d not in docs  # three other documents
         assert all(span == [(span[0][0], span[0][1] + k) for k in range(3)] for span in distractors)
     labels = Counter(item["label"] for item in items)
-    assert set(labels) == {0, 1, 2, 3} and max(labels.values()) < 2 * min(labels.values())   # shuffled, not fixed
+    assert set(labels) == {0, 1, 2, 3} and max(labels.values()) < 2 * min(labels.values())  # shuffled, not fixed
 
 
 def test_word_order_items_reorder_the_true_continuation():
@@ -67,7 +68,7 @@ def test_word_order_items_reorder_the_true_continuation():
     for item in items:
         true = item["choices"][item["label"]].split()
         d, start = origin(item["context"].split()[-1])
-        assert [origin(w) for w in true] == [(d, start + 1 + k) for k in range(4)]   # in order, right after
+        assert [origin(w) for w in true] == [(d, start + 1 + k) for k in range(4)]  # in order, right after
         assert len(set(item["choices"])) == 4 and all(sorted(c.split()) == sorted(true) for c in item["choices"])
 
 
@@ -95,11 +96,16 @@ def test_heldout_documents_drop_blank_ones_and_cap_the_count():
 
 
 def test_write_local_tasks_writes_data_and_lm_eval_yaml(tmp_path):
-    settings = {"multiple_choice": {"items": 30, "context_words": 5, "continuation_words": 4, "choices": 4, "seed": 0},
-                "heldout": {"max_documents": 5}}
+    settings = {
+        "multiple_choice": {"items": 30, "context_words": 5, "continuation_words": 4, "choices": 4, "seed": 0},
+        "heldout": {"max_documents": 5},
+    }
     summary = write_local_tasks(DOCS, settings, tmp_path / "tasks")
-    assert summary == {WORD_ORDER_TASK: {"items": 30, "chance": 0.25}, CONTINUATION_TASK: {"items": 30, "chance": 0.25},
-                       HELDOUT_TASK: {"documents": 5}}
+    assert summary == {
+        WORD_ORDER_TASK: {"items": 30, "chance": 0.25},
+        CONTINUATION_TASK: {"items": 30, "chance": 0.25},
+        HELDOUT_TASK: {"documents": 5},
+    }
     for name in LOCAL_TASKS:
         spec = yaml.safe_load((tmp_path / "tasks" / f"{name}.yaml").read_text())
         assert spec["task"] == name and spec["dataset_path"] == "json" and spec["test_split"] == "test"
@@ -113,5 +119,9 @@ def test_write_local_tasks_writes_data_and_lm_eval_yaml(tmp_path):
             assert metrics == ["word_perplexity", "byte_perplexity", "bits_per_byte"] and rows[0] == {"text": DOCS[0]}
         else:
             assert spec["output_type"] == "multiple_choice" and metrics == ["acc", "acc_norm"]
-            assert (spec["doc_to_text"], spec["doc_to_choice"], spec["doc_to_target"]) == ("context", "choices", "label")
+            assert (spec["doc_to_text"], spec["doc_to_choice"], spec["doc_to_target"]) == (
+                "context",
+                "choices",
+                "label",
+            )
             assert set(rows[0]) == {"context", "choices", "label", "document"}

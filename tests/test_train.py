@@ -1,6 +1,7 @@
 """Training: learning happens, SIGTERM saves a checkpoint and stops, resume after SIGTERM or SIGKILL
 continues exactly, DDP on 2 processes equals 1 process with the same global batch, non-finite loss and
 corrupt checkpoints stop clearly."""
+
 import json
 import os
 import signal
@@ -32,13 +33,31 @@ def token_cache(tmp_path_factory):
 
 
 def tiny_config(vocab_size):
-    return MerinoConfig(vocab_size=vocab_size, embed_proj_dim=64, max_position_embeddings=64, head_dim=32,
-                        block_embed_dims=[64, 96], block_ffn_dims=[128, 96], block_depths=[2, 1])
+    return MerinoConfig(
+        vocab_size=vocab_size,
+        embed_proj_dim=64,
+        max_position_embeddings=64,
+        head_dim=32,
+        block_embed_dims=[64, 96],
+        block_ffn_dims=[128, 96],
+        block_depths=[2, 1],
+    )
 
 
 def tiny_training(**kw):
-    args = dict(steps=30, batch_size=8, micro_batch_size=4, seq_len=32, lr=3e-3, warmup_steps=3,
-                checkpoint_every=10, log_every=1, eval_batches=4, seed=0, device="cpu")
+    args = dict(
+        steps=30,
+        batch_size=8,
+        micro_batch_size=4,
+        seq_len=32,
+        lr=3e-3,
+        warmup_steps=3,
+        checkpoint_every=10,
+        log_every=1,
+        eval_batches=4,
+        seed=0,
+        device="cpu",
+    )
     args.update(kw)
     return TrainConfig(**args)
 
@@ -51,13 +70,23 @@ def test_lr_schedule():
 
 def test_training_learns_and_writes_outputs(tmp_path, token_cache):
     cache, tokenizer = token_cache
-    metrics = train(tiny_config(len(tokenizer)), cache, tmp_path / "model", tiny_training(eval_steps=(15,)),
-                    work_dir=tmp_path / "work", tokenizer=tokenizer, progress=False)
+    metrics = train(
+        tiny_config(len(tokenizer)),
+        cache,
+        tmp_path / "model",
+        tiny_training(eval_steps=(15,)),
+        work_dir=tmp_path / "work",
+        tokenizer=tokenizer,
+        progress=False,
+    )
     log = read_log(tmp_path / "model" / "log.jsonl")
     assert len(log) == 30 and log[-1]["step"] == 30
     half, full = metrics["val_history"]  # the intermediate evaluation, merged into step 15's record, and the final
     assert half["step"] == 15 and log[14]["val_perplexity"] == half["val_perplexity"] and "loss" in log[14]
-    assert full == {"step": 30, "val_perplexity": metrics["val_perplexity"]} and full["val_perplexity"] < half["val_perplexity"]
+    assert (
+        full == {"step": 30, "val_perplexity": metrics["val_perplexity"]}
+        and full["val_perplexity"] < half["val_perplexity"]
+    )
     assert sum(r["loss"] for r in log[-5:]) / 5 < sum(r["loss"] for r in log[:3]) / 3 - 0.5  # nats
     assert metrics["val_perplexity"] < len(tokenizer) and metrics["resumed_at"] == []
     for name in ("model.safetensors", "config.json", "metrics.json", "loss.pdf", "tokenizer.json"):
@@ -67,9 +96,17 @@ def test_training_learns_and_writes_outputs(tmp_path, token_cache):
 def _job(tmp_path, token_cache, name, **training):
     cache, tokenizer = token_cache
     job = tmp_path / f"{name}.json"
-    job.write_text(json.dumps({"model_config": tiny_config(len(tokenizer)).to_dict(), "cache_dir": str(cache),
-                               "out_dir": str(tmp_path / name), "work_dir": str(tmp_path / f"{name}-work"),
-                               "training": asdict(tiny_training(**training))}))
+    job.write_text(
+        json.dumps(
+            {
+                "model_config": tiny_config(len(tokenizer)).to_dict(),
+                "cache_dir": str(cache),
+                "out_dir": str(tmp_path / name),
+                "work_dir": str(tmp_path / f"{name}-work"),
+                "training": asdict(tiny_training(**training)),
+            }
+        )
+    )
     return job
 
 
@@ -97,8 +134,9 @@ def test_sigterm_then_sigkill_resume_where_an_uninterrupted_run_ends(tmp_path, t
     # SIGTERM (Slurm's requeue, preemption, time limit): a checkpoint of the step in progress, although
     # checkpoint_every is longer than the run
     stopped = _job(tmp_path, token_cache, "stopped", steps=40, checkpoint_every=1000)
-    proc = subprocess.Popen([sys.executable, "-m", "merino.train", str(stopped)], env=_env(), stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "merino.train", str(stopped)], env=_env(), stderr=subprocess.PIPE, text=True
+    )
     _wait_for(work / "log.jsonl", 8, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -146,8 +184,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, token_cac
 
     monkeypatch.setattr(train_module, "model_loss", poisoned)
     with pytest.raises(TrainingError, match="non-finite loss"):
-        train(tiny_config(len(tokenizer)), cache, tmp_path / "m", tiny_training(), work_dir=tmp_path / "w",
-              progress=False)
+        train(
+            tiny_config(len(tokenizer)), cache, tmp_path / "m", tiny_training(), work_dir=tmp_path / "w", progress=False
+        )
     state = json.loads((tmp_path / "w" / "checkpoint" / "state.json").read_text())
     assert state["step"] == 10
 
@@ -178,9 +217,15 @@ def test_launch_command_follows_the_resources(tmp_path):
 def test_launch_trains_here_or_hands_torchrun_the_job_file(tmp_path, token_cache, monkeypatch):
     cache, tokenizer = token_cache
     tokenizer.save_pretrained(tmp_path / "tokenizer")
-    job = TrainJob(tiny_config(len(tokenizer)), str(cache), str(tmp_path / "here"), str(tmp_path / "here-work"),
-                   tiny_training(steps=2), str(tmp_path / "tokenizer"))
-    launch(job, gpus_per_node=0)   # one process: this one, no job file
+    job = TrainJob(
+        tiny_config(len(tokenizer)),
+        str(cache),
+        str(tmp_path / "here"),
+        str(tmp_path / "here-work"),
+        tiny_training(steps=2),
+        str(tmp_path / "tokenizer"),
+    )
+    launch(job, gpus_per_node=0)  # one process: this one, no job file
     assert json.loads((tmp_path / "here" / "metrics.json").read_text())["steps"] == 2
     assert (tmp_path / "here" / "tokenizer.json").exists() and not (tmp_path / "here-work" / "job.json").exists()
     commands = []
@@ -188,18 +233,30 @@ def test_launch_trains_here_or_hands_torchrun_the_job_file(tmp_path, token_cache
     launch(job, gpus_per_node=4)
     job_file = tmp_path / "here-work" / "job.json"
     assert commands == [launch_command(job_file, gpus_per_node=4)]
-    assert json.dumps(TrainJob.load(job_file).to_dict()) == json.dumps(job.to_dict())   # what torchrun's processes read
+    assert json.dumps(TrainJob.load(job_file).to_dict()) == json.dumps(job.to_dict())  # what torchrun's processes read
 
 
 def test_an_edited_run_starts_over_instead_of_resuming(tmp_path, token_cache):
     cache, tokenizer = token_cache
     work = tmp_path / "w"
     train(tiny_config(len(tokenizer)), cache, tmp_path / "a", tiny_training(steps=10), work_dir=work, progress=False)
-    again = train(tiny_config(len(tokenizer)), cache, tmp_path / "b", tiny_training(steps=10, log_every=2),
-                  work_dir=work, progress=False)
+    again = train(
+        tiny_config(len(tokenizer)),
+        cache,
+        tmp_path / "b",
+        tiny_training(steps=10, log_every=2),
+        work_dir=work,
+        progress=False,
+    )
     assert again["resumed_at"] == [10]  # logging settings are not part of the run: resumed (nothing left to do)
-    edited = train(tiny_config(len(tokenizer)), cache, tmp_path / "c", tiny_training(steps=10, lr=1e-3),
-                   work_dir=work, progress=False)
+    edited = train(
+        tiny_config(len(tokenizer)),
+        cache,
+        tmp_path / "c",
+        tiny_training(steps=10, lr=1e-3),
+        work_dir=work,
+        progress=False,
+    )
     assert edited["resumed_at"] == [] and edited["steps"] == 10
     assert [r["step"] for r in read_log(work / "log.jsonl")] == list(range(1, 11))
 
@@ -209,11 +266,13 @@ def test_a_kill_between_the_checkpoint_renames_resumes_from_the_old_one(tmp_path
     work = tmp_path / "w"
     train(tiny_config(len(tokenizer)), cache, tmp_path / "a", tiny_training(steps=10), work_dir=work, progress=False)
     os.replace(work / "checkpoint", work / "checkpoint.old")  # as if killed after the first rename
-    resumed = train(tiny_config(len(tokenizer)), cache, tmp_path / "b", tiny_training(steps=20), work_dir=work,
-                    progress=False)
+    resumed = train(
+        tiny_config(len(tokenizer)), cache, tmp_path / "b", tiny_training(steps=20), work_dir=work, progress=False
+    )
     assert resumed["resumed_at"] == []  # steps changed (schedule differs): a different run, started over
     train(tiny_config(len(tokenizer)), cache, tmp_path / "c", tiny_training(steps=20), work_dir=work, progress=False)
     os.replace(work / "checkpoint", work / "checkpoint.old")
-    again = train(tiny_config(len(tokenizer)), cache, tmp_path / "d", tiny_training(steps=20), work_dir=work,
-                  progress=False)
+    again = train(
+        tiny_config(len(tokenizer)), cache, tmp_path / "d", tiny_training(steps=20), work_dir=work, progress=False
+    )
     assert again["resumed_at"] == [20]

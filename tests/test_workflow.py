@@ -1,7 +1,10 @@
 """The Snakemake layer: config errors before any job, a smoke run of the design DAG on a tiny
 config, partial reruns (an edit reruns exactly the jobs that use the edited value) and the HTML report."""
+
 import base64
+import functools
 import json
+import operator
 import os
 import re
 import shutil
@@ -23,11 +26,24 @@ TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 
 def snakemake(workdir, *args, config=None, timeout=600):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--cores", "2",
-           *args, "--configfile", str(REPO / "config" / "config.yaml"), str(TINY)]   # targets before --configfile
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "-d",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+        "--configfile",
+        str(REPO / "config" / "config.yaml"),
+        str(TINY),
+    ]  # targets before --configfile
     if config is not None:
         text = yaml.safe_dump(config)
-        path = Path(workdir) / f"override-{abs(hash(text)):x}.yaml"   # one per edit: dry runs go side by side
+        path = Path(workdir) / f"override-{abs(hash(text)):x}.yaml"  # one per edit: dry runs go side by side
         path.write_text(text)
         cmd.append(str(path))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -54,8 +70,10 @@ def planned_jobs(workdir, config=None):
 MALFORMED = [  # through Snakemake: the checks run before any job (tests/test_checks.py has many more cases)
     ({"search": {"popsize": 10}}, "popsize"),
     ({"search": {"budgets": ["flops0.001G"]}}, r"search.budgets\[0\]='flops0.001G' is below the smallest"),
-    ({"comparisons": {"table4": [{"paper": "TE-NAS", "model": "GPT-width-S60"}]}},
-     r"comparisons.table4\[0\].model names 'GPT-width-S60', which must be a search"),
+    (
+        {"comparisons": {"table4": [{"paper": "TE-NAS", "model": "GPT-width-S60"}]}},
+        r"comparisons.table4\[0\].model names 'GPT-width-S60', which must be a search",
+    ),
 ]
 
 
@@ -85,9 +103,13 @@ def tiny_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_smoke_run_produces_every_output(tiny_run):
-    for name in ["results/lookup/entropy_lookup.json", "results/tables/table8.csv",
-                 "results/tables/table1_entropy.csv", "figures/fig2_lookup_error.pdf",
-                 "results/tables/fig2_lookup_error.json"]:
+    for name in [
+        "results/lookup/entropy_lookup.json",
+        "results/tables/table8.csv",
+        "results/tables/table1_entropy.csv",
+        "figures/fig2_lookup_error.pdf",
+        "results/tables/fig2_lookup_error.json",
+    ]:
         assert (tiny_run / name).stat().st_size > 0, name
     for budget in ("flops60G", "flops110G", "flops160G"):
         record = json.loads((tiny_run / f"results/search/eq15/{budget}.json").read_text())
@@ -125,8 +147,9 @@ def test_smoke_run_produces_every_output(tiny_run):
     table2 = pd.read_csv(tiny_run / "results/tables/table2.csv")
     ours = table2[table2.source == "ours"].set_index("model")
     assert list(ours.index) == ["MeRino-S60", "GPT-width-S60"]
-    assert ours.loc["MeRino-S60", "avg"] == pytest.approx(ours.loc["MeRino-S60", ["merino_word_order",
-                                                                                  "merino_continuation"]].mean())
+    assert ours.loc["MeRino-S60", "avg"] == pytest.approx(
+        ours.loc["MeRino-S60", ["merino_word_order", "merino_continuation"]].mean()
+    )
     assert table2[table2.source == "paper"].set_index("model").loc["OPT-350M", "avg"] == 0.408
     table3 = pd.read_csv(tiny_run / "results/tables/table3.csv").set_index("model")
     assert table3.loc["MeRino-S60", "heldout_byte_ppl"] > 1
@@ -170,7 +193,7 @@ def test_smoke_run_compares_searches_and_ablations(tiny_run):
     assert list(fig5["budget"]) == ["flops0.006G", "flops0.006G", "flops0.008G"]
     for model in fig5.index:
         assert fig5.loc[model, "avg_acc"] == pytest.approx(average_accuracy(tiny_run, model))
-    assert fig5.loc["GPT-width-S60", "best_at_budget"]   # alone at its budget
+    assert fig5.loc["GPT-width-S60", "best_at_budget"]  # alone at its budget
     assert (tiny_run / "figures/fig5_nas_comparison.pdf").stat().st_size > 1000
     table4 = pd.read_csv(tiny_run / "results/tables/table4.csv").set_index("method")
     assert list(table4["model"]) == ["MeRino-S60", "NTK-S60"] and table4.loc["MeRino", "time_vs_first"] == 1
@@ -188,72 +211,197 @@ def test_smoke_run_compares_searches_and_ablations(tiny_run):
 
 
 TABLES = {"table2": 1, "table3": 1, "fig1": 1}
-QUANTIZED = {"quantize": 2, "evaluate_quantized": 2, "quantized_latency": 1, "fig6": 1}   # MeRino-S60 at INT8, INT4
+QUANTIZED = {"quantize": 2, "evaluate_quantized": 2, "quantized_latency": 1, "fig6": 1}  # MeRino-S60 at INT8, INT4
 COMPARE = {"fig5": 1, "table4": 1, "table5": 1, "table6": 1}
 # a change to the entropy searches: MeRino-S60/110/160 and S60's unshared, plain and gamma twins (4 evaluated);
 # MeRino-S60 is also timed and quantized / a change to every trained model (8, of which 6 are evaluated)
-MERINO = {"pretrain": 6, "evaluate": 4, "latency": 1, "generation": 1, "latency_predicted": 1, **QUANTIZED, **TABLES, **COMPARE}
+MERINO = {
+    "pretrain": 6,
+    "evaluate": 4,
+    "latency": 1,
+    "generation": 1,
+    "latency_predicted": 1,
+    **QUANTIZED,
+    **TABLES,
+    **COMPARE,
+}
 EVAL = {"evaluate": 6, **QUANTIZED, **TABLES, **COMPARE}
-PROXY = {"proxy_search_pretrain": 1, "pretrain": 1, "evaluate": 1, "fig5": 1, "table4": 1}   # NTK-S60
+PROXY = {"proxy_search_pretrain": 1, "pretrain": 1, "evaluate": 1, "fig5": 1, "table4": 1}  # NTK-S60
 
 
 RERUNS = [
-    ({"search": {"population": 32}},   # 8 at the pretraining design: 3 models, 2 latency, memory, Table 6's 2
-     {"search": 3, "search_pretrain": 8, "table8": 1, **MERINO, "all": 1}),   # not the proxy search (own EA)
-    ({"entropy": {"gamma_strength": 4.0}},   # the proxy search records its result's entropy too
-     {"search": 3, "search_pretrain": 8, "design_fit": 1, "table8": 1, "table1_entropy": 1, "correlation_proxies": 6,
-      "correlation_study": 1, "table1": 1, **MERINO, **PROXY, "pretrain": 7, "evaluate": 5, "all": 1}),
-    ({"entropy": {"epsilon": 0.03}},
-     {"entropy_lookup": 1, "entropy_lookup_pretrain": 1, "entropy_lookup_correlation": 1, "search": 3, "search_pretrain": 8,
-      "design_fit": 1, "table8": 1, "table1_entropy": 1, "fig2": 1, "correlation_proxies": 6, "correlation_study": 1,
-      "table1": 1, **MERINO, **PROXY, "pretrain": 7, "evaluate": 5, "all": 1}),
+    (
+        {"search": {"population": 32}},  # 8 at the pretraining design: 3 models, 2 latency, memory, Table 6's 2
+        {"search": 3, "search_pretrain": 8, "table8": 1, **MERINO, "all": 1},
+    ),  # not the proxy search (own EA)
+    (
+        {"entropy": {"gamma_strength": 4.0}},  # the proxy search records its result's entropy too
+        {
+            "search": 3,
+            "search_pretrain": 8,
+            "design_fit": 1,
+            "table8": 1,
+            "table1_entropy": 1,
+            "correlation_proxies": 6,
+            "correlation_study": 1,
+            "table1": 1,
+            **MERINO,
+            **PROXY,
+            "pretrain": 7,
+            "evaluate": 5,
+            "all": 1,
+        },
+    ),
+    (
+        {"entropy": {"epsilon": 0.03}},
+        {
+            "entropy_lookup": 1,
+            "entropy_lookup_pretrain": 1,
+            "entropy_lookup_correlation": 1,
+            "search": 3,
+            "search_pretrain": 8,
+            "design_fit": 1,
+            "table8": 1,
+            "table1_entropy": 1,
+            "fig2": 1,
+            "correlation_proxies": 6,
+            "correlation_study": 1,
+            "table1": 1,
+            **MERINO,
+            **PROXY,
+            "pretrain": 7,
+            "evaluate": 5,
+            "all": 1,
+        },
+    ),
     ({"fig2": {"architectures": 7}}, {"fig2": 1, "all": 1}),
     ({"design_fit": {"grid": {"beta": [1.0]}}}, {"design_fit": 1, "table8": 1, "all": 1}),
-    ({"search": {"selection": "generational"}},   # every search, the proxy-driven one too (same selection)
-     {"search": 3, "search_pretrain": 8, "table8": 1, **MERINO, "proxy_search_pretrain": 1, "pretrain": 7,
-      "evaluate": 5, "fig5": 1, "table4": 1, "all": 1}),
+    (
+        {"search": {"selection": "generational"}},  # every search, the proxy-driven one too (same selection)
+        {
+            "search": 3,
+            "search_pretrain": 8,
+            "table8": 1,
+            **MERINO,
+            "proxy_search_pretrain": 1,
+            "pretrain": 7,
+            "evaluate": 5,
+            "fig5": 1,
+            "table4": 1,
+            "all": 1,
+        },
+    ),
     ({"search": {"budgets": ["flops60G", "flops110G", "flops160G", "params2M"]}}, {"search": 1, "all": 1}),
-    ({"cost": {"count_lm_head": True}},
-     {"search": 3, "design_fit": 1, "table8": 1, "table1_entropy": 1, "table1": 1, "table3": 1, "fig1": 1, "all": 1}),
+    (
+        {"cost": {"count_lm_head": True}},
+        {"search": 3, "design_fit": 1, "table8": 1, "table1_entropy": 1, "table1": 1, "table3": 1, "fig1": 1, "all": 1},
+    ),
     ({"pretrain": {"training": {"lr": 2.0e-3}}}, {"pretrain": 8, **EVAL, "all": 1}),
-    ({"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
-     {"search_pretrain": 8, "proxy_search_pretrain": 1, "naive_scaling": 1, "pretrain": 8, "latency": 1, "generation": 1, "latency_predicted": 1,
-      **EVAL, "all": 1}),
-    ({"data": {"tokenizer": {"vocab_size": 600}}},   # the NTK's batch is training text
-     {"prepare_data": 1, "proxy_search_pretrain": 1, "pretrain": 8, **EVAL, "all": 1}),
-    ({"correlation": {"data": {"tokenizer": {"vocab_size": 600}}}},
-     {"prepare_correlation_data": 1, "correlation_proxies": 6, "correlation_train": 8, "correlation_study": 1,
-      "table1": 1, "all": 1}),
+    (
+        {"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
+        {
+            "search_pretrain": 8,
+            "proxy_search_pretrain": 1,
+            "naive_scaling": 1,
+            "pretrain": 8,
+            "latency": 1,
+            "generation": 1,
+            "latency_predicted": 1,
+            **EVAL,
+            "all": 1,
+        },
+    ),
+    (
+        {"data": {"tokenizer": {"vocab_size": 600}}},  # the NTK's batch is training text
+        {"prepare_data": 1, "proxy_search_pretrain": 1, "pretrain": 8, **EVAL, "all": 1},
+    ),
+    (
+        {"correlation": {"data": {"tokenizer": {"vocab_size": 600}}}},
+        {
+            "prepare_correlation_data": 1,
+            "correlation_proxies": 6,
+            "correlation_train": 8,
+            "correlation_study": 1,
+            "table1": 1,
+            "all": 1,
+        },
+    ),
     ({"pretrain": {"resources": {"runtime": 5}}}, {}),
-    ({"correlation": {"architectures": 7}},
-     {"correlation_architecture": 1, "correlation_proxies": 1, "correlation_train": 1, "correlation_study": 1,
-      "all": 1}),
+    (
+        {"correlation": {"architectures": 7}},
+        {
+            "correlation_architecture": 1,
+            "correlation_proxies": 1,
+            "correlation_train": 1,
+            "correlation_study": 1,
+            "all": 1,
+        },
+    ),
     ({"correlation": {"bootstrap": {"samples": 100}}}, {"correlation_study": 1, "all": 1}),
     ({"correlation": {"proxies": {"ntk_inits": 2}}}, {"correlation_proxies": 6, "correlation_study": 1, "all": 1}),
     ({"correlation": {"proxies": {"fused_qkv": False}}}, {"correlation_proxies": 6, "correlation_study": 1, "all": 1}),
-    ({"correlation": {"training": {"lr": 1.0e-3}}},
-     {"correlation_train": 8, "correlation_study": 1, "table1": 1, "all": 1}),
-    ({"evaluation": {"local_tasks": {"multiple_choice": {"items": 30}}}},
-     {"eval_tasks": 1, **EVAL, "quantize": 0, "quantized_latency": 0, "all": 1}),
+    (
+        {"correlation": {"training": {"lr": 1.0e-3}}},
+        {"correlation_train": 8, "correlation_study": 1, "table1": 1, "all": 1},
+    ),
+    (
+        {"evaluation": {"local_tasks": {"multiple_choice": {"items": 30}}}},
+        {"eval_tasks": 1, **EVAL, "quantize": 0, "quantized_latency": 0, "all": 1},
+    ),
     ({"evaluation": {"batch_size": 8}}, {**EVAL, "quantize": 0, "quantized_latency": 0, "all": 1}),
-    ({"evaluation": {"models": ["MeRino-S60"]}}, {"latency": 1, "generation": 1, "latency_predicted": 1, **TABLES, "all": 1}),
-    ({"baselines": {"naive_scaling": {"base_depth": 1}}},
-     {"naive_scaling": 1, "pretrain": 1, "latency": 1, "generation": 1, "latency_predicted": 1, "evaluate": 1, **TABLES, "fig5": 1,
-      "all": 1}),
-    ({"quantization": {"schemes": {"int4": {"bits": 4, "group_size": 16}}}},
-     {"quantize": 1, "evaluate_quantized": 1, "quantized_latency": 1, "fig6": 1, "all": 1}),
+    (
+        {"evaluation": {"models": ["MeRino-S60"]}},
+        {"latency": 1, "generation": 1, "latency_predicted": 1, **TABLES, "all": 1},
+    ),
+    (
+        {"baselines": {"naive_scaling": {"base_depth": 1}}},
+        {
+            "naive_scaling": 1,
+            "pretrain": 1,
+            "latency": 1,
+            "generation": 1,
+            "latency_predicted": 1,
+            "evaluate": 1,
+            **TABLES,
+            "fig5": 1,
+            "all": 1,
+        },
+    ),
+    (
+        {"quantization": {"schemes": {"int4": {"bits": 4, "group_size": 16}}}},
+        {"quantize": 1, "evaluate_quantized": 1, "quantized_latency": 1, "fig6": 1, "all": 1},
+    ),
     ({"quantization": {"kernels": {"threads": 2}}}, {"quantized_latency": 1, "fig6": 1, "all": 1}),
     ({"quantization": {"kernels": {"evaluate": "integer"}}}, {"evaluate_quantized": 2, "fig6": 1, "all": 1}),
     ({"latency": {"generation": {"new_tokens": 4}}}, {"generation": 1, "table3": 1, "fig1": 1, "all": 1}),
-    ({"latency": {"protocol": {"repeats": 4}}},
-     {"latency": 1, "latency_table": 1, "latency_check": 1, "search_pretrain": 2, "quantized_latency": 1, "table3": 1,
-      "fig1": 1, "all": 1}),
+    (
+        {"latency": {"protocol": {"repeats": 4}}},
+        {
+            "latency": 1,
+            "latency_table": 1,
+            "latency_check": 1,
+            "search_pretrain": 2,
+            "quantized_latency": 1,
+            "table3": 1,
+            "fig1": 1,
+            "all": 1,
+        },
+    ),
     ({"evaluation": {"resources": {"runtime": 5}}}, {}),
     ({"comparisons": {"search": {"iterations": 16}}}, {**PROXY, "all": 1}),
     ({"comparisons": {"search": {"proxies": {"ntk_inits": 2}}}}, {**PROXY, "all": 1}),
     ({"comparisons": {"search": {"proxies": {"ntk_weights_only": False}}}}, {**PROXY, "all": 1}),
-    ({"comparisons": {"fig5": [{"method": "MeRino (entropy)", "models": ["MeRino-S60"]},
-                               {"method": "TE-NAS (NTK)", "models": ["NTK-S60"]}]}}, {"fig5": 1, "all": 1}),
+    (
+        {
+            "comparisons": {
+                "fig5": [
+                    {"method": "MeRino (entropy)", "models": ["MeRino-S60"]},
+                    {"method": "TE-NAS (NTK)", "models": ["NTK-S60"]},
+                ]
+            }
+        },
+        {"fig5": 1, "all": 1},
+    ),
     ({"comparisons": {"resources": {"runtime": 5}}}, {}),
 ]
 
@@ -264,8 +412,9 @@ def planned_after_edit(tiny_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", range(len(RERUNS)), ids=[yaml.safe_dump(e, default_flow_style=True).strip()
-                                                          for e, _ in RERUNS])
+@pytest.mark.parametrize(
+    "case", range(len(RERUNS)), ids=[yaml.safe_dump(e, default_flow_style=True).strip() for e, _ in RERUNS]
+)
 def test_an_edit_reruns_exactly_its_dependants(planned_after_edit, case):
     assert planned_after_edit[case] == {rule: n for rule, n in RERUNS[case][1].items() if n}
 
@@ -274,8 +423,13 @@ def fresh_clone(dest: Path) -> Path:
     """A clone of this checkout as it is now: a git clone, with the working tree's tracked and untracked
     (not ignored) files copied over it, so uncommitted edits are tested too."""
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(dest)], check=True, timeout=120)
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
-                            check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         if (REPO / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -283,8 +437,13 @@ def fresh_clone(dest: Path) -> Path:
     return dest
 
 
-DOCS = [REPO / "README.md", REPO / "config" / "README.md", REPO / "profiles" / "slurm" / "README.md",
-        REPO / "tests" / "README.md", *sorted(REPO.glob("docs/*.md"))]
+DOCS = [
+    REPO / "README.md",
+    REPO / "config" / "README.md",
+    REPO / "profiles" / "slurm" / "README.md",
+    REPO / "tests" / "README.md",
+    *sorted(REPO.glob("docs/*.md")),
+]
 
 
 def readme_snakemake_commands() -> list[str]:
@@ -297,17 +456,31 @@ def readme_snakemake_commands() -> list[str]:
         for line in block.splitlines():
             line = re.sub(r"\s+#.*$", "", line).strip()
             commands += [part.strip() for part in line.split("&&")]
-    commands += [" ".join(span.split()) for span in re.findall(r"(?<!`)`([^`]+)`(?!`)", re.sub(r"```.*?```", "", text,
-                                                                                             flags=re.S))]
+    commands += [
+        " ".join(span.split())
+        for span in re.findall(r"(?<!`)`([^`]+)`(?!`)", re.sub(r"```.*?```", "", text, flags=re.S))
+    ]
     chosen = [c for c in commands if c.startswith("snakemake ") and "..." not in c and "<" not in c]
     return list(dict.fromkeys(chosen))
 
 
 README_COMMANDS = readme_snakemake_commands()
-PAPER_DAG = {"pretrain": 23,            # 3 searched and 20 compared models (Fig. 5, Tables 5-6)
-             "correlation_train": 83,   # 81 sampled + Table 1's wide and deep
-             "evaluate": 29, "table2": 1, "proxy_search": 9, "fig5": 1, "table4": 1, "table5": 1, "table6": 1,
-             "quantize": 18, "quantized_latency": 9, "latency": 1, "generation": 1, "all": 1}
+PAPER_DAG = {
+    "pretrain": 23,  # 3 searched and 20 compared models (Fig. 5, Tables 5-6)
+    "correlation_train": 83,  # 81 sampled + Table 1's wide and deep
+    "evaluate": 29,
+    "table2": 1,
+    "proxy_search": 9,
+    "fig5": 1,
+    "table4": 1,
+    "table5": 1,
+    "table6": 1,
+    "quantize": 18,
+    "quantized_latency": 9,
+    "latency": 1,
+    "generation": 1,
+    "all": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -317,16 +490,17 @@ def readme_dry_runs(tmp_path_factory):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
     def dry_run(command):
-        return subprocess.run(f"{command} -n", shell=True, cwd=clone, env=env, capture_output=True, text=True,
-                              timeout=300)
+        return subprocess.run(
+            f"{command} -n", shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=300
+        )
 
-    runnable = [c for c in README_COMMANDS if "--report" not in c]   # a report needs results: test_report_*
+    runnable = [c for c in README_COMMANDS if "--report" not in c]  # a report needs results: test_report_*
     return clone, dict(zip(runnable, side_by_side(dry_run, runnable)))
 
 
 def test_readme_lists_the_commands_a_user_types():
-    assert "snakemake --cores 2" in README_COMMANDS                        # the main job
-    assert "snakemake --configfile config/paper.yaml -n" in README_COMMANDS   # Running on Slurm, step 3
+    assert "snakemake --cores 2" in README_COMMANDS  # the main job
+    assert "snakemake --configfile config/paper.yaml -n" in README_COMMANDS  # Running on Slurm, step 3
     assert "snakemake --profile profiles/slurm --configfile config/paper.yaml -n" in README_COMMANDS
     assert "snakemake --profile profiles/slurm --configfile config/paper.yaml" in README_COMMANDS
 
@@ -343,9 +517,17 @@ def test_readme_command_works_from_a_fresh_clone(readme_dry_runs, command):
         # the whole paper DAG (alone: not scaled down by a further --configfile, no targets)
         assert {rule: planned.get(rule) for rule in PAPER_DAG} == PAPER_DAG, out.stdout[-3000:]
         assert "gpu=8" in out.stdout and "pretrained" not in out.stderr
-    if command == "snakemake --cores 2":   # the embedded default: every stage
-        assert {"pretrain", "correlation_train", "evaluate", "quantize", "latency", "proxy_search_pretrain",
-                "fig5", "all"} <= set(planned), planned
+    if command == "snakemake --cores 2":  # the embedded default: every stage
+        assert {
+            "pretrain",
+            "correlation_train",
+            "evaluate",
+            "quantize",
+            "latency",
+            "proxy_search_pretrain",
+            "fig5",
+            "all",
+        } <= set(planned), planned
     assert not (clone / "results").exists()
 
 
@@ -354,9 +536,25 @@ def test_a_partial_base_config_is_named(tmp_path):
     """The first --configfile is the whole base configuration; a partial one gets an error that says how to
     layer it, and nothing runs."""
     (tmp_path / "mine.yaml").write_text("search: {iterations: 10}\n")
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path),
-                          "--configfile", str(tmp_path / "mine.yaml"), "-n", "--cores", "1"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(SNAKEFILE),
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "mine.yaml"),
+            "-n",
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode != 0
     log = out.stdout + out.stderr
     assert "mine.yaml' is the base configuration" in log and "--configfile config/config.yaml" in log, log[-2000:]
@@ -380,7 +578,7 @@ def test_latency_stage_completes_on_a_much_slower_device(tmp_path):
     for key in ("layers", "projections"):
         data[key] = [[a, b, 40 * ms] for a, b, ms in data[key]]
     table.write_text(json.dumps(data))
-    out = snakemake(tmp_path, *targets)   # the table is newer than the searches: they rerun on it
+    out = snakemake(tmp_path, *targets)  # the table is newer than the searches: they rerun on it
     assert out.returncode == 0, out.stderr[-3000:]
     relative = "results/pretrain/search/eq15/latency2x-cpu.json"
     slow = json.loads((tmp_path / relative).read_text())
@@ -444,10 +642,10 @@ def test_report_gathers_every_table_and_figure(tiny_run):
     for path, category in REPORTED.items():
         assert path in results, (path, sorted(results))
         record = results[path]
-        mime, data = record["data_uri"].split(",", 1)
+        _mime, data = record["data_uri"].split(",", 1)
         assert base64.b64decode(data) == (tiny_run / path).read_bytes(), path  # the file itself is inside
         assert record["caption"].strip(), path
-        assert path in sum(categories[category].values(), []), (path, category, categories)
+        assert path in functools.reduce(operator.iadd, categories[category].values(), []), (path, category, categories)
 
     browser = next(filter(None, map(shutil.which, ("chromium-headless-shell", "chromium", "google-chrome"))), None)
     if browser is None and os.environ.get("MERINO_REQUIRE_BROWSER") == "1":
@@ -458,9 +656,20 @@ def test_report_gathers_every_table_and_figure(tiny_run):
     head, body_end, tail = html.rpartition("</body>")  # the last one: the bundled JS quotes "</body>" too
     probe.write_text(head + BROWSER_PROBE + body_end + tail)
     for category in sorted(set(REPORTED.values())):
-        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-                              "--dump-dom", f"{probe.as_uri()}#{quote(category)}"],
-                             capture_output=True, text=True, timeout=120)
+        dom = subprocess.run(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                f"{probe.as_uri()}#{quote(category)}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert dom.returncode == 0, dom.stderr[-2000:]
         seen = re.search(r'<pre id="merino-seen">(.*?)</pre>', dom.stdout, re.S)
         assert seen, (category, dom.stdout[-2000:], dom.stderr[-2000:])

@@ -41,7 +41,8 @@ def check_base_config(path, sections) -> None:
         raise ConfigError(
             f"config file {str(path)!r} is the base configuration (the first --configfile replaces "
             f"config/config.yaml) but lacks the sections {missing}; put a complete configuration first and layer "
-            f"this one over it, e.g. --configfile config/config.yaml {path} (or config/paper.yaml {path})")
+            f"this one over it, e.g. --configfile config/config.yaml {path} (or config/paper.yaml {path})"
+        )
 
 
 def apply_design_preset(config: dict) -> None:
@@ -51,33 +52,41 @@ def apply_design_preset(config: dict) -> None:
     if name == "none":
         return
     if name not in presets:
-        raise ConfigError(f"config design_fit.preset={name!r} names no preset in design_fit.presets "
-                          f"({sorted(presets)}); use one of them or none")
+        raise ConfigError(
+            f"config design_fit.preset={name!r} names no preset in design_fit.presets "
+            f"({sorted(presets)}); use one of them or none"
+        )
     config["search"]["objective"] = presets[name]["objective"]
     config["entropy"].update(presets[name]["entropy"])
 
 
 def check_config(config: dict) -> None:
     """Raise :class:`ConfigError` for the first problem found, before any job runs."""
-    devices = {**config["latency"]["devices"], **_datasheets(config)}   # the names latency budgets use
+    devices = {**config["latency"]["devices"], **_datasheets(config)}  # the names latency budgets use
     _check_design(config, "", config["search"]["budgets"], "search.budgets", devices)
     paper_scale = config["latency"]["scale"] == "paper"
-    _check_design(config if paper_scale else config["pretrain"]["design"], "" if paper_scale else "pretrain.design.",
-                  config["latency"]["budgets"], "latency.budgets", devices)
+    _check_design(
+        config if paper_scale else config["pretrain"]["design"],
+        "" if paper_scale else "pretrain.design.",
+        config["latency"]["budgets"],
+        "latency.budgets",
+        devices,
+    )
     _check_parents(config["search"], "search", config["search"]["selection"])
     pretrain = config["pretrain"]
     models = pretrain["models"]
     for name in pretrain["train"]:
         if name not in models:
-            raise ConfigError(f"config pretrain.train names {name!r}, which is not in pretrain.models "
-                              f"({sorted(models)})")
+            raise ConfigError(
+                f"config pretrain.train names {name!r}, which is not in pretrain.models ({sorted(models)})"
+            )
     for scale, key in (("pretrain", "pretrain.design."), ("paper", "")):
         design = pretrain["design"] if scale == "pretrain" else config
-        budgets = {n: m["search"]["budget"] for n, m in models.items()
-                   if "search" in m and model_scale(m) == scale}
+        budgets = {n: m["search"]["budget"] for n, m in models.items() if "search" in m and model_scale(m) == scale}
         if budgets:
-            _check_design(design, key, list(budgets.values()),
-                          [f"pretrain.models.{n}.search.budget" for n in budgets], devices)
+            _check_design(
+                design, key, list(budgets.values()), [f"pretrain.models.{n}.search.budget" for n in budgets], devices
+            )
     for name, entry in models.items():
         if "naive" in entry:
             try:
@@ -97,14 +106,18 @@ def _check_generation(config: dict) -> None:
     """Cached generation (latency.generation) must fit the positions of every model it times."""
     g = config["latency"]["generation"]
     needed = g["prompt_len"] + g["new_tokens"] - 1
-    scales = {model_scale(m) for m in config["pretrain"]["models"].values()} if config["evaluation"]["models"] else set()
+    scales = (
+        {model_scale(m) for m in config["pretrain"]["models"].values()} if config["evaluation"]["models"] else set()
+    )
     limits = {"model.max_positions": config["model"]["max_positions"]}
     if "pretrain" in scales:
         limits["pretrain.design.model.max_positions"] = config["pretrain"]["design"]["model"]["max_positions"]
     for key, limit in limits.items():
         if needed > limit:
-            raise ConfigError(f"config latency.generation: prompt_len + new_tokens - 1 = {needed} positions exceed "
-                              f"{key} = {limit}; shorten the prompt or the generation")
+            raise ConfigError(
+                f"config latency.generation: prompt_len + new_tokens - 1 = {needed} positions exceed "
+                f"{key} = {limit}; shorten the prompt or the generation"
+            )
 
 
 def _datasheets(config: dict) -> dict:
@@ -116,8 +129,10 @@ def _datasheets(config: dict) -> dict:
     lat, sheets = config["latency"], {}
     for name, entry in lat.get("datasheets", {}).items():
         if name in lat["devices"]:
-            raise ConfigError(f"config latency.datasheets.{name}: {name!r} is also a measured device in "
-                              f"latency.devices; a device is either measured or predicted, rename one")
+            raise ConfigError(
+                f"config latency.datasheets.{name}: {name!r} is also a measured device in "
+                f"latency.devices; a device is either measured or predicted, rename one"
+            )
         try:
             sheets[name] = Datasheet.from_config(name, entry)
         except ValueError as err:
@@ -127,10 +142,12 @@ def _datasheets(config: dict) -> dict:
         raise ConfigError(f"config latency.table3_datasheet={chosen!r} is not in latency.datasheets ({sorted(sheets)})")
     paper = {*lat["paper_models"], *(m for m in config["evaluation"]["models"] if m in PAPER_BASELINES)}
     if chosen is not None and len(paper) <= len(EFFICIENCY_KEYS):
-        raise ConfigError(f"config latency.table3_datasheet={chosen!r} compares the prediction with the paper's Jetson "
-                          f"latency of the paper models timed ({sorted(paper)}): fitting {len(EFFICIENCY_KEYS)} "
-                          f"efficiency factors leaving one out needs at least {len(EFFICIENCY_KEYS) + 1}; add "
-                          f"latency.paper_models or set latency.table3_datasheet: null")
+        raise ConfigError(
+            f"config latency.table3_datasheet={chosen!r} compares the prediction with the paper's Jetson "
+            f"latency of the paper models timed ({sorted(paper)}): fitting {len(EFFICIENCY_KEYS)} "
+            f"efficiency factors leaving one out needs at least {len(EFFICIENCY_KEYS) + 1}; add "
+            f"latency.paper_models or set latency.table3_datasheet: null"
+        )
     return sheets
 
 
@@ -140,28 +157,38 @@ def _check_evaluation(config: dict) -> None:
     models = config["pretrain"]["models"]
     for name in config["evaluation"]["models"]:
         if name not in models and name not in PAPER_BASELINES:
-            raise ConfigError(f"config evaluation.models names {name!r}, which is neither in pretrain.models "
-                              f"({sorted(models)}) nor a paper baseline ({sorted(PAPER_BASELINES)})")
+            raise ConfigError(
+                f"config evaluation.models names {name!r}, which is neither in pretrain.models "
+                f"({sorted(models)}) nor a paper baseline ({sorted(PAPER_BASELINES)})"
+            )
     for name in config["quantization"]["models"]:
         if name not in models and name not in PAPER_BASELINES:
-            raise ConfigError(f"config quantization.models names {name!r}, which is neither in pretrain.models "
-                              f"({sorted(models)}) nor a paper baseline ({sorted(PAPER_BASELINES)})")
+            raise ConfigError(
+                f"config quantization.models names {name!r}, which is neither in pretrain.models "
+                f"({sorted(models)}) nor a paper baseline ({sorted(PAPER_BASELINES)})"
+            )
     lat = config["latency"]
     timed = [*config["evaluation"]["models"], *lat["paper_models"]]
     if lat["reference"] not in timed:
-        raise ConfigError(f"config latency.reference={lat['reference']!r} is not timed: name one of "
-                          f"evaluation.models or latency.paper_models ({timed})")
+        raise ConfigError(
+            f"config latency.reference={lat['reference']!r} is not timed: name one of "
+            f"evaluation.models or latency.paper_models ({timed})"
+        )
     if lat["table3_device"] not in lat["devices"]:
-        raise ConfigError(f"config latency.table3_device={lat['table3_device']!r} is not in latency.devices "
-                          f"({sorted(lat['devices'])})")
+        raise ConfigError(
+            f"config latency.table3_device={lat['table3_device']!r} is not in latency.devices "
+            f"({sorted(lat['devices'])})"
+        )
 
 
 def _check_parents(search: dict, key: str, selection: str) -> None:
     """Algorithm 1's K and M: K < M for the paper's selection (K survivors refilled to M), K <= M otherwise."""
     k, m = search["parents"], search["population"]
     if k > m or (selection == "paper" and k == m):
-        raise ConfigError(f"config {key}.parents={k!r} must be below {key}.population={m!r} (K survivors refilled to "
-                          "M; equal only for search.selection generational)")
+        raise ConfigError(
+            f"config {key}.parents={k!r} must be below {key}.population={m!r} (K survivors refilled to "
+            "M; equal only for search.selection generational)"
+        )
 
 
 def _check_comparisons(config: dict) -> None:
@@ -174,8 +201,10 @@ def _check_comparisons(config: dict) -> None:
             raise ConfigError(f"config {key} names {name!r}, which is not in pretrain.models ({sorted(models)})")
         e = models[name]
         if objective is not None and e.get("search", {}).get("objective") not in objective:
-            raise ConfigError(f"config {key} names {name!r}, which must be a search with objective "
-                              f"{' or '.join(objective)}; pretrain.models.{name} is {e}")
+            raise ConfigError(
+                f"config {key} names {name!r}, which must be a search with objective "
+                f"{' or '.join(objective)}; pretrain.models.{name} is {e}"
+            )
         return e
 
     for i, row in enumerate(c["fig5"]):
@@ -185,30 +214,46 @@ def _check_comparisons(config: dict) -> None:
         entry(f"comparisons.table4[{i}].model", row["model"], (*ENTROPY_OBJECTIVES, *PROXY_OBJECTIVES))
     for i, row in enumerate(c["table5"]):
         shared, unshared = (entry(f"comparisons.table5[{i}].{k}", row[k]) for k in ("with", "without"))
-        if "search" not in shared or shared.get("search") != unshared.get("search") or \
-                unshared.get("weight_sharing", True) or not shared.get("weight_sharing", True):
-            raise ConfigError(f"config comparisons.table5[{i}]: {row['with']!r} and {row['without']!r} must be the "
-                              f"same search, the second with weight_sharing: false (got {shared} and {unshared})")
+        if (
+            "search" not in shared
+            or shared.get("search") != unshared.get("search")
+            or unshared.get("weight_sharing", True)
+            or not shared.get("weight_sharing", True)
+        ):
+            raise ConfigError(
+                f"config comparisons.table5[{i}]: {row['with']!r} and {row['without']!r} must be the "
+                f"same search, the second with weight_sharing: false (got {shared} and {unshared})"
+            )
     # Table 6's rows in the paper's family (Eq. 15) or in the global one
-    rows = {"none": ("eq15_plain", "entropy_plain"), "gamma": ("eq15_gamma", "entropy_gamma"),
-            "gamma_alpha": ("eq15", "entropy")}
+    rows = {
+        "none": ("eq15_plain", "entropy_plain"),
+        "gamma": ("eq15_gamma", "entropy_gamma"),
+        "gamma_alpha": ("eq15", "entropy"),
+    }
     if c["table6"]:
         missing = sorted(set(rows) - set(c["table6"]))
         if missing:
             raise ConfigError(f"config comparisons.table6 lacks rows {missing} (needs none, gamma, gamma_alpha)")
-        budgets = {entry(f"comparisons.table6.{row}", c["table6"][row], objectives)["search"]["budget"]
-                   for row, objectives in rows.items()}
+        budgets = {
+            entry(f"comparisons.table6.{row}", c["table6"][row], objectives)["search"]["budget"]
+            for row, objectives in rows.items()
+        }
         if len(budgets) > 1:
-            raise ConfigError(f"config comparisons.table6: the three searches must share one budget, got {sorted(budgets)}")
+            raise ConfigError(
+                f"config comparisons.table6: the three searches must share one budget, got {sorted(budgets)}"
+            )
 
 
 def _check_training(training: dict, key: str, model: dict, model_key: str) -> None:
     if training["batch_size"] % training["micro_batch_size"]:
-        raise ConfigError(f"config {key}.batch_size={training['batch_size']!r} must be a multiple of "
-                          f"{key}.micro_batch_size={training['micro_batch_size']!r}")
+        raise ConfigError(
+            f"config {key}.batch_size={training['batch_size']!r} must be a multiple of "
+            f"{key}.micro_batch_size={training['micro_batch_size']!r}"
+        )
     if training["seq_len"] > model["max_positions"]:
-        raise ConfigError(f"config {key}.seq_len={training['seq_len']!r} exceeds {model_key}.max_positions="
-                          f"{model['max_positions']!r}")
+        raise ConfigError(
+            f"config {key}.seq_len={training['seq_len']!r} exceeds {model_key}.max_positions={model['max_positions']!r}"
+        )
 
 
 def _check_correlation(c: dict) -> None:
@@ -217,16 +262,20 @@ def _check_correlation(c: dict) -> None:
     _check_training(c["training"], "correlation.training", model, "correlation.design.model")
     for name in ("ntk_seq_len", "dss_seq_len"):
         if c["proxies"][name] > model["max_positions"]:
-            raise ConfigError(f"config correlation.proxies.{name}={c['proxies'][name]!r} exceeds "
-                              f"correlation.design.model.max_positions={model['max_positions']!r}")
+            raise ConfigError(
+                f"config correlation.proxies.{name}={c['proxies'][name]!r} exceeds "
+                f"correlation.design.model.max_positions={model['max_positions']!r}"
+            )
     cal = c["calibration"]
     if cal["enabled"]:
-        n_cal = int(round(cal["fraction"] * c["architectures"]))
+        n_cal = round(cal["fraction"] * c["architectures"])
         if min(n_cal, c["architectures"] - n_cal) < 3:
-            raise ConfigError(f"config correlation.calibration.fraction={cal['fraction']!r} splits "
-                              f"correlation.architectures={c['architectures']!r} into {n_cal} and "
-                              f"{c['architectures'] - n_cal}; each side needs at least 3 (add architectures or set "
-                              f"correlation.calibration.enabled: false)")
+            raise ConfigError(
+                f"config correlation.calibration.fraction={cal['fraction']!r} splits "
+                f"correlation.architectures={c['architectures']!r} into {n_cal} and "
+                f"{c['architectures'] - n_cal}; each side needs at least 3 (add architectures or set "
+                f"correlation.calibration.enabled: false)"
+            )
 
 
 def _check_design(design: dict, prefix: str, budgets: list[str], budget_keys, devices=()) -> None:
@@ -237,8 +286,10 @@ def _check_design(design: dict, prefix: str, budgets: list[str], budget_keys, de
     except ValueError as err:
         raise ConfigError(f"config {prefix}{err}") from None
     if design["model"]["embed_proj_dim"] % head_dim:
-        raise ConfigError(f"config {prefix}model.embed_proj_dim={design['model']['embed_proj_dim']!r} must be a "
-                          f"multiple of {prefix}model.head_dim={head_dim!r}")
+        raise ConfigError(
+            f"config {prefix}model.embed_proj_dim={design['model']['embed_proj_dim']!r} must be a "
+            f"multiple of {prefix}model.head_dim={head_dim!r}"
+        )
     try:
         cost = CostModel.from_config(design["model"], design["cost"])
     except ValueError as err:
@@ -251,11 +302,15 @@ def _check_design(design: dict, prefix: str, budgets: list[str], budget_keys, de
             raise ConfigError(f"config {key}: {err}") from None
         if budget.kind == "latency":
             if budget.device not in devices:
-                raise ConfigError(f"config {key}={label!r} names device {budget.device!r}, which neither "
-                                  f"latency.devices nor latency.datasheets declares ({sorted(devices)})")
+                raise ConfigError(
+                    f"config {key}={label!r} names device {budget.device!r}, which neither "
+                    f"latency.devices nor latency.datasheets declares ({sorted(devices)})"
+                )
             continue  # priced by the device's measured latency table; the search checks it against that
         low = smallest_cost(space, cost, budget.kind)
         if low > budget.value:
-            raise ConfigError(f"config {key}={label!r} is below the smallest architecture of the "
-                              f"{prefix or 'main '}search space ({low:.4g} {budget.kind}); raise it or shrink "
-                              f"{prefix}search_space")
+            raise ConfigError(
+                f"config {key}={label!r} is below the smallest architecture of the "
+                f"{prefix or 'main '}search space ({low:.4g} {budget.kind}); raise it or shrink "
+                f"{prefix}search_space"
+            )

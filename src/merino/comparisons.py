@@ -28,13 +28,22 @@ def _cost_columns(cost: dict) -> dict:
     return {"params_M": round(cost["params"] / 1e6, 4), "flops_M": round(cost["flops"] / 1e6, 2)}
 
 
-def nas_comparison(methods: list[dict], budgets: dict[str, str], summaries: dict[str, dict],
-                   costs: dict[str, dict], metric: str) -> pd.DataFrame:
+def nas_comparison(
+    methods: list[dict], budgets: dict[str, str], summaries: dict[str, dict], costs: dict[str, dict], metric: str
+) -> pd.DataFrame:
     """Figure 5's numbers: average accuracy per method (``[{method, models}]``) and budget (``budgets``: model
     -> budget label), with whether the method is the best one at that budget."""
-    rows = [{"method": m["method"], "model": model, "budget": budgets[model], **_cost_columns(costs[model]),
-             "avg_acc": average_accuracy(summaries[model], metric)}
-            for m in methods for model in m["models"]]
+    rows = [
+        {
+            "method": m["method"],
+            "model": model,
+            "budget": budgets[model],
+            **_cost_columns(costs[model]),
+            "avg_acc": average_accuracy(summaries[model], metric),
+        }
+        for m in methods
+        for model in m["models"]
+    ]
     df = pd.DataFrame(rows)
     df["best_at_budget"] = df["avg_acc"] == df.groupby("budget")["avg_acc"].transform("max")
     first = methods[0]["method"]
@@ -52,8 +61,14 @@ def plot_nas_comparison(df: pd.DataFrame, path: str | Path) -> None:
     with plotting.figure(path, figsize=(7.5, 4.2)) as (fig, ax):
         for k, (method, sub) in enumerate(df.groupby("method", sort=False)):
             sub = sub.set_index("budget").reindex(budgets)
-            ax.plot(range(len(budgets)), sub["avg_acc"], marker=plotting.MARKERS[k % len(plotting.MARKERS)],
-                    lw=2.5 if k == 0 else 1.2, color=colours[method], label=method)
+            ax.plot(
+                range(len(budgets)),
+                sub["avg_acc"],
+                marker=plotting.MARKERS[k % len(plotting.MARKERS)],
+                lw=2.5 if k == 0 else 1.2,
+                color=colours[method],
+                label=method,
+            )
         ax.set_xticks(range(len(budgets)), budgets)
         ax.set_xlabel("FLOPs budget")
         ax.set_ylabel("average zero-shot accuracy")
@@ -62,8 +77,9 @@ def plot_nas_comparison(df: pd.DataFrame, path: str | Path) -> None:
         plotting.layout(fig)
 
 
-def table4(rows: list[dict], searches: dict[str, dict], summaries: dict[str, dict], reference: dict,
-           metric: str) -> pd.DataFrame:
+def table4(
+    rows: list[dict], searches: dict[str, dict], summaries: dict[str, dict], reference: dict, metric: str
+) -> pd.DataFrame:
     """Table 4, search cost: per row (``{paper, model}``) the search that produced ``model`` (wall and CPU
     time, energy measured by RAPL or estimated and labelled so, evaluations) and the trained model's average
     accuracy; the paper's device, hours, energy and accuracy beside, and each cost relative to the first row."""
@@ -73,17 +89,28 @@ def table4(rows: list[dict], searches: dict[str, dict], summaries: dict[str, dic
         record, model = searches[row["model"]], row["model"]
         c = record["search_cost"]
         ref = paper[row["paper"]]
-        out.append({
-            "method": row["paper"], "model": model, "objective": record["objective"],
-            "budget": record["budget"]["label"], "wall_s": c["wall_s"], "hours": c["wall_s"] / 3600,
-            "cpu_s": c["cpu_s"], "energy_Wh": c["energy_Wh"], "energy_source": c["energy_source"],
-            "mutations": c["mutations"], "evaluations": c["evaluations"],
-            "objective_computations": c["objective_computations"],
-            "ms_per_computation": 1e3 * c["wall_s"] / max(1, c["objective_computations"]),
-            "avg_acc": average_accuracy(summaries[model], metric),
-            "paper_device": ref["device"], "paper_hours": ref["hours"], "paper_energy_Wh": ref["energy_Wh"],
-            "paper_avg_acc": ref["avg_acc"],
-        })
+        out.append(
+            {
+                "method": row["paper"],
+                "model": model,
+                "objective": record["objective"],
+                "budget": record["budget"]["label"],
+                "wall_s": c["wall_s"],
+                "hours": c["wall_s"] / 3600,
+                "cpu_s": c["cpu_s"],
+                "energy_Wh": c["energy_Wh"],
+                "energy_source": c["energy_source"],
+                "mutations": c["mutations"],
+                "evaluations": c["evaluations"],
+                "objective_computations": c["objective_computations"],
+                "ms_per_computation": 1e3 * c["wall_s"] / max(1, c["objective_computations"]),
+                "avg_acc": average_accuracy(summaries[model], metric),
+                "paper_device": ref["device"],
+                "paper_hours": ref["hours"],
+                "paper_energy_Wh": ref["energy_Wh"],
+                "paper_avg_acc": ref["avg_acc"],
+            }
+        )
     df = pd.DataFrame(out)
     base = df.iloc[0]
     df["time_vs_first"] = df["wall_s"] / base["wall_s"]
@@ -96,8 +123,9 @@ def table4(rows: list[dict], searches: dict[str, dict], summaries: dict[str, dic
     return df
 
 
-def table5(rows: list[dict], summaries: dict[str, dict], costs: dict[str, dict], reference: dict,
-           metric: str) -> pd.DataFrame:
+def table5(
+    rows: list[dict], summaries: dict[str, dict], costs: dict[str, dict], reference: dict, metric: str
+) -> pd.DataFrame:
     """Table 5, block-wise parameter sharing: per FLOPs target (``{paper, with, without}``) the searched
     structure trained with and without sharing; params, FLOPs and average accuracy, the paper's beside."""
     paper = reference["table5_parameter_sharing"]
@@ -106,9 +134,17 @@ def table5(rows: list[dict], summaries: dict[str, dict], costs: dict[str, dict],
         for sharing in ("without", "with"):
             model = row[sharing]
             ref = paper[row["paper"]][sharing]
-            out.append({"target": row["paper"], "sharing": sharing, "model": model, **_cost_columns(costs[model]),
-                        "avg_acc": average_accuracy(summaries[model], metric),
-                        "paper_params_M": ref["params_M"], "paper_avg_acc": ref["avg_acc"]})
+            out.append(
+                {
+                    "target": row["paper"],
+                    "sharing": sharing,
+                    "model": model,
+                    **_cost_columns(costs[model]),
+                    "avg_acc": average_accuracy(summaries[model], metric),
+                    "paper_params_M": ref["params_M"],
+                    "paper_avg_acc": ref["avg_acc"],
+                }
+            )
     df = pd.DataFrame(out)
     pivot = df.pivot(index="target", columns="sharing", values=["params_M", "avg_acc"])
     fewer = pivot["params_M"]["with"] < pivot["params_M"]["without"]
@@ -123,16 +159,31 @@ def table5(rows: list[dict], summaries: dict[str, dict], costs: dict[str, dict],
 TABLE6_ROWS = ("none", "gamma", "gamma_alpha")
 
 
-def table6(models: dict[str, str], architectures: dict[str, Architecture], summaries: dict[str, dict],
-           costs: dict[str, dict], reference: dict, metric: str) -> pd.DataFrame:
+def table6(
+    models: dict[str, str],
+    architectures: dict[str, Architecture],
+    summaries: dict[str, dict],
+    costs: dict[str, dict],
+    reference: dict,
+    metric: str,
+) -> pd.DataFrame:
     """Table 6, the gamma and alpha ablation at one budget: the searches without gamma, with gamma and with
     gamma and alpha (``models``: row -> model), their structures, params and average accuracy; paper beside."""
     paper = reference["table6_gamma_alpha_ablation"]
     out = []
     for row in TABLE6_ROWS:
         model = models[row]
-        out.append({"ablation": row, "model": model, **structure_columns(architectures[model]), **_cost_columns(costs[model]), "avg_acc": average_accuracy(summaries[model], metric),
-                    "paper_params_M": paper[row]["params_M"], "paper_avg_acc": paper[row]["avg_acc"]})
+        out.append(
+            {
+                "ablation": row,
+                "model": model,
+                **structure_columns(architectures[model]),
+                **_cost_columns(costs[model]),
+                "avg_acc": average_accuracy(summaries[model], metric),
+                "paper_params_M": paper[row]["params_M"],
+                "paper_avg_acc": paper[row]["avg_acc"],
+            }
+        )
     df = pd.DataFrame(out)
     df["paper_claim"] = TABLE6_CLAIM
     df["claim_holds"] = bool(np.all(np.diff(df["avg_acc"].to_numpy()) > 0))

@@ -36,13 +36,18 @@ SOURCES = ("embedded", "files", "hub")
 EMBEDDED_MIN_DOC_CHARS = 200
 EMBEDDED_SKIP_DIRS = frozenset({"test", "tests", "idlelib", "lib2to3", "site-packages"})
 TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".json": "json", ".jsonl": "json"}
-HUB_HELP = ("pre-stage the data: either export it to local text/JSONL files and use `source: files` with "
-            "train/validation/test paths, or load it once on a machine with network access so it lands in the "
-            "datasets cache (HF_HOME / HF_DATASETS_CACHE), copy that cache here and run with HF_DATASETS_OFFLINE=1 "
-            "HF_HUB_OFFLINE=1 set before starting Python")
+HUB_HELP = (
+    "pre-stage the data: either export it to local text/JSONL files and use `source: files` with "
+    "train/validation/test paths, or load it once on a machine with network access so it lands in the "
+    "datasets cache (HF_HOME / HF_DATASETS_CACHE), copy that cache here and run with HF_DATASETS_OFFLINE=1 "
+    "HF_HUB_OFFLINE=1 set before starting Python"
+)
 _COMMON_KEYS = {"source", "validation_fraction", "test_fraction", "max_documents", "max_chars"}
-_SOURCE_KEYS = {"embedded": set(), "files": {"train", "validation", "test", "sample_by", "text_field"},
-                "hub": {"name", "config", "revision", "train", "validation", "test", "streaming", "text_field"}}
+_SOURCE_KEYS = {
+    "embedded": set(),
+    "files": {"train", "validation", "test", "sample_by", "text_field"},
+    "hub": {"name", "config", "revision", "train", "validation", "test", "streaming", "text_field"},
+}
 
 
 class SplitStats:
@@ -73,8 +78,10 @@ def corpus_checksum(checksums: dict[str, str]) -> str:
 
 
 def empty_train_error(source: str, spec: dict) -> ValueError:
-    return ValueError(f"the train split of the {source!r} corpus is empty (no documents, or only "
-                      f"whitespace); check data.corpus ({spec})")
+    return ValueError(
+        f"the train split of the {source!r} corpus is empty (no documents, or only "
+        f"whitespace); check data.corpus ({spec})"
+    )
 
 
 @dataclass
@@ -117,8 +124,10 @@ def load_corpus(spec: dict) -> Corpus:
     """
     check_corpus_spec(spec)
     if spec["source"] == "hub" and spec.get("streaming") and not (spec.get("max_documents") or spec.get("max_chars")):
-        raise ValueError("data.corpus: a streamed hub dataset needs max_documents or max_chars to be loaded into "
-                         "memory (stream_token_cache / prepare_data tokenise it without one)")
+        raise ValueError(
+            "data.corpus: a streamed hub dataset needs max_documents or max_chars to be loaded into "
+            "memory (stream_token_cache / prepare_data tokenise it without one)"
+        )
     splits = {s: [] for s in SPLITS}
     for split, doc in corpus_documents(spec):
         splits[split].append(doc)
@@ -132,12 +141,15 @@ def check_corpus_spec(spec: dict) -> tuple[float, float]:
         raise ValueError(f"data.corpus: key 'source' must be one of {', '.join(SOURCES)}; got {source!r}")
     unknown = sorted(set(spec) - _COMMON_KEYS - _SOURCE_KEYS[source])
     if unknown:
-        raise ValueError(f"data.corpus: unknown key(s) {unknown} for source {source!r}; allowed: "
-                         f"{sorted(_COMMON_KEYS | _SOURCE_KEYS[source])}")
+        raise ValueError(
+            f"data.corpus: unknown key(s) {unknown} for source {source!r}; allowed: "
+            f"{sorted(_COMMON_KEYS | _SOURCE_KEYS[source])}"
+        )
     fractions = (float(spec.get("validation_fraction", 0.05)), float(spec.get("test_fraction", 0.05)))
     if min(fractions) < 0 or sum(fractions) >= 1:
-        raise ValueError(f"data.corpus: validation_fraction and test_fraction must be >= 0 with a sum below 1; "
-                         f"got {fractions}")
+        raise ValueError(
+            f"data.corpus: validation_fraction and test_fraction must be >= 0 with a sum below 1; got {fractions}"
+        )
     if source == "files" and not spec.get("train"):
         raise ValueError("data.corpus: source 'files' needs key 'train' (a path or a list of paths)")
     if source == "hub" and not spec.get("name"):
@@ -156,13 +168,26 @@ def corpus_documents(spec: dict) -> Iterator[tuple[str, str]]:
     if source == "embedded":
         given = {"train": cap(_embedded_documents())}
     elif source == "files":
-        given = {s: cap(_file_documents(spec[s], spec.get("sample_by", "document"), spec.get("text_field", "text")))
-                 for s in SPLITS if spec.get(s)}
+        given = {
+            s: cap(_file_documents(spec[s], spec.get("sample_by", "document"), spec.get("text_field", "text")))
+            for s in SPLITS
+            if spec.get(s)
+        }
     else:
         names = {"train": "train"} | {s: spec[s] for s in SPLITS if spec.get(s)}
-        given = {s: cap(_hub_documents(spec["name"], spec.get("config"), hub_split, bool(spec.get("streaming")),
-                                       spec.get("text_field", "text"), spec.get("revision")))
-                 for s, hub_split in names.items()}
+        given = {
+            s: cap(
+                _hub_documents(
+                    spec["name"],
+                    spec.get("config"),
+                    hub_split,
+                    bool(spec.get("streaming")),
+                    spec.get("text_field", "text"),
+                    spec.get("revision"),
+                )
+            )
+            for s, hub_split in names.items()
+        }
     return _carve(given, *fractions)
 
 
@@ -189,8 +214,9 @@ def hash_fraction(text: str) -> float:
     return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:13], 16) / 16**13
 
 
-def _carve(given: dict[str, Iterable[str]], validation_fraction: float,
-           test_fraction: float) -> Iterator[tuple[str, str]]:
+def _carve(
+    given: dict[str, Iterable[str]], validation_fraction: float, test_fraction: float
+) -> Iterator[tuple[str, str]]:
     """``(split, document)`` pairs of the ``given`` splits, lazily; a split missing from ``given``
     takes the train documents whose hash fraction falls in its band: ``[0, test)`` -> test,
     ``[test, test + validation)`` -> validation (bands of given splits stay in train)."""
@@ -199,8 +225,13 @@ def _carve(given: dict[str, Iterable[str]], validation_fraction: float,
         for doc in docs:
             if split == "train" and missing:
                 u = hash_fraction(doc)
-                band = "test" if u < test_fraction else "validation" if u < test_fraction + validation_fraction \
+                band = (
+                    "test"
+                    if u < test_fraction
+                    else "validation"
+                    if u < test_fraction + validation_fraction
                     else "train"
+                )
                 yield (band if band in missing else "train"), doc
             else:
                 yield split, doc
@@ -253,26 +284,32 @@ def _file_documents(paths: str | list[str], sample_by: str, text_field: str) -> 
             raise FileNotFoundError(f"corpus file not found: {p}")
     kinds = {TEXT_SUFFIXES.get(p.suffix.lower()) for p in paths}
     if None in kinds or len(kinds) > 1:
-        raise ValueError(f"the corpus files of one split must all be text (.txt, .text) or all JSON (.json, "
-                         f".jsonl); got {[str(p) for p in paths]}")
+        raise ValueError(
+            f"the corpus files of one split must all be text (.txt, .text) or all JSON (.json, "
+            f".jsonl); got {[str(p) for p in paths]}"
+        )
     kind = kinds.pop()
     if kind == "text" and sample_by not in ("document", "paragraph", "line"):
         raise ValueError(f"data.corpus: sample_by must be document, paragraph or line; got {sample_by!r}")
     options = {"sample_by": sample_by} if kind == "text" else {}
     ds = datasets.load_dataset(kind, data_files=[str(p) for p in paths], split="train", **options)
     if kind == "json" and text_field not in ds.column_names:
-        raise ValueError(f"corpus files {[str(p) for p in paths]} have no field {text_field!r} "
-                         f"(fields: {ds.column_names}); set data.corpus.text_field")
+        raise ValueError(
+            f"corpus files {[str(p) for p in paths]} have no field {text_field!r} "
+            f"(fields: {ds.column_names}); set data.corpus.text_field"
+        )
     return ds["text" if kind == "text" else text_field]
 
 
 def hub_offline() -> bool:
-    return any(os.environ.get(v, "").upper() in {"1", "ON", "YES", "TRUE"}
-               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").upper() in {"1", "ON", "YES", "TRUE"} for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
 
 
-def _hub_documents(name: str, config: str | None, split: str, streaming: bool, text_field: str,
-                   revision: str | None = None) -> Iterator[str]:
+def _hub_documents(
+    name: str, config: str | None, split: str, streaming: bool, text_field: str, revision: str | None = None
+) -> Iterator[str]:
     """Texts of one split of a Hub dataset; fails fast with :data:`HUB_HELP` when it cannot be had.
 
     Offline mode (``HF_*_OFFLINE``) is honoured by ``datasets`` only when set before it is imported;
@@ -281,14 +318,16 @@ def _hub_documents(name: str, config: str | None, split: str, streaming: bool, t
 
     what = f"hub dataset {name!r} (config {config!r}, split {split!r})"
     if hub_offline() and not datasets.config.HF_HUB_OFFLINE:
-        raise ConnectionError(f"cannot load {what}: the Hugging Face Hub is unreachable (offline mode: "
-                              f"HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set); {HUB_HELP}")
+        raise ConnectionError(
+            f"cannot load {what}: the Hugging Face Hub is unreachable (offline mode: "
+            f"HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set); {HUB_HELP}"
+        )
     try:
         ds = datasets.load_dataset(name, config, split=split, streaming=streaming, revision=revision)
     except Exception as err:  # offline, not cached, unknown name or config: the same remedies apply
-        raise ConnectionError(f"cannot load {what} ({err}); if the Hugging Face Hub is unreachable from here, "
-                              f"{HUB_HELP}") from err
+        raise ConnectionError(
+            f"cannot load {what} ({err}); if the Hugging Face Hub is unreachable from here, {HUB_HELP}"
+        ) from err
     if ds.column_names is not None and text_field not in ds.column_names:
-        raise ValueError(f"{what} has no field {text_field!r} (fields: {ds.column_names}); "
-                         "set data.corpus.text_field")
+        raise ValueError(f"{what} has no field {text_field!r} (fields: {ds.column_names}); set data.corpus.text_field")
     return (row[text_field] for row in ds)

@@ -55,19 +55,20 @@ def rank_correlation(x, y, samples: int, confidence: float, seed: int) -> dict:
     ``samples`` resamples of the pairs (resamples where either side is constant are dropped)."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1 or len(x) < 3:
-        raise ValueError(f"rank correlation needs two equally long series of at least 3 values, got {x.shape} "
-                         f"and {y.shape}")
+        raise ValueError(
+            f"rank correlation needs two equally long series of at least 3 values, got {x.shape} and {y.shape}"
+        )
     idx = np.random.default_rng(seed).integers(0, len(x), (samples, len(x)))
-    boots = {"spearman": (stats.spearmanr(x, y).statistic, _spearman_rows(x[idx], y[idx])),
-             "kendall": (stats.kendalltau(x, y).statistic,
-                         np.array([stats.kendalltau(x[i], y[i]).statistic for i in idx]))}
+    boots = {
+        "spearman": (stats.spearmanr(x, y).statistic, _spearman_rows(x[idx], y[idx])),
+        "kendall": (stats.kendalltau(x, y).statistic, np.array([stats.kendalltau(x[i], y[i]).statistic for i in idx])),
+    }
     lo, hi = 50 * (1 - confidence), 50 * (1 + confidence)
     out = {"n": len(x)}
     for name, (value, boot) in boots.items():
         boot = boot[np.isfinite(boot)]
         out[name] = float(value)
-        out[f"{name}_lo"], out[f"{name}_hi"] = (np.percentile(boot, [lo, hi]).tolist() if len(boot)
-                                                else (np.nan, np.nan))
+        out[f"{name}_lo"], out[f"{name}_hi"] = np.percentile(boot, [lo, hi]).tolist() if len(boot) else (np.nan, np.nan)
     return out
 
 
@@ -82,15 +83,25 @@ def study_frame(records: list[dict]) -> pd.DataFrame:
         history = sorted(r["metrics"]["val_history"], key=lambda h: h["step"])
         half = history[-2] if len(history) > 1 else {"step": None, "val_perplexity": np.nan}
         raw = r["raw"]
-        rows.append({
-            "candidate": r["candidate"], "E": "-".join(map(str, arch.widths)),
-            "F": "-".join(map(str, arch.ffn_dims)), "L": "-".join(map(str, arch.depths)),
-            **{f"score_{k}": v for k, v in r["scores"].items()},
-            "entropy_mhsa": raw["entropy_mhsa"], "entropy_ffn": raw["entropy_ffn"], "gamma": raw["entropy_gamma"],
-            "ntk_condition": raw["ntk_condition"], "dss": raw["dss"], "decoder_params": raw["decoder_params"],
-            "steps": r["metrics"]["steps"], "half_step": half["step"],
-            "val_perplexity_half": half["val_perplexity"], "val_perplexity": r["metrics"]["val_perplexity"],
-        })
+        rows.append(
+            {
+                "candidate": r["candidate"],
+                "E": "-".join(map(str, arch.widths)),
+                "F": "-".join(map(str, arch.ffn_dims)),
+                "L": "-".join(map(str, arch.depths)),
+                **{f"score_{k}": v for k, v in r["scores"].items()},
+                "entropy_mhsa": raw["entropy_mhsa"],
+                "entropy_ffn": raw["entropy_ffn"],
+                "gamma": raw["entropy_gamma"],
+                "ntk_condition": raw["ntk_condition"],
+                "dss": raw["dss"],
+                "decoder_params": raw["decoder_params"],
+                "steps": r["metrics"]["steps"],
+                "half_step": half["step"],
+                "val_perplexity_half": half["val_perplexity"],
+                "val_perplexity": r["metrics"]["val_perplexity"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -105,11 +116,13 @@ def calibrate(df: pd.DataFrame, grid: dict, fraction: float, seed: int) -> dict:
     """Choose kappa and alpha_MHSA (alpha_FFN = 1; only the ratio matters) that maximise Spearman rho
     on a seeded ``fraction`` of the architectures; the rest is the held-out split."""
     order = np.random.default_rng(seed).permutation(len(df))
-    n_cal = int(round(fraction * len(df)))
+    n_cal = round(fraction * len(df))
     if n_cal < 3 or len(df) - n_cal < 3:
-        raise ValueError(f"calibration needs at least 3 architectures on each side; {len(df)} architectures with "
-                         f"fraction {fraction} give {n_cal} and {len(df) - n_cal}: add architectures or turn "
-                         f"calibration off")
+        raise ValueError(
+            f"calibration needs at least 3 architectures on each side; {len(df)} architectures with "
+            f"fraction {fraction} give {n_cal} and {len(df) - n_cal}: add architectures or turn "
+            f"calibration off"
+        )
     cal = df.iloc[np.sort(order[:n_cal])]
     target = -cal["val_perplexity"].to_numpy()
     best = None
@@ -118,8 +131,11 @@ def calibrate(df: pd.DataFrame, grid: dict, fraction: float, seed: int) -> dict:
             rho = float(stats.spearmanr(entropy_score(cal, kappa, alpha), target).statistic)
             if best is None or rho > best["calibration_spearman"] + 1e-12:
                 best = {"gamma_strength": kappa, "alpha_mhsa": alpha, "calibration_spearman": rho}
-    return {**best, "calibration": cal["candidate"].tolist(),
-            "held_out": df.iloc[np.sort(order[n_cal:])]["candidate"].tolist()}
+    return {
+        **best,
+        "calibration": cal["candidate"].tolist(),
+        "held_out": df.iloc[np.sort(order[n_cal:])]["candidate"].tolist(),
+    }
 
 
 def add_entropy_variants(df: pd.DataFrame, constants: dict) -> pd.DataFrame:
@@ -140,24 +156,42 @@ def summary_table(df: pd.DataFrame, bootstrap: dict, calibration: dict | None, c
         held = df[df["candidate"].isin(calibration["held_out"])].copy()
         held["score_entropy_calibrated"] = entropy_score(held, calibration["gamma_strength"], calibration["alpha_mhsa"])
         labels["entropy_calibrated"] = "Entropy, alpha and kappa tuned on the calibration split"
-        splits.append(("held-out", held, f"kappa={calibration['gamma_strength']:g}, alpha_mhsa="
-                                         f"{calibration['alpha_mhsa']:g} chosen on {len(calibration['calibration'])} "
-                                         f"other architectures"))
+        splits.append(
+            (
+                "held-out",
+                held,
+                f"kappa={calibration['gamma_strength']:g}, alpha_mhsa="
+                f"{calibration['alpha_mhsa']:g} chosen on {len(calibration['calibration'])} "
+                f"other architectures",
+            )
+        )
     rows = []
     for split, part, tuned in splits:
         target = -part["val_perplexity"].to_numpy()
         for proxy, label in labels.items():
             if f"score_{proxy}" not in part:
                 continue
-            rows.append({"proxy": proxy, "label": label, "split": split,
-                         **rank_correlation(part[f"score_{proxy}"], target, **kw),
-                         "calibration": tuned if proxy == "entropy_calibrated" else "none", "paper_claim": claim
-                         if proxy == "entropy" else ""})
+            rows.append(
+                {
+                    "proxy": proxy,
+                    "label": label,
+                    "split": split,
+                    **rank_correlation(part[f"score_{proxy}"], target, **kw),
+                    "calibration": tuned if proxy == "entropy_calibrated" else "none",
+                    "paper_claim": claim if proxy == "entropy" else "",
+                }
+            )
         if part["val_perplexity_half"].notna().all():
-            rows.append({"proxy": "half_vs_full_training", "split": split,
-                         "label": f"perplexity after {int(part['half_step'].iloc[0])} vs {int(part['steps'].iloc[0])} steps",
-                         **rank_correlation(-part["val_perplexity_half"], target, **kw),
-                         "calibration": "none", "paper_claim": ""})
+            rows.append(
+                {
+                    "proxy": "half_vs_full_training",
+                    "split": split,
+                    "label": f"perplexity after {int(part['half_step'].iloc[0])} vs {int(part['steps'].iloc[0])} steps",
+                    **rank_correlation(-part["val_perplexity_half"], target, **kw),
+                    "calibration": "none",
+                    "paper_claim": "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -180,8 +214,10 @@ def plot_correlation(df: pd.DataFrame, summary: pd.DataFrame, path: str | Path, 
             elif proxy != "ntk":
                 ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
             s = stats_all.loc[proxy]
-            ax.set_title(f"{label}\nrho={s.spearman:.2f} [{s.spearman_lo:.2f}, {s.spearman_hi:.2f}]  "
-                         f"tau={s.kendall:.2f} [{s.kendall_lo:.2f}, {s.kendall_hi:.2f}]")
+            ax.set_title(
+                f"{label}\nrho={s.spearman:.2f} [{s.spearman_lo:.2f}, {s.spearman_hi:.2f}]  "
+                f"tau={s.kendall:.2f} [{s.kendall_lo:.2f}, {s.kendall_hi:.2f}]"
+            )
         axes[0].set_ylabel("validation perplexity")
         axes[0].set_yscale("log")
         for ax in axes:

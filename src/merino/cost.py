@@ -59,10 +59,10 @@ class Budget:
     value: float
     label: str
     device: str | None = None
-    relative: bool = False   # value is a multiple of the smallest architecture's cost (unit "x")
+    relative: bool = False  # value is a multiple of the smallest architecture's cost (unit "x")
 
     @classmethod
-    def parse(cls, label: str) -> "Budget":
+    def parse(cls, label: str) -> Budget:
         m = _BUDGET_RE.match(label) if isinstance(label, str) else None
         if not m or m.group(3) not in _UNITS[m.group(1)]:
             raise ValueError(
@@ -72,19 +72,25 @@ class Budget:
             )
         kind, number, unit, device = m.groups()
         if kind == "latency" and device is None:
-            raise ValueError(f"budget {label!r}: a latency budget must name the device whose latency table prices "
-                             f"it, as latency<number><unit>-<device> (e.g. 'latency50ms-cpu')")
+            raise ValueError(
+                f"budget {label!r}: a latency budget must name the device whose latency table prices "
+                f"it, as latency<number><unit>-<device> (e.g. 'latency50ms-cpu')"
+            )
         if kind != "latency" and device is not None:
-            raise ValueError(f"budget {label!r}: only latency budgets name a device; {kind} does not depend on one "
-                             f"(write {label.rsplit('-', 1)[0]!r})")
+            raise ValueError(
+                f"budget {label!r}: only latency budgets name a device; {kind} does not depend on one "
+                f"(write {label.rsplit('-', 1)[0]!r})"
+            )
         if unit == RELATIVE_UNIT:
             if float(number) < 1:
-                raise ValueError(f"budget {label!r}: a relative budget is a multiple of the smallest architecture's "
-                                 f"latency, so it must be at least 1x (e.g. 'latency2x-{device}')")
+                raise ValueError(
+                    f"budget {label!r}: a relative budget is a multiple of the smallest architecture's "
+                    f"latency, so it must be at least 1x (e.g. 'latency2x-{device}')"
+                )
             return cls(kind, float(number), label, device, relative=True)
         return cls(kind, float(number) * _UNITS[kind][unit], label, device)
 
-    def resolve(self, smallest: float) -> "Budget":
+    def resolve(self, smallest: float) -> Budget:
         """The budget in absolute units, given the cost of the smallest architecture of the space on its
         device (a relative budget is ``value`` times that; an absolute one is returned as it is)."""
         return replace(self, value=self.value * smallest, relative=False) if self.relative else self
@@ -108,21 +114,29 @@ class CostModel:
     shared: bool = True
     memory_bits: int = 32
     memory_seq_len: int = 128
-    memory_kv_tokens: int = 0   # context the KV cache of generation holds (0: a forward pass, no cache)
+    memory_kv_tokens: int = 0  # context the KV cache of generation holds (0: a forward pass, no cache)
 
     def __post_init__(self):
         if not 0 <= self.memory_kv_tokens <= self.max_positions:
-            raise ValueError(f"cost.memory_kv_tokens = {self.memory_kv_tokens!r}: the KV cache's context must be between "
-                             f"0 and the model's max_positions ({self.max_positions})")
+            raise ValueError(
+                f"cost.memory_kv_tokens = {self.memory_kv_tokens!r}: the KV cache's context must be between "
+                f"0 and the model's max_positions ({self.max_positions})"
+            )
 
     @classmethod
-    def from_config(cls, model: dict, cost: dict, **overrides) -> "CostModel":
+    def from_config(cls, model: dict, cost: dict, **overrides) -> CostModel:
         """From config sections ``model`` and ``cost``."""
         args = dict(
-            vocab_size=model["vocab_size"], embed_proj_dim=model["embed_proj_dim"],
-            max_positions=model["max_positions"], head_dim=model["head_dim"], shared=model["weight_sharing"],
-            seq_len=cost["flops_seq_len"], count_lm_head=cost["count_lm_head"], memory_bits=cost["memory_bits"],
-            memory_seq_len=cost["memory_seq_len"], memory_kv_tokens=cost.get("memory_kv_tokens", 0),
+            vocab_size=model["vocab_size"],
+            embed_proj_dim=model["embed_proj_dim"],
+            max_positions=model["max_positions"],
+            head_dim=model["head_dim"],
+            shared=model["weight_sharing"],
+            seq_len=cost["flops_seq_len"],
+            count_lm_head=cost["count_lm_head"],
+            memory_bits=cost["memory_bits"],
+            memory_seq_len=cost["memory_seq_len"],
+            memory_kv_tokens=cost.get("memory_kv_tokens", 0),
         )
         args.update(overrides)
         return cls(**args)
@@ -243,7 +257,7 @@ class CostModel:
         attention never materialises the h T^2 scores counted here."""
         return self.cost("memory", arch)
 
-    def with_sharing(self, shared: bool) -> "CostModel":
+    def with_sharing(self, shared: bool) -> CostModel:
         return CostModel(**{**self.__dict__, "shared": shared})
 
     def summary(self, arch: Architecture) -> dict:
@@ -259,8 +273,10 @@ class CostModel:
 
 def _check_model_kind(kind: str) -> None:
     if kind == "latency":
-        raise ValueError("latency is priced by a device's latency table (merino.latency.LatencyTable), not by "
-                         "CostModel; get the pricing with merino.cost.pricing(cost, budget, latency_tables)")
+        raise ValueError(
+            "latency is priced by a device's latency table (merino.latency.LatencyTable), not by "
+            "CostModel; get the pricing with merino.cost.pricing(cost, budget, latency_tables)"
+        )
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown cost kind {kind!r}; expected one of {COST_KINDS}")
 
@@ -300,7 +316,7 @@ class KindCost:
         """The analytic kinds price every architecture."""
 
 
-def pricing(cost: CostModel, budget: "Budget | str", latency=None):
+def pricing(cost: CostModel, budget: Budget | str, latency=None):
     """The pricing a search constrains under ``budget`` (a :class:`Budget`, or the name of a CostModel kind).
 
     ``latency``: the latency table(s) a latency budget may refer to: one table, a mapping device ->
@@ -315,8 +331,10 @@ def pricing(cost: CostModel, budget: "Budget | str", latency=None):
     tables = latency_tables(latency)
     if budget.device not in tables:
         given = f"the tables given are for {sorted(tables)}" if tables else "no latency table was given"
-        raise ValueError(f"budget {budget.label!r} needs the latency table of device {budget.device!r}, but "
-                         f"{given}; build it on that device with merino.latency.build_latency_table and pass it")
+        raise ValueError(
+            f"budget {budget.label!r} needs the latency table of device {budget.device!r}, but "
+            f"{given}; build it on that device with merino.latency.build_latency_table and pass it"
+        )
     table = tables[budget.device]
     table.check_convention(cost)
     return table
@@ -325,7 +343,7 @@ def pricing(cost: CostModel, budget: "Budget | str", latency=None):
 def additive_total(price, e, f, l) -> np.ndarray:
     """constant + sum_i block_i + sum of the transitions D -> E_1 -> ... -> E_N -> D, for arrays (P, N)."""
     e, f, l = (np.asarray(x, dtype=np.int64) for x in (e, f, l))
-    d = np.full(e.shape[:-1] + (1,), price.embed_proj_dim, dtype=np.int64)
+    d = np.full((*e.shape[:-1], 1), price.embed_proj_dim, dtype=np.int64)
     widths = np.concatenate([d, e, d], axis=-1)
     total = price.constant_term() + price.block_term(e, f, l).sum(-1).astype(np.float64)
     return total + price.transition_term(widths[..., :-1], widths[..., 1:]).sum(-1)

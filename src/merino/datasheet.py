@@ -7,11 +7,11 @@ launch).  :mod:`merino.roofline` predicts latency from it.  Torch-free, so confi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Mapping
 
 EFFICIENCY_KEYS = ("compute", "bandwidth", "overhead_us")
-IDEAL = {"compute": 1.0, "bandwidth": 1.0, "overhead_us": 0.0}   # the datasheet's peaks, no launch cost
+IDEAL = {"compute": 1.0, "bandwidth": 1.0, "overhead_us": 0.0}  # the datasheet's peaks, no launch cost
 _ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
 _ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
 
@@ -43,8 +43,11 @@ class Datasheet:
         dtype = _dtype(self.dtype, f"{key}.dtype")
         if dtype not in peaks:
             raise ValueError(f"config {key}.dtype={self.dtype!r} has no peak in {key}.peak_gflops ({sorted(peaks)})")
-        for name, value in [*((f"peak_gflops.{k}", v) for k, v in peaks.items()),
-                            ("bandwidth_gbs", self.bandwidth), ("memory_gb", self.memory_bytes)]:
+        for name, value in [
+            *((f"peak_gflops.{k}", v) for k, v in peaks.items()),
+            ("bandwidth_gbs", self.bandwidth),
+            ("memory_gb", self.memory_bytes),
+        ]:
             if not value > 0:
                 raise ValueError(f"config {key}.{name}={value!r} must be positive")
         unknown = sorted(set(self.efficiency) - set(EFFICIENCY_KEYS))
@@ -61,20 +64,33 @@ class Datasheet:
         object.__setattr__(self, "efficiency", {k: float(eff[k]) for k in EFFICIENCY_KEYS})
 
     @classmethod
-    def from_config(cls, name: str, entry: Mapping) -> "Datasheet":
+    def from_config(cls, name: str, entry: Mapping) -> Datasheet:
         """From a config ``latency.datasheets.<name>`` entry: ``peak_gflops`` {dtype: GFLOP/s}, ``bandwidth_gbs``
         (GB/s), ``memory_gb``, ``dtype``, ``efficiency`` {compute, bandwidth, overhead_us}, ``source``."""
         missing = [k for k in ("peak_gflops", "bandwidth_gbs", "memory_gb") if k not in entry]
         if missing:
             raise ValueError(f"config latency.datasheets.{name} lacks {missing}")
-        return cls(name, {k: float(v) * 1e9 for k, v in entry["peak_gflops"].items()},
-                   float(entry["bandwidth_gbs"]) * 1e9, float(entry["memory_gb"]) * 1e9, entry.get("dtype", "float32"),
-                   dict(entry.get("efficiency") or {}), entry.get("source", ""))
+        return cls(
+            name,
+            {k: float(v) * 1e9 for k, v in entry["peak_gflops"].items()},
+            float(entry["bandwidth_gbs"]) * 1e9,
+            float(entry["memory_gb"]) * 1e9,
+            entry.get("dtype", "float32"),
+            dict(entry.get("efficiency") or {}),
+            entry.get("source", ""),
+        )
 
-    def with_efficiency(self, **efficiency) -> "Datasheet":
+    def with_efficiency(self, **efficiency) -> Datasheet:
         """The same device with some efficiency factors replaced."""
-        return Datasheet(self.name, self.peak_flops, self.bandwidth, self.memory_bytes, self.dtype,
-                         {**self.efficiency, **efficiency}, self.source)
+        return Datasheet(
+            self.name,
+            self.peak_flops,
+            self.bandwidth,
+            self.memory_bytes,
+            self.dtype,
+            {**self.efficiency, **efficiency},
+            self.source,
+        )
 
     @property
     def peak(self) -> float:

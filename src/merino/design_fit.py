@@ -57,16 +57,19 @@ def spectra(shapes, seed: int, draws: int) -> dict[tuple[int, int], np.ndarray]:
 def shapes_needed(space: SearchSpace, reference: dict, head_dim: int) -> list[tuple[int, int]]:
     """Every matrix shape the fit scores: the space's, Table 8's and Table 1's models'."""
     archs = [*paper_structures(reference).values(), *table1_models(reference).values()]
-    extra = {s for a in archs for b in a.blocks
-             for s in ((b.embed_dim, head_dim), (b.embed_dim, b.embed_dim), (b.embed_dim, b.ffn_dim))}
+    extra = {
+        s
+        for a in archs
+        for b in a.blocks
+        for s in ((b.embed_dim, head_dim), (b.embed_dim, b.embed_dim), (b.embed_dim, b.ffn_dim))
+    }
     return sorted(set(space.matrix_shapes()) | extra)
 
 
 def scaled_table(eigenvalues: dict, constants: EntropyConstants) -> EntropyLookupTable:
     """The lookup table of ``constants`` (any init_std / epsilon, base e) from precomputed spectra."""
     s2 = (constants.init_std / constants.epsilon) ** 2
-    entries = {k: float(np.log1p(s2 * v).sum(-1).mean() / math.log(constants.log_base))
-               for k, v in eigenvalues.items()}
+    entries = {k: float(np.log1p(s2 * v).sum(-1).mean() / math.log(constants.log_base)) for k, v in eigenvalues.items()}
     return EntropyLookupTable(constants, entries)
 
 
@@ -85,14 +88,28 @@ class ConstantSet:
     penalty_log_base: float = 2.0
 
     def constants(self, base: EntropyConstants) -> EntropyConstants:
-        return replace(base, epsilon=base.init_std / self.sigma_over_epsilon, beta=self.beta,
-                       gamma_strength=self.gamma_strength, alpha_mhsa=self.alpha_mhsa, alpha_ffn=self.alpha_ffn,
-                       penalty_log_base=self.penalty_log_base)
+        return replace(
+            base,
+            epsilon=base.init_std / self.sigma_over_epsilon,
+            beta=self.beta,
+            gamma_strength=self.gamma_strength,
+            alpha_mhsa=self.alpha_mhsa,
+            alpha_ffn=self.alpha_ffn,
+            penalty_log_base=self.penalty_log_base,
+        )
 
     @classmethod
-    def from_config(cls, name: str, objective: str, entropy: EntropyConstants) -> "ConstantSet":
-        return cls(name, objective, entropy.init_std / entropy.epsilon, entropy.beta, entropy.gamma_strength,
-                   entropy.alpha_mhsa, entropy.alpha_ffn, entropy.penalty_log_base)
+    def from_config(cls, name: str, objective: str, entropy: EntropyConstants) -> ConstantSet:
+        return cls(
+            name,
+            objective,
+            entropy.init_std / entropy.epsilon,
+            entropy.beta,
+            entropy.gamma_strength,
+            entropy.alpha_mhsa,
+            entropy.alpha_ffn,
+            entropy.penalty_log_base,
+        )
 
 
 def candidate_sets(grid: dict, base_beta: float) -> list[ConstantSet]:
@@ -113,8 +130,14 @@ def grid_distance(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(np.asarray(a) - np.asarray(b)).sum())
 
 
-def fit(space: SearchSpace, cost: CostModel, eigenvalues: dict, base: EntropyConstants, sets: list[ConstantSet],
-        reference: dict) -> pd.DataFrame:
+def fit(
+    space: SearchSpace,
+    cost: CostModel,
+    eigenvalues: dict,
+    base: EntropyConstants,
+    sets: list[ConstantSet],
+    reference: dict,
+) -> pd.DataFrame:
     """One row per constant set and Table 8 budget (see the module docstring)."""
     structures = paper_structures(reference)
     wide, deep = table1_models(reference).values()
@@ -126,7 +149,7 @@ def fit(space: SearchSpace, cost: CostModel, eigenvalues: dict, base: EntropyCon
         used = replace(nominal, value=max(nominal.value, own))
         try:
             genes = space.encode(arch)
-        except ArchitectureError:   # a scaled-down space: gaps still mean something, grid distances do not
+        except ArchitectureError:  # a scaled-down space: gaps still mean something, grid distances do not
             genes = None
         targets.append((label, model, arch, genes, used, own))
     rows = []
@@ -139,29 +162,53 @@ def fit(space: SearchSpace, cost: CostModel, eigenvalues: dict, base: EntropyCon
             best = exact_search(space, objective, cost, used)
             paper_score = objective_score(arch, table, s.objective)
             optimum = space.to_architecture(best.genes)
-            rows.append({
-                "set": s.name, "objective": s.objective, "sigma_over_epsilon": s.sigma_over_epsilon,
-                "epsilon": c.epsilon, "beta": s.beta, "gamma_strength": s.gamma_strength,
-                "penalty_log_base": s.penalty_log_base, "alpha_mhsa": s.alpha_mhsa, "alpha_ffn": s.alpha_ffn,
-                "budget": label, "budget_used_G": round(used.value / 1e9, 3),
-                "table8_model": model, "table8_flops_G": round(own / 1e9, 3),
-                **{f"table8_{k}": v for k, v in structure_columns(arch).items()},
-                **{f"optimum_{k}": v for k, v in structure_columns(optimum).items()},
-                "optimum_score": best.score, "table8_score": paper_score,
-                "gap_pct": 100 * (best.score - paper_score) / abs(best.score),
-                "distance_steps": np.nan if genes is None else grid_distance(best.genes, genes),
-                "table1_wide_above_deep": bool(ordered),
-            })
+            rows.append(
+                {
+                    "set": s.name,
+                    "objective": s.objective,
+                    "sigma_over_epsilon": s.sigma_over_epsilon,
+                    "epsilon": c.epsilon,
+                    "beta": s.beta,
+                    "gamma_strength": s.gamma_strength,
+                    "penalty_log_base": s.penalty_log_base,
+                    "alpha_mhsa": s.alpha_mhsa,
+                    "alpha_ffn": s.alpha_ffn,
+                    "budget": label,
+                    "budget_used_G": round(used.value / 1e9, 3),
+                    "table8_model": model,
+                    "table8_flops_G": round(own / 1e9, 3),
+                    **{f"table8_{k}": v for k, v in structure_columns(arch).items()},
+                    **{f"optimum_{k}": v for k, v in structure_columns(optimum).items()},
+                    "optimum_score": best.score,
+                    "table8_score": paper_score,
+                    "gap_pct": 100 * (best.score - paper_score) / abs(best.score),
+                    "distance_steps": np.nan if genes is None else grid_distance(best.genes, genes),
+                    "table1_wide_above_deep": bool(ordered),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """Per constant set: the worst and mean gap over the budgets, the total distance (NaN where Table 8's
     structures are not in the space), Table 1's ordering."""
-    keys = ["set", "objective", "sigma_over_epsilon", "epsilon", "beta", "gamma_strength", "penalty_log_base",
-            "alpha_mhsa", "alpha_ffn", "table1_wide_above_deep"]
-    out = df.groupby(keys, sort=False).agg(max_gap_pct=("gap_pct", "max"), mean_gap_pct=("gap_pct", "mean"),
-                                           distance_steps=("distance_steps", lambda d: d.sum(min_count=1)))
+    keys = [
+        "set",
+        "objective",
+        "sigma_over_epsilon",
+        "epsilon",
+        "beta",
+        "gamma_strength",
+        "penalty_log_base",
+        "alpha_mhsa",
+        "alpha_ffn",
+        "table1_wide_above_deep",
+    ]
+    out = df.groupby(keys, sort=False).agg(
+        max_gap_pct=("gap_pct", "max"),
+        mean_gap_pct=("gap_pct", "mean"),
+        distance_steps=("distance_steps", lambda d: d.sum(min_count=1)),
+    )
     return out.reset_index()
 
 
@@ -179,8 +226,14 @@ def plot(df: pd.DataFrame, summary: pd.DataFrame, named: dict[str, str], path) -
     of the named sets (default, previous, best)."""
     with plotting.figure(path, 1, 2, figsize=(11, 4.2)) as (fig, (ax1, ax2)):
         for k, (form, part) in enumerate(summary.groupby("objective")):
-            ax1.scatter(part["distance_steps"], part["max_gap_pct"], s=plotting.MARKER_AREA, label=form, alpha=0.7,
-                        marker=plotting.MARKERS[k % len(plotting.MARKERS)])
+            ax1.scatter(
+                part["distance_steps"],
+                part["max_gap_pct"],
+                s=plotting.MARKER_AREA,
+                label=form,
+                alpha=0.7,
+                marker=plotting.MARKERS[k % len(plotting.MARKERS)],
+            )
         ax1.set_xlabel("distance of Table 8 to the optimum (grid steps, 3 budgets)")
         ax1.set_ylabel("worst gap of Table 8 to the optimum (%)")
         ax1.margins(0.08, 0.1)
@@ -196,5 +249,6 @@ def plot(df: pd.DataFrame, summary: pd.DataFrame, named: dict[str, str], path) -
         plotting.legend_outside(ax2, title="constant set")
         plotting.layout(fig)
         rows = [summary[summary["set"] == set_name].iloc[0] for set_name in named.values()]
-        plotting.place_labels(ax1, [r["distance_steps"] for r in rows], [r["max_gap_pct"] for r in rows],
-                              list(named), fontsize=8)
+        plotting.place_labels(
+            ax1, [r["distance_steps"] for r in rows], [r["max_gap_pct"] for r in rows], list(named), fontsize=8
+        )

@@ -4,8 +4,9 @@ Eq. 7 (subspace entropy of a linear map): for W in R^{m x n} with singular value
     H(W) = E_W [ sum_j log(1 + s_j^2 / eps^2) ],
 the expectation over the random initialisation W_ij ~ N(0, init_std^2).  We compute it
 exactly per draw (as log det(I + G / eps^2), G the smaller Gram matrix, in float64) and
-average seeded draws until the standard error is below ``rel_tol``.  The paper publishes neither the initialisation, eps, the log
-base nor the number of draws; our defaults (config ``entropy``) are recorded in every output.
+average seeded draws until the standard error is below ``rel_tol``.  The paper publishes neither the
+initialisation, eps, the log base nor the number of draws; our defaults (config ``entropy``) are recorded in
+every output.
 
 Eq. 12 (MHSA): per head h, Q, K and V are E x head_dim maps; the output projection is E x E:
     H_MHSA(E) = 3 (E / head_dim) H(E x head_dim) + H(E x E).
@@ -60,10 +61,19 @@ class EntropyConstants:
     head_dim: int = 64
 
     @classmethod
-    def from_config(cls, cfg: dict, head_dim: int) -> "EntropyConstants":
+    def from_config(cls, cfg: dict, head_dim: int) -> EntropyConstants:
         """From config ``entropy`` (or the part of it a lookup table needs; the rest keep defaults)."""
-        keys = ("init_std", "epsilon", "draws", "max_draws", "rel_tol", "seed", "beta", "gamma_strength",
-                "penalty_log_base")
+        keys = (
+            "init_std",
+            "epsilon",
+            "draws",
+            "max_draws",
+            "rel_tol",
+            "seed",
+            "beta",
+            "gamma_strength",
+            "penalty_log_base",
+        )
         args = {k: cfg[k] for k in keys if k in cfg}
         if "log_base" in cfg:
             args["log_base"] = math.e if cfg["log_base"] == "e" else float(cfg["log_base"])
@@ -73,7 +83,9 @@ class EntropyConstants:
 
     def table_key(self) -> dict:
         """The constants a lookup table depends on (matrix entropies only)."""
-        return {k: getattr(self, k) for k in ("init_std", "epsilon", "log_base", "draws", "max_draws", "rel_tol", "seed")}
+        return {
+            k: getattr(self, k) for k in ("init_std", "epsilon", "log_base", "draws", "max_draws", "rel_tol", "seed")
+        }
 
 
 # ---- Eq. 7 -----------------------------------------------------------------------------------------
@@ -141,7 +153,7 @@ class EntropyLookupTable:
         return self.entries[key]
 
     @classmethod
-    def build(cls, space: SearchSpace, constants: EntropyConstants, progress: bool = True) -> "EntropyLookupTable":
+    def build(cls, space: SearchSpace, constants: EntropyConstants, progress: bool = True) -> EntropyLookupTable:
         """Precompute every matrix shape ``space`` can produce (largest first, so the bar is honest)."""
         from tqdm import tqdm
 
@@ -160,14 +172,15 @@ class EntropyLookupTable:
         Path(path).write_text(json.dumps(data, indent=1) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path, constants: EntropyConstants) -> "EntropyLookupTable":
+    def load(cls, path: str | Path, constants: EntropyConstants) -> EntropyLookupTable:
         """Load a table, refusing one built with other matrix-entropy constants."""
         data = json.loads(Path(path).read_text())
         built = EntropyConstants(**data["constants"]).table_key()
         if built != constants.table_key():
             diff = {k: (built[k], v) for k, v in constants.table_key().items() if built[k] != v}
-            raise ValueError(f"lookup table {str(path)!r} was built with other entropy constants "
-                             f"(table, config): {diff}; rebuild it")
+            raise ValueError(
+                f"lookup table {str(path)!r} was built with other entropy constants (table, config): {diff}; rebuild it"
+            )
         return cls(constants, {(int(m), int(n)): float(v) for m, n, v in data["entries"]})
 
     # ---- vectorised pieces for the search --------------------------------------------------------
@@ -264,11 +277,15 @@ def architecture_factor(n_layers, min_width, c: EntropyConstants, form: Objectiv
     return np.exp(-c.gamma_strength * effectiveness(n_layers, min_width, c.beta))
 
 
-def objective_score(arch: Architecture, table: "EntropyLookupTable", name: str) -> float:
+def objective_score(arch: Architecture, table: EntropyLookupTable, name: str) -> float:
     """The named entropy objective of one architecture (any widths, not only a search space's)."""
     form, c = objective_form(name), table.constants
-    terms = [block_objective(b.embed_dim, b.ffn_dim, b.depth, table.mhsa(b.embed_dim),
-                             table.ffn(b.embed_dim, b.ffn_dim), c, form) for b in arch.blocks]
+    terms = [
+        block_objective(
+            b.embed_dim, b.ffn_dim, b.depth, table.mhsa(b.embed_dim), table.ffn(b.embed_dim, b.ffn_dim), c, form
+        )
+        for b in arch.blocks
+    ]
     return float(sum(terms) * architecture_factor(arch.n_layers, min(arch.widths), c, form))
 
 
@@ -296,9 +313,14 @@ def architecture_entropy(arch: Architecture, table: EntropyLookupTable, objectiv
     ffn = sum(b.depth * table.ffn(b.embed_dim, b.ffn_dim) for b in arch.blocks)
     gamma = float(effectiveness(arch.n_layers, min(arch.widths), c.beta))
     return EntropyBreakdown(
-        mhsa=mhsa, ffn=ffn, entropy=mhsa + ffn, weighted_entropy=c.alpha_mhsa * mhsa + c.alpha_ffn * ffn,
-        gamma=gamma, entropy_with_gamma=float(penalised(mhsa + ffn, gamma, c)),
-        objective=objective_score(arch, table, objective), objective_name=objective,
+        mhsa=mhsa,
+        ffn=ffn,
+        entropy=mhsa + ffn,
+        weighted_entropy=c.alpha_mhsa * mhsa + c.alpha_ffn * ffn,
+        gamma=gamma,
+        entropy_with_gamma=float(penalised(mhsa + ffn, gamma, c)),
+        objective=objective_score(arch, table, objective),
+        objective_name=objective,
     )
 
 
@@ -330,6 +352,12 @@ def lookup_error(archs: list[Architecture], table: EntropyLookupTable, draws: in
     for k, arch in enumerate(archs):
         looked_up = architecture_entropy(arch, table).entropy
         exact = sampled_architecture_entropy(arch, table.constants, draws, seed=seed * 1_000_003 + k)
-        rows.append({"architecture": str(arch), "lookup_entropy": looked_up, "exact_entropy": exact,
-                     "relative_error": (looked_up - exact) / exact})
+        rows.append(
+            {
+                "architecture": str(arch),
+                "lookup_entropy": looked_up,
+                "exact_entropy": exact,
+                "relative_error": (looked_up - exact) / exact,
+            }
+        )
     return rows

@@ -29,7 +29,8 @@ STAGING_HELP = (
     "HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 before starting Snakemake, or (b) download the files and name them in "
     "config evaluation.task_data: {<task>: {dataset_path: parquet|json|csv, dataset_kwargs: {data_files: "
     "{<split>: /abs/path}}}}, which overrides the task's data set and keeps its prompts and metrics (set "
-    "training_split: null and validation_split: null for splits not staged)")
+    "training_split: null and validation_split: null for splits not staged)"
+)
 METRICS = ("acc", "acc_norm", "word_perplexity", "byte_perplexity", "bits_per_byte")
 
 
@@ -71,14 +72,17 @@ def check_task_data(tasks: list[str], staged: dict) -> None:
         reason = _hub_reachable()
         if reason is None:
             return
-        raise TaskDataError(f"evaluation.tasks {needed} read their data sets from the Hugging Face Hub, but {reason}. "
-                            + STAGING_HELP)
+        raise TaskDataError(
+            f"evaluation.tasks {needed} read their data sets from the Hugging Face Hub, but {reason}. " + STAGING_HELP
+        )
     resources = {task: Resource("task", *task_dataset(task)) for task in needed}
     missing = [task for task, r in resources.items() if not cached(r)]
     if missing:
         listed = ", ".join(f"{t} ({'/'.join(filter(None, task_dataset(t)[:2]))})" for t in missing)
-        raise TaskDataError(f"offline mode (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) and the datasets cache "
-                            f"({datasets_cache()}) has no copy of: {listed}. " + STAGING_HELP)
+        raise TaskDataError(
+            f"offline mode (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) and the datasets cache "
+            f"({datasets_cache()}) has no copy of: {listed}. " + STAGING_HELP
+        )
 
 
 def builtin_task_yamls(tasks: list[str]) -> dict[str, Path]:
@@ -111,19 +115,36 @@ def write_staged_tasks(staged: dict, out_dir: str | Path) -> Path:
     data set replaced by local files.  Tasks in ``out_dir`` take precedence over lm-eval's own."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    allowed = {"dataset_path", "dataset_name", "dataset_kwargs", "training_split", "validation_split", "test_split",
-               "fewshot_split"}
+    allowed = {
+        "dataset_path",
+        "dataset_name",
+        "dataset_kwargs",
+        "training_split",
+        "validation_split",
+        "test_split",
+        "fewshot_split",
+    }
     for task, override in staged.items():
         if unknown := sorted(set(override) - allowed):
             raise ValueError(f"evaluation.task_data.{task}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
         spec = {"include": str(builtin_task_yaml(task).resolve()), "task": task, **override}
-        (out / f"{task}.yaml").write_text(json.dumps(spec, indent=1))   # JSON is YAML
+        (out / f"{task}.yaml").write_text(json.dumps(spec, indent=1))  # JSON is YAML
     return out
 
 
-def evaluate(pretrained: str, tasks: list[str], include_paths: list[str | Path], *, batch_size: int = 16,
-             device: str = "cpu", limit: int | float | None = None, seed: int = 0, bootstrap_iters: int = 1000,
-             dtype: str = "float32", model=None) -> dict:
+def evaluate(
+    pretrained: str,
+    tasks: list[str],
+    include_paths: list[str | Path],
+    *,
+    batch_size: int = 16,
+    device: str = "cpu",
+    limit: int | float | None = None,
+    seed: int = 0,
+    bootstrap_iters: int = 1000,
+    dtype: str = "float32",
+    model=None,
+) -> dict:
     """lm-eval ``simple_evaluate`` (zero-shot) of ``pretrained`` (a directory or Hub id) on ``tasks``.
 
     ``include_paths`` hold our task YAMLs (generated, staged, Penn Treebank); lm-eval's own tasks are
@@ -138,24 +159,36 @@ def evaluate(pretrained: str, tasks: list[str], include_paths: list[str | Path],
     paths = [str(p) for p in [TASKS_DIR, *include_paths]]
     manager = TaskManager(include_path=paths, include_defaults=False)
     missing = [t for t in tasks if t not in manager.all_tasks]
-    if missing:   # lm-eval's own tasks: index the folders that define them (all of lm-eval's: ~10 s)
+    if missing:  # lm-eval's own tasks: index the folders that define them (all of lm-eval's: ~10 s)
         folders = sorted({str(p.parent) for p in builtin_task_yamls(missing).values()})
         manager = TaskManager(include_path=[*paths, *folders], include_defaults=False)
-        if any(t not in manager.all_tasks for t in tasks):   # a group or tag name: lm-eval's full index
+        if any(t not in manager.all_tasks for t in tasks):  # a group or tag name: lm-eval's full index
             manager = TaskManager(include_path=paths)
     if model is not None:
         from lm_eval.models.huggingface import HFLM
         from transformers import AutoTokenizer
 
-        lm = HFLM(pretrained=model, tokenizer=AutoTokenizer.from_pretrained(pretrained), batch_size=batch_size,
-                  device=device)
+        lm = HFLM(
+            pretrained=model, tokenizer=AutoTokenizer.from_pretrained(pretrained), batch_size=batch_size, device=device
+        )
         model_args = None
     else:
-        lm, model_args = "hf", {"pretrained": str(pretrained), "dtype": dtype}   # ours load through register()
+        lm, model_args = "hf", {"pretrained": str(pretrained), "dtype": dtype}  # ours load through register()
     return lm_eval.simple_evaluate(
-        model=lm, model_args=model_args, tasks=list(tasks), num_fewshot=0, batch_size=batch_size, device=device,
-        limit=limit, bootstrap_iters=bootstrap_iters, log_samples=True, task_manager=manager,
-        random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+        model=lm,
+        model_args=model_args,
+        tasks=list(tasks),
+        num_fewshot=0,
+        batch_size=batch_size,
+        device=device,
+        limit=limit,
+        bootstrap_iters=bootstrap_iters,
+        log_samples=True,
+        task_manager=manager,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
     )
 
 

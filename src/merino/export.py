@@ -9,6 +9,7 @@ equal length).  Exported with the TorchScript exporter (``dynamo=False``: the dy
 
 Needs the ``edge`` extra (``pip install .[edge]``: onnx, onnxruntime) to run the graphs, not to export them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,13 +57,34 @@ def export_onnx(model: MerinoForCausalLM, directory: str | Path) -> dict[str, Pa
         cache = step(ids, positions)[1:]
     paths = {"prefill": directory / "prefill.onnx", "decode": directory / "decode.onnx"}
     torch.onnx.export(
-        step, (ids, positions), paths["prefill"], dynamo=False, opset_version=OPSET,
-        input_names=["input_ids", "position_ids"], output_names=["logits", *present],
-        dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "position_ids": {0: "batch", 1: "seq"},
-                      "logits": {0: "batch", 1: "seq"}, **{n: {0: "batch", 2: "seq"} for n in present}})
+        step,
+        (ids, positions),
+        paths["prefill"],
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=["input_ids", "position_ids"],
+        output_names=["logits", *present],
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "seq"},
+            "position_ids": {0: "batch", 1: "seq"},
+            "logits": {0: "batch", 1: "seq"},
+            **{n: {0: "batch", 2: "seq"} for n in present},
+        },
+    )
     torch.onnx.export(
-        step, (ids[:, :1], positions[:, :1] + 3, *cache), paths["decode"], dynamo=False, opset_version=OPSET,
-        input_names=["input_ids", "position_ids", *past], output_names=["logits", *present],
-        dynamic_axes={"input_ids": {0: "batch"}, "position_ids": {0: "batch"}, "logits": {0: "batch"},
-                      **{n: {0: "batch", 2: "past"} for n in past}, **{n: {0: "batch", 2: "total"} for n in present}})
+        step,
+        (ids[:, :1], positions[:, :1] + 3, *cache),
+        paths["decode"],
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=["input_ids", "position_ids", *past],
+        output_names=["logits", *present],
+        dynamic_axes={
+            "input_ids": {0: "batch"},
+            "position_ids": {0: "batch"},
+            "logits": {0: "batch"},
+            **{n: {0: "batch", 2: "past"} for n in past},
+            **{n: {0: "batch", 2: "total"} for n in present},
+        },
+    )
     return paths

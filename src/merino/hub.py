@@ -51,7 +51,7 @@ class Resource:
     config: str | None = None
     revision: str | None = None
     needed_by: tuple[str, ...] = ()
-    made: tuple[str, ...] = ()   # outputs (relative to the working directory) once made, nothing reads it any more
+    made: tuple[str, ...] = ()  # outputs (relative to the working directory) once made, nothing reads it any more
 
     @property
     def label(self) -> str:
@@ -62,9 +62,12 @@ class Resource:
         """The command that puts this resource into ``$HF_HOME`` on a machine with Hub access."""
         if self.kind in ("model", "tokenizer"):
             return f"hf download {self.repo_id}"
-        args = [repr(self.repo_id)] + [repr(self.config)] * bool(self.config) + \
-            [f"revision={self.revision!r}"] * bool(self.revision)
-        return f"python -c \"import datasets; datasets.load_dataset({', '.join(args)})\""
+        args = (
+            [repr(self.repo_id)]
+            + [repr(self.config)] * bool(self.config)
+            + [f"revision={self.revision!r}"] * bool(self.revision)
+        )
+        return f'python -c "import datasets; datasets.load_dataset({", ".join(args)})"'
 
 
 def offline() -> bool:
@@ -73,8 +76,9 @@ def offline() -> bool:
 
 
 def hf_home() -> Path:
-    return Path(os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                / "huggingface").expanduser()
+    return Path(
+        os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "huggingface"
+    ).expanduser()
 
 
 def hub_cache() -> Path:
@@ -93,8 +97,10 @@ def task_dataset(task: str) -> tuple[str, str | None, str | None]:
     from .tasks import PAPER_TASK_DATA
 
     if task not in PAPER_TASK_DATA:
-        raise ValueError(f"evaluation.tasks: no known data set for task {task!r}; known: {sorted(PAPER_TASK_DATA)} "
-                         "(or stage it in evaluation.task_data)")
+        raise ValueError(
+            f"evaluation.tasks: no known data set for task {task!r}; known: {sorted(PAPER_TASK_DATA)} "
+            "(or stage it in evaluation.task_data)"
+        )
     return PAPER_TASK_DATA[task]
 
 
@@ -109,8 +115,11 @@ def required_resources(config: dict) -> list[Resource]:
     def need(kind, repo_id, cfg=None, revision=None, *, key, outputs=None):
         found.setdefault((kind, repo_id, cfg, revision), []).append(key)
         made.setdefault((kind, repo_id, cfg, revision), [])
-        made[(kind, repo_id, cfg, revision)] = None if outputs is None or made[(kind, repo_id, cfg, revision)] is None \
+        made[(kind, repo_id, cfg, revision)] = (
+            None
+            if outputs is None or made[(kind, repo_id, cfg, revision)] is None
             else made[(kind, repo_id, cfg, revision)] + outputs
+        )
 
     # the corpora and tokenizers are read only by the data jobs (rules prepare_data, prepare_correlation_data):
     # once their token caches and tokenizers exist (e.g. made on a transfer node), nothing needs them
@@ -121,8 +130,14 @@ def required_resources(config: dict) -> list[Resource]:
         corpus, tokenizer = section.get("corpus", {}), section.get("tokenizer", {})
         outputs = [f"{out}/tokens/meta.json", f"{out}/tokenizer/tokenizer_config.json"]
         if corpus.get("source") == "hub":
-            need("dataset", corpus["name"], corpus.get("config"), corpus.get("revision"), key=f"{prefix}.corpus",
-                 outputs=outputs)
+            need(
+                "dataset",
+                corpus["name"],
+                corpus.get("config"),
+                corpus.get("revision"),
+                key=f"{prefix}.corpus",
+                outputs=outputs,
+            )
         if tokenizer.get("source") == "hub":
             need("tokenizer", tokenizer["name"], key=f"{prefix}.tokenizer", outputs=outputs)
     for key in ("evaluation", "quantization"):
@@ -177,8 +192,11 @@ def snapshot(repo_id: str, files: tuple[str, ...], revision: str | None = None) 
     return None
 
 
-MODEL_FILES = ("config.json", "model.safetensors|model.safetensors.index.json|pytorch_model.bin",
-               "tokenizer_config.json")
+MODEL_FILES = (
+    "config.json",
+    "model.safetensors|model.safetensors.index.json|pytorch_model.bin",
+    "tokenizer_config.json",
+)
 TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json|vocab.json")
 
 
@@ -191,15 +209,20 @@ def cached(resource: Resource) -> bool:
 
 def missing_resources(config: dict) -> list[Resource]:
     """The resources of ``config`` neither in the cache nor made unnecessary by outputs in the working directory."""
-    return [r for r in required_resources(config)
-            if not cached(r) and not (r.made and all(Path(p).exists() for p in r.made))]
+    return [
+        r
+        for r in required_resources(config)
+        if not cached(r) and not (r.made and all(Path(p).exists() for p in r.made))
+    ]
 
 
 def staging_help(resources: list[Resource]) -> str:
     lines = [f"  {r.label}, for {', '.join(r.needed_by)}:\n      {r.staging_command()}" for r in resources]
-    return ("\n".join(lines) + f"\nStage them on a machine with Hub access into the same HF_HOME (copy it to "
-            f"{hf_home()} here), with the commands above (README 'Running on Slurm', step 4); or export a corpus to "
-            "files (data.corpus.source: files) and a task's data set to files (evaluation.task_data).")
+    return (
+        "\n".join(lines) + f"\nStage them on a machine with Hub access into the same HF_HOME (copy it to "
+        f"{hf_home()} here), with the commands above (README 'Running on Slurm', step 4); or export a corpus to "
+        "files (data.corpus.source: files) and a task's data set to files (evaluation.task_data)."
+    )
 
 
 def check_offline_cache(config: dict) -> None:
@@ -213,7 +236,8 @@ def check_offline_cache(config: dict) -> None:
         raise HubCacheError(
             f"offline mode (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) and the Hugging Face cache lacks "
             f"{len(missing)} resource(s) this configuration reads (Hub cache {hub_cache()}, datasets cache "
-            f"{datasets_cache()}):\n" + staging_help(missing))
+            f"{datasets_cache()}):\n" + staging_help(missing)
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

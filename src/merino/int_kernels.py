@@ -33,7 +33,7 @@ from .quantize import QuantizedModel, QuantizedWeight, pack_codes
 
 KERNEL = "onnxruntime com.microsoft.MatMulNBits"
 KERNEL_BITS = (2, 4, 8)
-COMPUTE = {"int8": 4, "float32": 0}   # compute -> MatMulNBits accuracy_level
+COMPUTE = {"int8": 4, "float32": 0}  # compute -> MatMulNBits accuracy_level
 
 
 def _power_of_two_block(size: int) -> bool:
@@ -57,8 +57,9 @@ def kernel_name(bits: int, compute: str) -> str:
 
 def _compute_level(compute: str) -> int:
     if compute not in COMPUTE:
-        raise ValueError(f"compute must be one of {', '.join(COMPUTE)} (config quantization.kernels.compute), "
-                         f"got {compute!r}")
+        raise ValueError(
+            f"compute must be one of {', '.join(COMPUTE)} (config quantization.kernels.compute), got {compute!r}"
+        )
     return COMPUTE[compute]
 
 
@@ -69,8 +70,14 @@ class IntegerLinear(nn.Module):
     the layout of the module it replaces) and that module's bias; ``compute`` and ``row_block_size`` as
     in the module docstring, ``threads`` the kernel's intra-op threads."""
 
-    def __init__(self, q: QuantizedWeight, bias: torch.Tensor | None = None, compute: str = "int8",
-                 row_block_size: int = 128, threads: int = 1):
+    def __init__(
+        self,
+        q: QuantizedWeight,
+        bias: torch.Tensor | None = None,
+        compute: str = "int8",
+        row_block_size: int = 128,
+        threads: int = 1,
+    ):
         super().__init__()
         import onnxruntime as ort
         from onnx import TensorProto, helper
@@ -80,38 +87,54 @@ class IntegerLinear(nn.Module):
         if reason:
             raise ValueError(f"this weight cannot run on integer kernels: {reason}")
         if not _power_of_two_block(row_block_size):
-            raise ValueError(f"row_block_size must be a power of two >= 16 (config quantization.kernels."
-                             f"row_block_size), got {row_block_size!r}")
+            raise ValueError(
+                f"row_block_size must be a power of two >= 16 (config quantization.kernels."
+                f"row_block_size), got {row_block_size!r}"
+            )
         level = _compute_level(compute)
         per_row = q.group_size >= cols
         block = row_block_size if per_row else q.group_size
         n_blocks = math.ceil(cols / block)
         scales = q.scales.float().expand(rows, n_blocks) if per_row else q.scales.float()
         zeros = q.zeros.expand(rows, n_blocks) if per_row else q.zeros
-        codes = torch.nn.functional.pad(q.codes, (0, n_blocks * block - cols))      # (rows, n_blocks * block)
+        codes = torch.nn.functional.pad(q.codes, (0, n_blocks * block - cols))  # (rows, n_blocks * block)
         packed = pack_codes(codes, q.bits).reshape(rows, n_blocks, block * q.bits // 8).numpy()
-        zero_points = pack_codes(zeros, q.bits).numpy()                             # (rows, ceil(n_blocks*bits/8))
+        zero_points = pack_codes(zeros, q.bits).numpy()  # (rows, ceil(n_blocks*bits/8))
         scale_values = np.ascontiguousarray(scales.numpy())
-        node = helper.make_node("MatMulNBits", ["A", "B", "scales", "zero_points"], ["Y"], domain="com.microsoft",
-                                K=cols, N=rows, bits=q.bits, block_size=block, accuracy_level=level)
+        node = helper.make_node(
+            "MatMulNBits",
+            ["A", "B", "scales", "zero_points"],
+            ["Y"],
+            domain="com.microsoft",
+            K=cols,
+            N=rows,
+            bits=q.bits,
+            block_size=block,
+            accuracy_level=level,
+        )
         graph = helper.make_graph(
-            [node], "integer_linear", [helper.make_tensor_value_info("A", TensorProto.FLOAT, None)],
+            [node],
+            "integer_linear",
+            [helper.make_tensor_value_info("A", TensorProto.FLOAT, None)],
             [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
-            initializer=[helper.make_tensor("B", TensorProto.UINT8, packed.shape, packed.tobytes(), raw=True),
-                         helper.make_tensor("scales", TensorProto.FLOAT, [scale_values.size],
-                                            scale_values.tobytes(), raw=True),
-                         helper.make_tensor("zero_points", TensorProto.UINT8, [zero_points.size],
-                                            zero_points.tobytes(), raw=True)])
-        onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                             helper.make_opsetid("com.microsoft", 1)])
+            initializer=[
+                helper.make_tensor("B", TensorProto.UINT8, packed.shape, packed.tobytes(), raw=True),
+                helper.make_tensor("scales", TensorProto.FLOAT, [scale_values.size], scale_values.tobytes(), raw=True),
+                helper.make_tensor(
+                    "zero_points", TensorProto.UINT8, [zero_points.size], zero_points.tobytes(), raw=True
+                ),
+            ],
+        )
+        onnx_model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+        )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")   # dozens of sessions share cores
-        options.enable_cpu_mem_arena = False   # no per-session arena: dozens of sessions would each keep one
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # dozens of sessions share cores
+        options.enable_cpu_mem_arena = False  # no per-session arena: dozens of sessions would each keep one
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(onnx_model.SerializeToString(), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         self.in_features, self.out_features, self.bits, self.block_size = cols, rows, q.bits, block
         self.compute = compute
         self.kernel_bytes = packed.nbytes + scale_values.nbytes + zero_points.nbytes
@@ -121,22 +144,29 @@ class IntegerLinear(nn.Module):
         if x.device.type != "cpu":
             raise ValueError(f"IntegerLinear runs ONNX Runtime's CPU kernel; got an input on {x.device}")
         a = x.detach().to(torch.float32).contiguous().numpy()
-        y = torch.from_numpy(self.session.run(None, {"A": a})[0]).to(x.dtype)   # (..., out_features)
+        y = torch.from_numpy(self.session.run(None, {"A": a})[0]).to(x.dtype)  # (..., out_features)
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, bits={self.bits}, "
-                f"block_size={self.block_size}, compute={self.compute}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bits={self.bits}, "
+            f"block_size={self.block_size}, compute={self.compute}"
+        )
 
 
-def integer_model(model: nn.Module, quantized: QuantizedModel, compute: str = "int8", row_block_size: int = 128,
-                  threads: int | None = None) -> nn.Module:
+def integer_model(
+    model: nn.Module,
+    quantized: QuantizedModel,
+    compute: str = "int8",
+    row_block_size: int = 128,
+    threads: int | None = None,
+) -> nn.Module:
     """``model`` (in place) with every module of ``quantized.weights`` replaced by an :class:`IntegerLinear`
     at every place it is held (a shared layer stays one shared module); ``threads`` per kernel defaults to
     torch's.  Raises when a weight cannot run on the kernel (:func:`unsupported_reason`)."""
     threads = threads or torch.get_num_threads()
     holders: dict[int, list[tuple[nn.Module, str]]] = {}
-    for name, module in model.named_modules(remove_duplicate=False):
+    for _, module in model.named_modules(remove_duplicate=False):
         for child_name, child in module.named_children():
             holders.setdefault(id(child), []).append((module, child_name))
     for name, q in quantized.weights.items():
@@ -155,8 +185,14 @@ def resident_weight_bytes(model: nn.Module) -> int:
     return sum(tensors.values()) + sum(kernels.values())
 
 
-def measure_quantized(checkpoints: dict[str, str | Path], kernels: str = "integer", compute: str = "int8",
-                      row_block_size: int = 128, threads: int = 1, protocol: dict | None = None) -> dict:
+def measure_quantized(
+    checkpoints: dict[str, str | Path],
+    kernels: str = "integer",
+    compute: str = "int8",
+    row_block_size: int = 128,
+    threads: int = 1,
+    protocol: dict | None = None,
+) -> dict:
     """Fig. 6's measured columns for one model: each scheme's checkpoint (scheme -> directory of
     :func:`~merino.quantize.save_quantized`) loaded with ``kernels`` (``integer`` falls back to dequantized
     weights where the kernel rejects a scheme, and says so), beside the same model at fp32 (the first
@@ -176,14 +212,19 @@ def measure_quantized(checkpoints: dict[str, str | Path], kernels: str = "intege
     rows["fp32"] = {"kernels": "torch float32 matmul", "file_bytes": None}
     for scheme, path in checkpoints.items():
         used, description = inference_kernels(read_quantized(path)[0], kernels, compute)
-        models[scheme] = load_quantized(path, kernels=used, compute=compute, row_block_size=row_block_size,
-                                        threads=threads)
+        models[scheme] = load_quantized(
+            path, kernels=used, compute=compute, row_block_size=row_block_size, threads=threads
+        )
         rows[scheme] = {"kernels": description, "file_bytes": (Path(path) / WEIGHTS_FILE).stat().st_size}
     for name, model in models.items():
         rows[name]["resident_weight_bytes"] = resident_weight_bytes(model)
     run = measure_models(models, "cpu", reference="fp32", threads=threads, **(protocol or {}))
     for name in models:
-        rows[name].update({k: v for k, v in run["models"][name].items() if k != "params"},
-                          ratio_to_fp32=run["ratios"][name])
-    return {"protocol": run["protocol"], "settings": {"kernels": kernels, "compute": compute,
-                                                      "row_block_size": row_block_size}, "models": rows}
+        rows[name].update(
+            {k: v for k, v in run["models"][name].items() if k != "params"}, ratio_to_fp32=run["ratios"][name]
+        )
+    return {
+        "protocol": run["protocol"],
+        "settings": {"kernels": kernels, "compute": compute, "row_block_size": row_block_size},
+        "models": rows,
+    }

@@ -25,6 +25,7 @@ evolutionary search and the exact solver take ``latency<N>ms-<device>`` budgets 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import platform
@@ -42,8 +43,14 @@ from .cost import CostModel, additive_total
 from .runtime import check_backend, compile_call, runtime_versions
 from .space import Architecture, SearchSpace
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16}
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 CONVENTION_KEYS = ("vocab_size", "embed_proj_dim", "max_positions", "head_dim", "weight_sharing", "norm")
 CONVENTION_DEFAULTS = {"norm": "pre"}  # keys a convention from an older results file may lack, and their value
 
@@ -115,9 +122,12 @@ def summarize(samples_ms) -> dict:
     """Mean, median, std (n-1), min and max of timings in ms, and the samples themselves."""
     x = np.asarray(samples_ms, dtype=np.float64)
     return {
-        "mean_ms": float(x.mean()), "median_ms": float(np.median(x)),
+        "mean_ms": float(x.mean()),
+        "median_ms": float(np.median(x)),
         "std_ms": float(x.std(ddof=1)) if len(x) > 1 else 0.0,
-        "min_ms": float(x.min()), "max_ms": float(x.max()), "samples_ms": [float(v) for v in x],
+        "min_ms": float(x.min()),
+        "max_ms": float(x.max()),
+        "samples_ms": [float(v) for v in x],
     }
 
 
@@ -138,10 +148,21 @@ def instantiate(model: nn.Module | Callable[[], nn.Module], device: torch.device
     return model.eval().to(device=device, dtype=dtype)
 
 
-def measure_models(models: Mapping[str, nn.Module | Callable[[], nn.Module]], device: str | torch.device = "cpu", *,
-                   reference: str | None = None, batch_size: int = 1, seq_len: int = 128, warmup: int = 3,
-                   repeats: int = 16, threads: int | None = None, dtype: str | torch.dtype = torch.float32,
-                   inputs=None, seed: int = 0, backend: str = "torch") -> dict:
+def measure_models(
+    models: Mapping[str, nn.Module | Callable[[], nn.Module]],
+    device: str | torch.device = "cpu",
+    *,
+    reference: str | None = None,
+    batch_size: int = 1,
+    seq_len: int = 128,
+    warmup: int = 3,
+    repeats: int = 16,
+    threads: int | None = None,
+    dtype: str | torch.dtype = torch.float32,
+    inputs=None,
+    seed: int = 0,
+    backend: str = "torch",
+) -> dict:
     """Latency of several models measured in one process, interleaved over ``repeats`` rounds.
 
     ``models``: name -> a module, or a factory returning one (called after ``torch.manual_seed(seed)``;
@@ -159,8 +180,10 @@ def measure_models(models: Mapping[str, nn.Module | Callable[[], nn.Module]], de
     if reference is not None and reference not in models:
         raise ValueError(f"reference model {reference!r} is not among the models measured: {sorted(models)}")
     if repeats < 1 or warmup < 0 or batch_size < 1 or seq_len < 1:
-        raise ValueError(f"need repeats >= 1, warmup >= 0, batch_size >= 1 and seq_len >= 1; got repeats={repeats!r}, "
-                         f"warmup={warmup!r}, batch_size={batch_size!r}, seq_len={seq_len!r}")
+        raise ValueError(
+            f"need repeats >= 1, warmup >= 0, batch_size >= 1 and seq_len >= 1; got repeats={repeats!r}, "
+            f"warmup={warmup!r}, batch_size={batch_size!r}, seq_len={seq_len!r}"
+        )
     dev, dt = torch.device(device), resolve_dtype(dtype)
     names = list(models)
     load_before = load_average()
@@ -181,7 +204,7 @@ def measure_models(models: Mapping[str, nn.Module | Callable[[], nn.Module]], de
                     runs[name][1]()
             synchronize(dev)
             for r in range(repeats):
-                for name in names[r % len(names):] + names[:r % len(names)]:
+                for name in names[r % len(names) :] + names[: r % len(names)]:
                     call = runs[name][1]
                     synchronize(dev)
                     start = time.perf_counter()
@@ -190,35 +213,69 @@ def measure_models(models: Mapping[str, nn.Module | Callable[[], nn.Module]], de
                     samples[name].append((time.perf_counter() - start) * 1e3)
     result = {
         "protocol": {
-            "batch_size": batch_size, "seq_len": seq_len, "warmup": warmup, "repeats": repeats,
-            "threads": n_threads, "device": str(dev), "device_name": device_name(dev), "dtype": dtype_name(dt),
-            "backend": backend, **runtime_versions(backend), "inference_mode": True,
+            "batch_size": batch_size,
+            "seq_len": seq_len,
+            "warmup": warmup,
+            "repeats": repeats,
+            "threads": n_threads,
+            "device": str(dev),
+            "device_name": device_name(dev),
+            "dtype": dtype_name(dt),
+            "backend": backend,
+            **runtime_versions(backend),
+            "inference_mode": True,
             "schedule": "round-robin: each round times one call of every model, the first model rotating",
             "load_average": [load_before, load_average()],
         },
-        "models": {name: {**summarize(samples[name]),
-                          "params": sum(p.numel() for p in runs[name][0].parameters())} for name in names},
+        "models": {
+            name: {**summarize(samples[name]), "params": sum(p.numel() for p in runs[name][0].parameters())}
+            for name in names
+        },
     }
     if reference is not None:
         ref = np.asarray(samples[reference])
         stats = result["models"]
         result["reference"] = reference
-        result["ratios"] = {name: {
-            "mean": stats[name]["mean_ms"] / stats[reference]["mean_ms"],
-            "median": stats[name]["median_ms"] / stats[reference]["median_ms"],
-            "paired_median": float(np.median(np.asarray(samples[name]) / ref)),
-        } for name in names}
+        result["ratios"] = {
+            name: {
+                "mean": stats[name]["mean_ms"] / stats[reference]["mean_ms"],
+                "median": stats[name]["median_ms"] / stats[reference]["median_ms"],
+                "paired_median": float(np.median(np.asarray(samples[name]) / ref)),
+            }
+            for name in names
+        }
     return result
 
 
-def measure_latency(model: nn.Module | Callable[[], nn.Module], device: str | torch.device = "cpu", batch_size: int = 1,
-                    seq_len: int = 128, warmup: int = 3, repeats: int = 16, threads: int | None = None,
-                    dtype: str | torch.dtype = torch.float32, inputs=None, seed: int = 0, backend: str = "torch") -> dict:
+def measure_latency(
+    model: nn.Module | Callable[[], nn.Module],
+    device: str | torch.device = "cpu",
+    batch_size: int = 1,
+    seq_len: int = 128,
+    warmup: int = 3,
+    repeats: int = 16,
+    threads: int | None = None,
+    dtype: str | torch.dtype = torch.float32,
+    inputs=None,
+    seed: int = 0,
+    backend: str = "torch",
+) -> dict:
     """The paper's protocol for one model (defaults: batch 1, 128 tokens, 16 timed calls; the paper
     reports the mean).  Returns mean/median/std/min/max (ms), the samples, the thread count, device
     and its name, dtype, torch version and the parameter count.  See :func:`measure_models`."""
-    run = measure_models({"model": model}, device, batch_size=batch_size, seq_len=seq_len, warmup=warmup,
-                         repeats=repeats, threads=threads, dtype=dtype, inputs=inputs, seed=seed, backend=backend)
+    run = measure_models(
+        {"model": model},
+        device,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        warmup=warmup,
+        repeats=repeats,
+        threads=threads,
+        dtype=dtype,
+        inputs=inputs,
+        seed=seed,
+        backend=backend,
+    )
     return {**run["models"]["model"], **run["protocol"]}
 
 
@@ -227,8 +284,9 @@ def _convention(convention: Mapping) -> dict:
     convention = {**CONVENTION_DEFAULTS, **convention}
     missing = [k for k in CONVENTION_KEYS if k not in convention]
     if missing:
-        raise ValueError(f"model convention lacks {missing}; give the config `model` section "
-                         f"({', '.join(CONVENTION_KEYS)})")
+        raise ValueError(
+            f"model convention lacks {missing}; give the config `model` section ({', '.join(CONVENTION_KEYS)})"
+        )
     return {k: convention[k] for k in CONVENTION_KEYS}
 
 
@@ -237,10 +295,17 @@ def merino_model(arch: Architecture, convention: Mapping):
     from .model import MerinoConfig, MerinoForCausalLM
 
     c = _convention(convention)
-    return MerinoForCausalLM(MerinoConfig.from_architecture(
-        arch, vocab_size=c["vocab_size"], embed_proj_dim=c["embed_proj_dim"],
-        max_position_embeddings=c["max_positions"], head_dim=c["head_dim"], weight_sharing=c["weight_sharing"],
-        norm=c["norm"]))
+    return MerinoForCausalLM(
+        MerinoConfig.from_architecture(
+            arch,
+            vocab_size=c["vocab_size"],
+            embed_proj_dim=c["embed_proj_dim"],
+            max_position_embeddings=c["max_positions"],
+            head_dim=c["head_dim"],
+            weight_sharing=c["weight_sharing"],
+            norm=c["norm"],
+        )
+    )
 
 
 def model_factory(entry: Mapping) -> Callable[[], nn.Module]:
@@ -259,8 +324,10 @@ def _index(values: np.ndarray, query, what: str) -> np.ndarray:
     idx = np.clip(np.searchsorted(values, query), 0, len(values) - 1)
     bad = values[idx] != query
     if bad.any():
-        raise ValueError(f"latency table has no {what} {sorted(set(query[bad].tolist()))}; it was measured for "
-                         f"{values.tolist()}: rebuild it for this search space")
+        raise ValueError(
+            f"latency table has no {what} {sorted(set(query[bad].tolist()))}; it was measured for "
+            f"{values.tolist()}: rebuild it for this search space"
+        )
     return idx
 
 
@@ -273,12 +340,12 @@ class LatencyTable:
 
     device: str
     convention: dict
-    e_values: np.ndarray      # (nE,)
-    f_values: np.ndarray      # (nF,)
-    layer_ms: np.ndarray      # (nE, nF): one layer of width E and FFN width F; NaN for a pair not measured
-    widths: np.ndarray        # (nW,): every block width and D
+    e_values: np.ndarray  # (nE,)
+    f_values: np.ndarray  # (nF,)
+    layer_ms: np.ndarray  # (nE, nF): one layer of width E and FFN width F; NaN for a pair not measured
+    widths: np.ndarray  # (nW,): every block width and D
     projection_ms: np.ndarray  # (nW, nW): Linear(widths[i], widths[j]); 0 on the diagonal (no projection)
-    constant_ms: float        # embeddings, final LayerNorm, LM head and the model's own overhead
+    constant_ms: float  # embeddings, final LayerNorm, LM head and the model's own overhead
     protocol: dict
 
     kind = "latency"
@@ -290,12 +357,15 @@ class LatencyTable:
         return int(self.convention["embed_proj_dim"])
 
     def block_term(self, e, f, l):
-        return np.asarray(l) * self.layer_ms[_index(self.e_values, e, "layer width E"),
-                                             _index(self.f_values, f, "FFN width F")]
+        return (
+            np.asarray(l)
+            * self.layer_ms[_index(self.e_values, e, "layer width E"), _index(self.f_values, f, "FFN width F")]
+        )
 
     def transition_term(self, e_in, e_out):
-        return self.projection_ms[_index(self.widths, e_in, "projection width"),
-                                  _index(self.widths, e_out, "projection width")]
+        return self.projection_ms[
+            _index(self.widths, e_in, "projection width"), _index(self.widths, e_out, "projection width")
+        ]
 
     def constant_term(self) -> float:
         return self.constant_ms
@@ -312,45 +382,71 @@ class LatencyTable:
         e, f, l = arch.arrays()
         d = self.embed_proj_dim
         widths = [d, *arch.widths, d]
-        return {"constant_ms": self.constant_ms, "blocks_ms": self.block_term(e, f, l)[0].tolist(),
-                "projections_ms": [float(self.transition_term(a, b)) for a, b in zip(widths[:-1], widths[1:])],
-                "total_ms": self.predict(arch)}
+        return {
+            "constant_ms": self.constant_ms,
+            "blocks_ms": self.block_term(e, f, l)[0].tolist(),
+            "projections_ms": [float(self.transition_term(a, b)) for a, b in itertools.pairwise(widths)],
+            "total_ms": self.predict(arch),
+        }
 
     def check_space(self, space: SearchSpace) -> None:
         """Raise unless every shape of ``space`` was measured under the same head width."""
         if space.head_dim != self.convention["head_dim"]:
-            raise ValueError(f"latency table of {self.device!r} was measured with head_dim "
-                             f"{self.convention['head_dim']}, the search space has {space.head_dim}")
+            raise ValueError(
+                f"latency table of {self.device!r} was measured with head_dim "
+                f"{self.convention['head_dim']}, the search space has {space.head_dim}"
+            )
         shapes = space.layer_shapes()
         e, f = np.asarray(shapes).T
         measured = self.layer_ms[_index(self.e_values, e, "layer width E"), _index(self.f_values, f, "FFN width F")]
         if np.isnan(measured).any():
-            raise ValueError(f"latency table of {self.device!r} has no layer (E, F) = "
-                             f"{shapes[int(np.flatnonzero(np.isnan(measured))[0])]}; rebuild it for this search space")
+            raise ValueError(
+                f"latency table of {self.device!r} has no layer (E, F) = "
+                f"{shapes[int(np.flatnonzero(np.isnan(measured))[0])]}; rebuild it for this search space"
+            )
 
     def check_convention(self, cost: CostModel) -> None:
         """Raise unless the table was measured under ``cost``'s model convention."""
-        diff = {k: (self.convention[k], getattr(cost, k)) for k in ("embed_proj_dim", "vocab_size", "head_dim")
-                if self.convention[k] != getattr(cost, k)}
+        diff = {
+            k: (self.convention[k], getattr(cost, k))
+            for k in ("embed_proj_dim", "vocab_size", "head_dim")
+            if self.convention[k] != getattr(cost, k)
+        }
         if diff:
-            raise ValueError(f"latency table of {self.device!r} was measured under another model convention than the "
-                             f"cost model's, (table, cost model): {diff}; build it with the same `model` settings")
+            raise ValueError(
+                f"latency table of {self.device!r} was measured under another model convention than the "
+                f"cost model's, (table, cost model): {diff}; build it with the same `model` settings"
+            )
 
     def describe(self) -> dict:
         """What a prediction depends on, for result files."""
         keys = ("device_name", "backend", "threads", "batch_size", "seq_len", "dtype", "statistic", "torch_version")
-        return {"device": self.device, **{k: self.protocol.get(k) for k in keys},
-                "method": self.protocol.get("method", "measured"), "predicted": self.protocol.get("predicted", False)}
+        return {
+            "device": self.device,
+            **{k: self.protocol.get(k) for k in keys},
+            "method": self.protocol.get("method", "measured"),
+            "predicted": self.protocol.get("predicted", False),
+        }
 
     # ---- files ------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {
-            "device": self.device, "convention": self.convention, "protocol": self.protocol,
+            "device": self.device,
+            "convention": self.convention,
+            "protocol": self.protocol,
             "constant_ms": self.constant_ms,
-            "layers": [[int(e), int(f), float(self.layer_ms[i, j])] for i, e in enumerate(self.e_values)
-                       for j, f in enumerate(self.f_values) if not np.isnan(self.layer_ms[i, j])],
-            "projections": [[int(a), int(b), float(self.projection_ms[i, j])] for i, a in enumerate(self.widths)
-                            for j, b in enumerate(self.widths) if a != b],
+            "layers": [
+                [int(e), int(f), float(self.layer_ms[i, j])]
+                for i, e in enumerate(self.e_values)
+                for j, f in enumerate(self.f_values)
+                if not np.isnan(self.layer_ms[i, j])
+            ],
+            "projections": [
+                [int(a), int(b), float(self.projection_ms[i, j])]
+                for i, a in enumerate(self.widths)
+                for j, b in enumerate(self.widths)
+                if a != b
+            ],
         }
 
     @classmethod
@@ -366,10 +462,20 @@ class LatencyTable:
         np.fill_diagonal(projection_ms, 0.0)
         projection_ms[_index(widths, proj[:, 0], "width"), _index(widths, proj[:, 1], "width")] = proj[:, 2]
         if np.isnan(projection_ms).any():
-            raise ValueError(f"latency table of {data['device']!r} is incomplete: every projection between its "
-                             f"widths needs an entry")
-        return cls(data["device"], dict(data["convention"]), e_values, f_values, layer_ms, widths, projection_ms,
-                   float(data["constant_ms"]), dict(data["protocol"]))
+            raise ValueError(
+                f"latency table of {data['device']!r} is incomplete: every projection between its widths needs an entry"
+            )
+        return cls(
+            data["device"],
+            dict(data["convention"]),
+            e_values,
+            f_values,
+            layer_ms,
+            widths,
+            projection_ms,
+            float(data["constant_ms"]),
+            dict(data["protocol"]),
+        )
 
     def save(self, path: str | Path, provenance: dict | None = None) -> None:
         from .provenance import write_json
@@ -390,9 +496,16 @@ def _table_items(space: SearchSpace, convention: dict, batch_size: int, seq_len:
     from .model import MerinoConfig, MerinoForCausalLM, MerinoLayer, WidthProjection
 
     hd, d = convention["head_dim"], convention["embed_proj_dim"]
-    config = MerinoConfig(vocab_size=convention["vocab_size"], embed_proj_dim=d,
-                          max_position_embeddings=convention["max_positions"], head_dim=hd, norm=convention["norm"],
-                          block_embed_dims=[hd], block_ffn_dims=[hd], block_depths=[1])
+    config = MerinoConfig(
+        vocab_size=convention["vocab_size"],
+        embed_proj_dim=d,
+        max_position_embeddings=convention["max_positions"],
+        head_dim=hd,
+        norm=convention["norm"],
+        block_embed_dims=[hd],
+        block_ffn_dims=[hd],
+        block_depths=[1],
+    )
 
     def hidden(width):
         return lambda: (torch.randn(batch_size, seq_len, width),)
@@ -404,22 +517,45 @@ def _table_items(space: SearchSpace, convention: dict, batch_size: int, seq_len:
         model.model.proj_out = nn.Identity()
         return model
 
-    items = [(("layer", int(e), int(f)), lambda e=int(e), f=int(f): MerinoLayer(config, e, f),
-              lambda e=int(e): (torch.randn(batch_size, seq_len, e), None))  # mask None: causal
-             for e, f in space.layer_shapes()]
+    items = [
+        (
+            ("layer", int(e), int(f)),
+            lambda e=int(e), f=int(f): MerinoLayer(config, e, f),
+            lambda e=int(e): (torch.randn(batch_size, seq_len, e), None),
+        )  # mask None: causal
+        for e, f in space.layer_shapes()
+    ]
     widths = sorted({int(e) for e in space.e_grid} | {d})
-    items += [(("projection", a, b), lambda a=a, b=b: WidthProjection(a, b), hidden(a))
-              for a in widths for b in widths if a != b]
-    items.append((("constant",), constant,
-                  lambda: (torch.randint(0, convention["vocab_size"], (batch_size, seq_len)),)))
+    items += [
+        (("projection", a, b), lambda a=a, b=b: WidthProjection(a, b), hidden(a))
+        for a in widths
+        for b in widths
+        if a != b
+    ]
+    items.append(
+        (("constant",), constant, lambda: (torch.randint(0, convention["vocab_size"], (batch_size, seq_len)),))
+    )
     return items, widths
 
 
-def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label: str = "cpu",
-                        device: str | torch.device = "cpu", batch_size: int = 1, seq_len: int = 128,
-                        warmup: int = 2, repeats: int = 10, passes: int = 5, threads: int | None = None,
-                        dtype: str | torch.dtype = torch.float32, statistic: str = "mean", seed: int = 0,
-                        backend: str = "torch", progress: bool = False) -> LatencyTable:
+def build_latency_table(
+    space: SearchSpace,
+    convention: Mapping,
+    *,
+    device_label: str = "cpu",
+    device: str | torch.device = "cpu",
+    batch_size: int = 1,
+    seq_len: int = 128,
+    warmup: int = 2,
+    repeats: int = 10,
+    passes: int = 5,
+    threads: int | None = None,
+    dtype: str | torch.dtype = torch.float32,
+    statistic: str = "mean",
+    seed: int = 0,
+    backend: str = "torch",
+    progress: bool = False,
+) -> LatencyTable:
     """Measure the latency table of ``space`` on ``device`` (see the module docstring).
 
     ``convention``: the config ``model`` section (vocab_size, embed_proj_dim, max_positions,
@@ -471,19 +607,32 @@ def build_latency_table(space: SearchSpace, convention: Mapping, *, device_label
     e_values, f_values = space.e_grid.copy(), space.f_grid.copy()
     widths = np.asarray(widths, dtype=np.int64)
     layer_ms = np.array([[value.get(("layer", int(e), int(f)), np.nan) for f in f_values] for e in e_values])
-    projection_ms = np.array([[0.0 if a == b else value[("projection", int(a), int(b))] for b in widths]
-                              for a in widths])
+    projection_ms = np.array(
+        [[0.0 if a == b else value[("projection", int(a), int(b))] for b in widths] for a in widths]
+    )
     spread = [float(np.subtract(*np.percentile(v, [75, 25])) / np.median(v)) for v in samples.values()]
     protocol = {
-        "device_name": device_name(dev), "torch_device": str(dev), "threads": n_threads, "batch_size": batch_size,
-        "seq_len": seq_len, "dtype": dtype_name(dt), "statistic": statistic, "warmup": warmup,
-        "repeats": repeats, "passes": passes, "seed": seed, "backend": backend, **runtime_versions(backend),
-        "entries": len(items), "wall_s": round(time.perf_counter() - started, 3),
+        "device_name": device_name(dev),
+        "torch_device": str(dev),
+        "threads": n_threads,
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "dtype": dtype_name(dt),
+        "statistic": statistic,
+        "warmup": warmup,
+        "repeats": repeats,
+        "passes": passes,
+        "seed": seed,
+        "backend": backend,
+        **runtime_versions(backend),
+        "entries": len(items),
+        "wall_s": round(time.perf_counter() - started, 3),
         "load_average": [load_before, load_average()],
         "median_relative_iqr": float(np.median(spread)),  # how noisy the entries were
     }
-    return LatencyTable(device_label, conv, e_values, f_values, layer_ms, widths, projection_ms,
-                        value[("constant",)], protocol)
+    return LatencyTable(
+        device_label, conv, e_values, f_values, layer_ms, widths, projection_ms, value[("constant",)], protocol
+    )
 
 
 # ---- validation -----------------------------------------------------------------------------------------------
@@ -500,9 +649,17 @@ def sample_architectures(space: SearchSpace, count: int, seed: int) -> list[Arch
     return [space.to_architecture(g, name=f"sample{i}") for i, g in enumerate(genes[:count])]
 
 
-def check_predictor(table: LatencyTable, space: SearchSpace, *, architectures: int = 20, seed: int = 0,
-                    warmup: int = 3, repeats: int = 16, group: int | None = None,
-                    device: str | torch.device | None = None) -> dict:
+def check_predictor(
+    table: LatencyTable,
+    space: SearchSpace,
+    *,
+    architectures: int = 20,
+    seed: int = 0,
+    warmup: int = 3,
+    repeats: int = 16,
+    group: int | None = None,
+    device: str | torch.device | None = None,
+) -> dict:
     """Predicted against measured whole-model latency of ``architectures`` sampled architectures.
 
     Whole models (random weights, the table's convention) are measured with :func:`measure_models`
@@ -521,24 +678,46 @@ def check_predictor(table: LatencyTable, space: SearchSpace, *, architectures: i
     group = group or len(archs)
     measured = {}
     for start in range(0, len(archs), group):
-        chunk = archs[start:start + group]
-        run = measure_models({a.name: (lambda a=a: merino_model(a, table.convention)) for a in chunk}, device,
-                             batch_size=proto["batch_size"], seq_len=proto["seq_len"], warmup=warmup,
-                             repeats=repeats, threads=proto["threads"], dtype=proto["dtype"], seed=seed,
-                             backend=proto.get("backend", "torch"))
+        chunk = archs[start : start + group]
+        run = measure_models(
+            {a.name: (lambda a=a: merino_model(a, table.convention)) for a in chunk},
+            device,
+            batch_size=proto["batch_size"],
+            seq_len=proto["seq_len"],
+            warmup=warmup,
+            repeats=repeats,
+            threads=proto["threads"],
+            dtype=proto["dtype"],
+            seed=seed,
+            backend=proto.get("backend", "torch"),
+        )
         measured.update(run["models"])
     key = f"{proto['statistic']}_ms"
     predicted = table.batch(*(np.array([getattr(a, k) for a in archs]) for k in ("widths", "ffn_dims", "depths")))
     actual = np.array([measured[a.name][key] for a in archs])
     rel = (predicted - actual) / actual
     return {
-        "architectures": len(archs), "statistic": proto["statistic"], "seed": seed, "repeats": repeats,
-        "mean_abs_rel_error": float(np.abs(rel).mean()), "median_abs_rel_error": float(np.median(np.abs(rel))),
-        "max_abs_rel_error": float(np.abs(rel).max()), "mean_rel_error": float(rel.mean()),
+        "architectures": len(archs),
+        "statistic": proto["statistic"],
+        "seed": seed,
+        "repeats": repeats,
+        "mean_abs_rel_error": float(np.abs(rel).mean()),
+        "median_abs_rel_error": float(np.median(np.abs(rel))),
+        "max_abs_rel_error": float(np.abs(rel).max()),
+        "mean_rel_error": float(rel.mean()),
         "spearman": float(stats.spearmanr(predicted, actual).statistic),
         "kendall": float(stats.kendalltau(predicted, actual).statistic),
-        "table": table.describe(), "measurement": run["protocol"],
-        "rows": [{"architecture": a.to_dict(), "predicted_ms": float(p), "measured_ms": float(m),
-                  "measured_mean_ms": measured[a.name]["mean_ms"], "measured_median_ms": measured[a.name]["median_ms"],
-                  "rel_error": float(r)} for a, p, m, r in zip(archs, predicted, actual, rel)],
+        "table": table.describe(),
+        "measurement": run["protocol"],
+        "rows": [
+            {
+                "architecture": a.to_dict(),
+                "predicted_ms": float(p),
+                "measured_ms": float(m),
+                "measured_mean_ms": measured[a.name]["mean_ms"],
+                "measured_median_ms": measured[a.name]["median_ms"],
+                "rel_error": float(r),
+            }
+            for a, p, m, r in zip(archs, predicted, actual, rel)
+        ],
     }

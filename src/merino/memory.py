@@ -60,6 +60,7 @@ def peak_allocated(fn: Callable[[], object], device: str | torch.device = "cpu")
 
 def resident_bytes(model: nn.Module) -> tuple[int, int]:
     """Bytes of the model's parameters and of its buffers (each shared tensor once)."""
+
     def total(tensors):
         seen = {t.data_ptr(): t.numel() * t.element_size() for t in tensors}
         return sum(seen.values())
@@ -67,8 +68,15 @@ def resident_bytes(model: nn.Module) -> tuple[int, int]:
     return total(model.parameters()), total(model.buffers())
 
 
-def measure_peak_memory(model: nn.Module, device: str | torch.device = "cpu", batch_size: int = 1, seq_len: int = 128,
-                        dtype: str | torch.dtype = torch.float32, inputs=None, seed: int = 0) -> dict:
+def measure_peak_memory(
+    model: nn.Module,
+    device: str | torch.device = "cpu",
+    batch_size: int = 1,
+    seq_len: int = 128,
+    dtype: str | torch.dtype = torch.float32,
+    inputs=None,
+    seed: int = 0,
+) -> dict:
     """Weight bytes and the peak of activation memory during one forward pass (inference mode, no KV cache);
     see :func:`peak_allocated`.  Outputs (the logits) count."""
     dev, dt = torch.device(device), resolve_dtype(dtype)
@@ -79,13 +87,22 @@ def measure_peak_memory(model: nn.Module, device: str | torch.device = "cpu", ba
     with torch.inference_mode():
         forward(model, x)  # first call: lazy initialisation stays out of the peak
         peak, method = peak_allocated(lambda: forward(model, x), dev)
-    return {"weight_bytes": weight_bytes, "buffer_bytes": buffer_bytes, "activation_peak_bytes": peak,
-            "peak_bytes": weight_bytes + buffer_bytes + peak, "method": method, "batch_size": batch_size,
-            "seq_len": seq_len, "dtype": dtype_name(dt), "device_name": device_name(dev)}
+    return {
+        "weight_bytes": weight_bytes,
+        "buffer_bytes": buffer_bytes,
+        "activation_peak_bytes": peak,
+        "peak_bytes": weight_bytes + buffer_bytes + peak,
+        "method": method,
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "dtype": dtype_name(dt),
+        "device_name": device_name(dev),
+    }
 
 
-def check_memory_model(cost: CostModel, archs: list[Architecture], convention: Mapping,
-                       device: str | torch.device = "cpu") -> list[dict]:
+def check_memory_model(
+    cost: CostModel, archs: list[Architecture], convention: Mapping, device: str | torch.device = "cpu"
+) -> list[dict]:
     """The cost model's ``memory`` (weights + peak activations at ``memory_seq_len`` + the KV cache at
     ``memory_kv_tokens``) against what each architecture, built with random weights, holds (fp32 only):
     :func:`measure_peak_memory` of one forward pass, plus the bytes of the KV cache that a cached forward
@@ -102,24 +119,40 @@ def check_memory_model(cost: CostModel, archs: list[Architecture], convention: M
         if cost.memory_kv_tokens:
             cache = DynamicCache(config=model.config)
             with torch.inference_mode():
-                model(token_ids(model, 1, cost.memory_kv_tokens, torch.device(device), 0), past_key_values=cache,
-                      use_cache=True, logits_to_keep=1)
+                model(
+                    token_ids(model, 1, cost.memory_kv_tokens, torch.device(device), 0),
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
             kv = kv_cache_bytes(cache)
         weights = cost.params(arch) * cost.memory_bits / 8
         model_bytes, model_kv = cost.memory_bytes(arch), cost.kv_cache_bytes(arch)
         measured = m["peak_bytes"] + kv
-        rows.append({
-            "architecture": arch.to_dict(), "model_bytes": model_bytes, "measured_bytes": measured,
-            "model_weight_bytes": weights, "measured_weight_bytes": m["weight_bytes"] + m["buffer_bytes"],
-            "model_kv_cache_bytes": model_kv, "measured_kv_cache_bytes": kv, "kv_tokens": cost.memory_kv_tokens,
-            "model_activation_bytes": model_bytes - weights - model_kv,
-            "measured_activation_bytes": m["activation_peak_bytes"],
-            "rel_error": model_bytes / measured - 1, "method": m["method"],
-        })
+        rows.append(
+            {
+                "architecture": arch.to_dict(),
+                "model_bytes": model_bytes,
+                "measured_bytes": measured,
+                "model_weight_bytes": weights,
+                "measured_weight_bytes": m["weight_bytes"] + m["buffer_bytes"],
+                "model_kv_cache_bytes": model_kv,
+                "measured_kv_cache_bytes": kv,
+                "kv_tokens": cost.memory_kv_tokens,
+                "model_activation_bytes": model_bytes - weights - model_kv,
+                "measured_activation_bytes": m["activation_peak_bytes"],
+                "rel_error": model_bytes / measured - 1,
+                "method": m["method"],
+            }
+        )
     return rows
 
 
 def kv_cache_bytes(cache) -> int:
     """Bytes of the keys and values a transformers Cache holds."""
-    return sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values)
-               if isinstance(t, torch.Tensor))
+    return sum(
+        t.numel() * t.element_size()
+        for layer in cache.layers
+        for t in (layer.keys, layer.values)
+        if isinstance(t, torch.Tensor)
+    )

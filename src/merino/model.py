@@ -107,21 +107,26 @@ class MerinoConfig(PretrainedConfig):
         for name in ("block_embed_dims", "block_ffn_dims", "block_depths"):
             value = getattr(self, name)
             if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) == 0:
-                raise ValueError(f"{name} must be a non-empty list of positive integers (one per block), "
-                                 f"got {value!r}")
+                raise ValueError(f"{name} must be a non-empty list of positive integers (one per block), got {value!r}")
             setattr(self, name, [_positive_int(f"{name}[{i}]", v) for i, v in enumerate(value)])
             lengths[name] = len(value)
         if len(set(lengths.values())) > 1:
-            raise ValueError(f"block_embed_dims, block_ffn_dims and block_depths must have one entry per block; "
-                             f"got lengths {lengths!r}: give all three lists the same length")
+            raise ValueError(
+                f"block_embed_dims, block_ffn_dims and block_depths must have one entry per block; "
+                f"got lengths {lengths!r}: give all three lists the same length"
+            )
         for i, e in enumerate(self.block_embed_dims):
             if e % self.head_dim:
-                raise ValueError(f"block_embed_dims[{i}]={e!r} is not a multiple of head_dim={self.head_dim!r}: "
-                                 f"use a multiple of head_dim (e.g. {max(1, e // self.head_dim) * self.head_dim!r}) "
-                                 f"or change head_dim")
+                raise ValueError(
+                    f"block_embed_dims[{i}]={e!r} is not a multiple of head_dim={self.head_dim!r}: "
+                    f"use a multiple of head_dim (e.g. {max(1, e // self.head_dim) * self.head_dim!r}) "
+                    f"or change head_dim"
+                )
         if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS!r} ('pre': x + f(LN(x)), GPT-2; 'post': LN(x + f(x)), "
-                             f"the paper's Eqs. 4 and 6), got {self.norm!r}")
+            raise ValueError(
+                f"norm must be one of {NORMS!r} ('pre': x + f(LN(x)), GPT-2; 'post': LN(x + f(x)), "
+                f"the paper's Eqs. 4 and 6), got {self.norm!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
         if not self.layer_norm_eps > 0:
@@ -150,8 +155,12 @@ class MerinoConfig(PretrainedConfig):
     def from_architecture(cls, arch, **kwargs) -> MerinoConfig:
         """Config for ``arch``: any object with int lists ``widths``, ``ffn_dims`` and ``depths``
         (e.g. ``merino.space.Architecture``); ``kwargs`` set the remaining arguments."""
-        return cls(block_embed_dims=list(arch.widths), block_ffn_dims=list(arch.ffn_dims),
-                   block_depths=list(arch.depths), **kwargs)
+        return cls(
+            block_embed_dims=list(arch.widths),
+            block_ffn_dims=list(arch.ffn_dims),
+            block_depths=list(arch.depths),
+            **kwargs,
+        )
 
     def architecture_dict(self) -> dict:
         """The structure as ``{"E": [...], "F": [...], "L": [...]}`` (the architecture JSON format)."""
@@ -168,9 +177,16 @@ def _positive_int(name: str, value) -> int:
     return number
 
 
-def merino_eager_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                           attention_mask: torch.Tensor | None, scaling: float, dropout: float = 0.0,
-                           **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+def merino_eager_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(Q K^T * scaling + mask) V written out, so that the attention weights can be returned.
 
     ``attention_mask``: the additive float mask transformers builds for "eager" (0 where a query may
@@ -203,9 +219,14 @@ class MerinoAttention(nn.Module):
         self.attn_dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None, past_key_values: Cache | None = None,
-                layer_idx: int = 0, position_ids: torch.LongTensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        past_key_values: Cache | None = None,
+        layer_idx: int = 0,
+        position_ids: torch.LongTensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, E = x.shape
         q, k, v = self.qkv(x).split(E, dim=2)  # (B, T, E) each
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
@@ -216,8 +237,16 @@ class MerinoAttention(nn.Module):
         # a layer built outside a model (latency tables) has no implementation set: SDPA, a model's default
         implementation = self.config._attn_implementation or "sdpa"
         kernel = merino_eager_attention if implementation == "eager" else ALL_ATTENTION_FUNCTIONS[implementation]
-        y, weights = kernel(self, q, k, v, attention_mask, dropout=self.attn_dropout if self.training else 0.0,
-                            scaling=self.head_dim**-0.5, position_ids=position_ids)  # y: (B, T, nh, hs)
+        y, weights = kernel(
+            self,
+            q,
+            k,
+            v,
+            attention_mask,
+            dropout=self.attn_dropout if self.training else 0.0,
+            scaling=self.head_dim**-0.5,
+            position_ids=position_ids,
+        )  # y: (B, T, nh, hs)
         y = y.reshape(B, T, E)  # (B, T, E)
         return self.resid_dropout(self.out(y)), weights
 
@@ -240,17 +269,28 @@ class MerinoLayer(GradientCheckpointingLayer):
         self.fc_out = nn.Linear(ffn_dim, embed_dim)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                past_key_values: Cache | None = None, layer_idx: int = 0,
-                position_ids: torch.LongTensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
+        layer_idx: int = 0,
+        position_ids: torch.LongTensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.post_norm:  # paper Eqs. 4 and 6: x = LN(x + MHSA(x)); x = LN(x + FFN(x))
-            a, weights = self.attn(x, attention_mask, past_key_values=past_key_values, layer_idx=layer_idx,
-                                   position_ids=position_ids)
+            a, weights = self.attn(
+                x, attention_mask, past_key_values=past_key_values, layer_idx=layer_idx, position_ids=position_ids
+            )
             x = self.ln_1(x + a)
             return self.ln_2(x + self.dropout(self.fc_out(F.relu(self.fc_in(x))))), weights
         # pre-LN: x = x + MHSA(LN(x)); x = x + FFN(LN(x))
-        a, weights = self.attn(self.ln_1(x), attention_mask, past_key_values=past_key_values, layer_idx=layer_idx,
-                               position_ids=position_ids)
+        a, weights = self.attn(
+            self.ln_1(x),
+            attention_mask,
+            past_key_values=past_key_values,
+            layer_idx=layer_idx,
+            position_ids=position_ids,
+        )
         x = x + a
         return x + self.dropout(self.fc_out(F.relu(self.fc_in(self.ln_2(x))))), weights
 
@@ -332,11 +372,17 @@ class MerinoModel(MerinoPreTrainedModel):
         self.post_init()
 
     @can_return_tuple
-    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, past_key_values: Cache | None = None,
-                inputs_embeds: torch.Tensor | None = None, use_cache: bool | None = None,
-                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
-                ) -> BaseModelOutputWithPast:
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+    ) -> BaseModelOutputWithPast:
         """``attention_mask`` (B, S): 1 for tokens, 0 for (left) padding, S = cached + new tokens; without
         ``position_ids`` positions then count tokens only.  ``position_ids`` (B, T) that restart inside a
         row mark packed documents, which then do not see each other (when no mask or cache is given).
@@ -351,9 +397,11 @@ class MerinoModel(MerinoPreTrainedModel):
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         if output_attentions and config._attn_implementation != "eager":
-            raise ValueError(f"output_attentions=True needs attn_implementation='eager' (got "
-                             f"{config._attn_implementation!r}, which returns no weights): load with "
-                             f"attn_implementation='eager' or call model.set_attn_implementation('eager')")
+            raise ValueError(
+                f"output_attentions=True needs attn_implementation='eager' (got "
+                f"{config._attn_implementation!r}, which returns no weights): load with "
+                f"attn_implementation='eager' or call model.set_attn_implementation('eager')"
+            )
         if use_cache is None:
             use_cache = config.use_cache and not self.training
         if self.gradient_checkpointing and self.training:
@@ -361,21 +409,30 @@ class MerinoModel(MerinoPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.wte(input_ids)  # (B, T, D)
         T = inputs_embeds.shape[1]
-        if T > config.max_position_embeddings:
-            raise ValueError(f"sequence length {T} exceeds max_position_embeddings="
-                             f"{config.max_position_embeddings}; truncate the input")
+        if config.max_position_embeddings < T:
+            raise ValueError(
+                f"sequence length {T} exceeds max_position_embeddings="
+                f"{config.max_position_embeddings}; truncate the input"
+            )
         if position_ids is None:
             past = past_key_values.get_seq_length() if past_key_values is not None else 0
             if past + T > config.max_position_embeddings:
-                raise ValueError(f"{past} cached + {T} new tokens exceed max_position_embeddings="
-                                 f"{config.max_position_embeddings}; generate fewer tokens")
+                raise ValueError(
+                    f"{past} cached + {T} new tokens exceed max_position_embeddings="
+                    f"{config.max_position_embeddings}; generate fewer tokens"
+                )
             if attention_mask is not None and attention_mask.ndim == 2:
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]  # (B, T)
             else:
                 position_ids = torch.arange(past, past + T, device=inputs_embeds.device)[None]  # (1, T)
         # (B, 1, T, S) in the kernel's format, or None for plain causal attention (SDPA's is_causal)
-        mask = create_causal_mask(config=config, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                                  past_key_values=past_key_values, position_ids=position_ids)
+        mask = create_causal_mask(
+            config=config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            position_ids=position_ids,
+        )
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache(config=config)
         x = self.drop(inputs_embeds + self.wpe(position_ids))  # (B, T, D)
@@ -384,8 +441,13 @@ class MerinoModel(MerinoPreTrainedModel):
         for block in self.blocks:
             x = block.proj(x)  # (B, T, E_i)
             for layer in block.applied_layers():
-                x, weights = layer(x, mask, past_key_values=past_key_values if use_cache else None,
-                                   layer_idx=layer_idx, position_ids=position_ids)  # (B, T, E_i)
+                x, weights = layer(
+                    x,
+                    mask,
+                    past_key_values=past_key_values if use_cache else None,
+                    layer_idx=layer_idx,
+                    position_ids=position_ids,
+                )  # (B, T, E_i)
                 layer_idx += 1
                 if output_hidden_states:
                     hidden_states.append(x)
@@ -395,7 +457,8 @@ class MerinoModel(MerinoPreTrainedModel):
         if output_hidden_states:
             hidden_states[-1] = x
         return BaseModelOutputWithPast(
-            last_hidden_state=x, past_key_values=past_key_values if use_cache else None,
+            last_hidden_state=x,
+            past_key_values=past_key_values if use_cache else None,
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )
@@ -418,25 +481,46 @@ class MerinoForCausalLM(MerinoPreTrainedModel, GenerationMixin):
         self.post_init()
 
     @can_return_tuple
-    def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.LongTensor | None = None, past_key_values: Cache | None = None,
-                inputs_embeds: torch.Tensor | None = None, labels: torch.LongTensor | None = None,
-                use_cache: bool | None = None, output_attentions: bool | None = None,
-                output_hidden_states: bool | None = None, logits_to_keep: int | torch.Tensor = 0,
-                num_items_in_batch: int | torch.Tensor | None = None) -> CausalLMOutputWithPast:
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        num_items_in_batch: int | torch.Tensor | None = None,
+    ) -> CausalLMOutputWithPast:
         """``labels`` (B, T) are the inputs themselves (shifted here); -100 marks positions without a loss.
         ``logits_to_keep``: an int n computes logits for the last n positions only (0: all), a tensor
         selects positions.  ``return_dict=False`` returns the output's non-None fields as a tuple."""
-        out = self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                         past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
-                         output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        out = self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
         logits = self.lm_head(slice_logits_to_keep(out.last_hidden_state, logits_to_keep))  # (B, T', V)
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size,
-                                      num_items_in_batch=num_items_in_batch)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values,
-                                      hidden_states=out.hidden_states, attentions=out.attentions)
+            loss = self.loss_function(
+                logits, labels, vocab_size=self.config.vocab_size, num_items_in_batch=num_items_in_batch
+            )
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=out.past_key_values,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+        )
 
 
 def config_for(arch, convention: dict, tokenizer) -> MerinoConfig:
@@ -444,11 +528,16 @@ def config_for(arch, convention: dict, tokenizer) -> MerinoConfig:
     weight_sharing, norm: "pre" where an older section lacks it) with the tokenizer's vocabulary size and
     special tokens."""
     return MerinoConfig.from_architecture(
-        arch, vocab_size=len(tokenizer), embed_proj_dim=convention["embed_proj_dim"],
-        max_position_embeddings=convention["max_positions"], head_dim=convention["head_dim"],
-        weight_sharing=convention["weight_sharing"], norm=convention.get("norm", "pre"),
+        arch,
+        vocab_size=len(tokenizer),
+        embed_proj_dim=convention["embed_proj_dim"],
+        max_position_embeddings=convention["max_positions"],
+        head_dim=convention["head_dim"],
+        weight_sharing=convention["weight_sharing"],
+        norm=convention.get("norm", "pre"),
         bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
 
 

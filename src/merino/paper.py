@@ -40,8 +40,14 @@ def structure_columns(arch: Architecture) -> dict:
     }
 
 
-def table8(reference: dict, cost: CostModel, table: EntropyLookupTable, searched: dict[str, dict], objective: str,
-           fit: pd.DataFrame | None = None) -> pd.DataFrame:
+def table8(
+    reference: dict,
+    cost: CostModel,
+    table: EntropyLookupTable,
+    searched: dict[str, dict],
+    objective: str,
+    fit: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Table 8 (and the params of Table 5, FLOPs of Table 3): per FLOPs target, the paper's structure
     priced by our cost model beside the paper's figures; our search under the configured objective and
     constants (``searched``: budget label -> search result JSON); and, from the design fit
@@ -65,34 +71,52 @@ def table8(reference: dict, cost: CostModel, table: EntropyLookupTable, searched
             cert = result.get("certificate") or {}
             optimum = cert.get("optimum", result["score"])
             gap = 100 * (optimum - objective_score(structures[name], table, objective)) / abs(optimum)
-            candidates.append((f"searched ({result['objective']}, configured constants)",
-                               Architecture.from_dict(result["architecture"]),
-                               {"ea_gap_to_optimum_pct": cert.get("gap_pct"), "gap_to_optimum_pct": gap}))
+            candidates.append(
+                (
+                    f"searched ({result['objective']}, configured constants)",
+                    Architecture.from_dict(result["architecture"]),
+                    {"ea_gap_to_optimum_pct": cert.get("gap_pct"), "gap_to_optimum_pct": gap},
+                )
+            )
         if fit is not None:
             tagged = fit[(fit["budget"] == budget) & fit["named"].astype(str).str.contains(r"preset |best")]
-            for _, row in tagged.iterrows():   # one row per set: a preset that is also the best fit carries both tags
-                arch = Architecture.from_dict({"E": _ints(row["optimum_E"]), "F": _ints(row["optimum_F"]),
-                                               "L": _ints(row["optimum_L"])})
+            for _, row in tagged.iterrows():  # one row per set: a preset that is also the best fit carries both tags
+                arch = Architecture.from_dict(
+                    {"E": _ints(row["optimum_E"]), "F": _ints(row["optimum_F"]), "L": _ints(row["optimum_L"])}
+                )
                 labels = [t for t in row["named"].split(", ") if t.startswith("preset ") or t == "best"]
-                candidates.append((f"optimum ({', '.join(labels)}: {row['objective']}, set {row['set']})", arch,
-                                   {"gap_to_optimum_pct": row["gap_pct"], "budget_used_G": row["budget_used_G"]}))
+                candidates.append(
+                    (
+                        f"optimum ({', '.join(labels)}: {row['objective']}, set {row['set']})",
+                        arch,
+                        {"gap_to_optimum_pct": row["gap_pct"], "budget_used_G": row["budget_used_G"]},
+                    )
+                )
         for source, arch, extra in candidates:
             s = cost.summary(arch)
             h = architecture_entropy(arch, table, objective)
-            rows.append({
-                "model": name, "budget": budget, "source": source, **structure_columns(arch),
-                "params_shared_M": round(s["params_shared"] / 1e6, 2),
-                "params_unshared_M": round(s["params_unshared"] / 1e6, 2),
-                "flops_G": round(s["flops"] / 1e9, 2),
-                "entropy": round(h.entropy, 1), "gamma": round(h.gamma, 4),
-                f"objective_{objective}": round(h.objective, 1),
-                "gap_to_optimum_pct": extra.get("gap_to_optimum_pct", 0.0 if source == "paper structure" else None),
-                "ea_gap_to_optimum_pct": extra.get("ea_gap_to_optimum_pct"),
-                "budget_used_G": extra.get("budget_used_G"),
-                **paper,
-                "params_shared_rel_diff_pct": round(100 * (s["params_shared"] / 1e6 / paper["paper_params_shared_M"] - 1), 2),
-                "flops_rel_diff_pct": round(100 * (s["flops"] / 1e9 / paper["paper_flops_G"] - 1), 2),
-            })
+            rows.append(
+                {
+                    "model": name,
+                    "budget": budget,
+                    "source": source,
+                    **structure_columns(arch),
+                    "params_shared_M": round(s["params_shared"] / 1e6, 2),
+                    "params_unshared_M": round(s["params_unshared"] / 1e6, 2),
+                    "flops_G": round(s["flops"] / 1e9, 2),
+                    "entropy": round(h.entropy, 1),
+                    "gamma": round(h.gamma, 4),
+                    f"objective_{objective}": round(h.objective, 1),
+                    "gap_to_optimum_pct": extra.get("gap_to_optimum_pct", 0.0 if source == "paper structure" else None),
+                    "ea_gap_to_optimum_pct": extra.get("ea_gap_to_optimum_pct"),
+                    "budget_used_G": extra.get("budget_used_G"),
+                    **paper,
+                    "params_shared_rel_diff_pct": round(
+                        100 * (s["params_shared"] / 1e6 / paper["paper_params_shared_M"] - 1), 2
+                    ),
+                    "flops_rel_diff_pct": round(100 * (s["flops"] / 1e9 / paper["paper_flops_G"] - 1), 2),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -120,15 +144,23 @@ def table1(reference: dict, cost: CostModel, table: EntropyLookupTable, ffn_rati
     for name, arch in table1_models(reference, ffn_ratio).items():
         paper = dict(zip(t["columns"], t[name]))
         h = architecture_entropy(arch, table)
-        rows.append({
-            "model": name, "L": arch.n_layers, "E": arch.widths[0], "F": arch.ffn_dims[0],
-            "params_M": round(cost.params(arch) / 1e6, 2),
-            "entropy": round(h.entropy, 1), "gamma": round(h.gamma, 4),
-            "entropy_with_gamma": round(h.entropy_with_gamma, 1),
-            "paper_params_M": paper["params_M"], "paper_entropy": paper["entropy"],
-            "paper_gamma": paper["effective_gamma"], "paper_entropy_with_gamma": paper["entropy_with_gamma"],
-            "paper_perplexity": paper["perplexity"],
-        })
+        rows.append(
+            {
+                "model": name,
+                "L": arch.n_layers,
+                "E": arch.widths[0],
+                "F": arch.ffn_dims[0],
+                "params_M": round(cost.params(arch) / 1e6, 2),
+                "entropy": round(h.entropy, 1),
+                "gamma": round(h.gamma, 4),
+                "entropy_with_gamma": round(h.entropy_with_gamma, 1),
+                "paper_params_M": paper["params_M"],
+                "paper_entropy": paper["entropy"],
+                "paper_gamma": paper["effective_gamma"],
+                "paper_entropy_with_gamma": paper["entropy_with_gamma"],
+                "paper_perplexity": paper["perplexity"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -150,19 +182,26 @@ def plot_lookup_error(df: pd.DataFrame, path: str | Path, paper_mean_error: floa
         ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax2.set_xlabel("relative error (%)")
         ax2.set_ylabel("architectures")
-        ax2.set_title(f"mean |err| {100 * rel.mean():.4f}%, max {100 * rel.max():.4f}%\n"
-                      f"(paper: mean {100 * paper_mean_error:.2f}%)")
+        ax2.set_title(
+            f"mean |err| {100 * rel.mean():.4f}%, max {100 * rel.max():.4f}%\n"
+            f"(paper: mean {100 * paper_mean_error:.2f}%)"
+        )
         plotting.layout(fig)
 
 
 def lookup_error_summary(df: pd.DataFrame) -> dict:
     rel = df["relative_error"].abs()
-    return {"architectures": int(len(df)), "mean_abs_relative_error": float(rel.mean()),
-            "max_abs_relative_error": float(rel.max()), "median_abs_relative_error": float(np.median(rel))}
+    return {
+        "architectures": len(df),
+        "mean_abs_relative_error": float(rel.mean()),
+        "max_abs_relative_error": float(rel.max()),
+        "median_abs_relative_error": float(np.median(rel)),
+    }
 
 
-def table2(summaries: dict[str, dict], reference: dict, metric: str, paper_names: dict[str, str],
-           params: dict[str, int]) -> pd.DataFrame:
+def table2(
+    summaries: dict[str, dict], reference: dict, metric: str, paper_names: dict[str, str], params: dict[str, int]
+) -> pd.DataFrame:
     """Table 2: zero-shot accuracy per multiple-choice task and their average, per model, and the paper's rows.
 
     ``summaries`` maps a model to its evaluation summary (``{task: {metric: value}}``); ``paper_names``
@@ -173,13 +212,27 @@ def table2(summaries: dict[str, dict], reference: dict, metric: str, paper_names
     for model, summary in summaries.items():
         acc = {task: m[metric] for task, m in summary.items() if metric in m}
         paper = t2["models"].get(paper_names.get(model, model))
-        rows.append({"model": model, "source": "ours", "params_M": round(params[model] / 1e6, 2), **acc,
-                     "avg": float(np.mean(list(acc.values()))) if acc else np.nan,
-                     "paper_model": paper_names.get(model, model) if paper else None,
-                     "avg_paper": paper["avg"] if paper else np.nan})
+        rows.append(
+            {
+                "model": model,
+                "source": "ours",
+                "params_M": round(params[model] / 1e6, 2),
+                **acc,
+                "avg": float(np.mean(list(acc.values()))) if acc else np.nan,
+                "paper_model": paper_names.get(model, model) if paper else None,
+                "avg_paper": paper["avg"] if paper else np.nan,
+            }
+        )
     for name, paper in t2["models"].items():
-        rows.append({"model": name, "source": "paper", "params_M": float(paper["params_M"]),
-                     **dict(zip(t2["tasks"], paper["acc"])), "avg": paper["avg"]})
+        rows.append(
+            {
+                "model": name,
+                "source": "paper",
+                "params_M": float(paper["params_M"]),
+                **dict(zip(t2["tasks"], paper["acc"])),
+                "avg": paper["avg"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -188,10 +241,14 @@ def generation_columns(measured: dict | None) -> dict:
     if not measured:
         return {}
     mb = 2**20
-    return {"ttft_ms": measured["ttft"]["mean_ms"], "decode_ms_per_token": measured["decode_ms_per_token"],
-            "decode_tokens_per_s": measured["decode_tokens_per_s"], "tokens_per_s": measured["tokens_per_s"],
-            "kv_cache_MB": measured.get("kv_cache_bytes", np.nan) / mb,
-            "generation_peak_MB": measured.get("peak_bytes", np.nan) / mb}
+    return {
+        "ttft_ms": measured["ttft"]["mean_ms"],
+        "decode_ms_per_token": measured["decode_ms_per_token"],
+        "decode_tokens_per_s": measured["decode_tokens_per_s"],
+        "tokens_per_s": measured["tokens_per_s"],
+        "kv_cache_MB": measured.get("kv_cache_bytes", np.nan) / mb,
+        "generation_peak_MB": measured.get("peak_bytes", np.nan) / mb,
+    }
 
 
 def paper_jetson_latency(reference: dict) -> dict[str, float]:
@@ -200,9 +257,16 @@ def paper_jetson_latency(reference: dict) -> dict[str, float]:
     return {m: float(v[t3["columns"].index("jetson_latency_ms")]) for m, v in t3["models"].items()}
 
 
-def table3(costs: dict[str, dict], summaries: dict[str, dict], reference: dict, paper_names: dict[str, str],
-           perplexity_tasks: dict[str, str], latency: dict, predicted: dict | None = None,
-           generation: dict | None = None) -> pd.DataFrame:
+def table3(
+    costs: dict[str, dict],
+    summaries: dict[str, dict],
+    reference: dict,
+    paper_names: dict[str, str],
+    perplexity_tasks: dict[str, str],
+    latency: dict,
+    predicted: dict | None = None,
+    generation: dict | None = None,
+) -> pd.DataFrame:
     """Table 3: params, FLOPs, latency and perplexities per model; the paper's FLOPs, Jetson latency and
     perplexities beside, and latency ratios to the same reference model (ours measured, the paper's Jetson).
     With ``generation`` (a generation job's result, beyond the paper): time to first token, decode latency,
@@ -219,13 +283,18 @@ def table3(costs: dict[str, dict], summaries: dict[str, dict], reference: dict, 
     rows = []
     for model, cost in costs.items():
         timed = latency["models"].get(model)
-        row = {"model": model, "params_M": round(cost["params"] / 1e6, 2), "flops_G": cost["flops"] / 1e9,
-               "flops_with_lm_head_G": cost.get("flops_with_lm_head", np.nan) / 1e9, "flops_seq_len": cost["seq_len"],
-               "latency_ms": timed["mean_ms"] if timed else np.nan,
-               "latency_median_ms": timed["median_ms"] if timed else np.nan,
-               "latency_std_ms": timed["std_ms"] if timed else np.nan,
-               f"latency_ratio_to_{ref}": latency["ratios"][model]["paired_median"] if timed else np.nan,
-               **generation_columns((generation or {}).get("models", {}).get(model))}
+        row = {
+            "model": model,
+            "params_M": round(cost["params"] / 1e6, 2),
+            "flops_G": cost["flops"] / 1e9,
+            "flops_with_lm_head_G": cost.get("flops_with_lm_head", np.nan) / 1e9,
+            "flops_seq_len": cost["seq_len"],
+            "latency_ms": timed["mean_ms"] if timed else np.nan,
+            "latency_median_ms": timed["median_ms"] if timed else np.nan,
+            "latency_std_ms": timed["std_ms"] if timed else np.nan,
+            f"latency_ratio_to_{ref}": latency["ratios"][model]["paired_median"] if timed else np.nan,
+            **generation_columns((generation or {}).get("models", {}).get(model)),
+        }
         for task, column in perplexity_tasks.items():
             metrics = summaries.get(model, {}).get(task)
             if metrics:
@@ -269,21 +338,38 @@ def latency_prediction_table(predicted: dict) -> pd.DataFrame:
     Spearman's rho, mean absolute and mean signed % error over the paper's models, with the datasheet's
     ideal factors, with factors fitted to all of them (in-sample), and leave-one-out; the factors beside."""
     comparison = predicted["paper_comparison"]
-    factors = {"datasheet": comparison["datasheet_efficiency"], "fitted": comparison["fitted_efficiency"],
-               "leave_one_out": {"compute": np.nan, "bandwidth": np.nan, "overhead_us": np.nan}}
-    return pd.DataFrame([{"device": predicted["device_label"], "factors": key, "predicted": True,
-                          **comparison[key], **{f"efficiency_{k}": v for k, v in factors[key].items()}}
-                         for key in ("datasheet", "fitted", "leave_one_out")])
+    factors = {
+        "datasheet": comparison["datasheet_efficiency"],
+        "fitted": comparison["fitted_efficiency"],
+        "leave_one_out": {"compute": np.nan, "bandwidth": np.nan, "overhead_us": np.nan},
+    }
+    return pd.DataFrame(
+        [
+            {
+                "device": predicted["device_label"],
+                "factors": key,
+                "predicted": True,
+                **comparison[key],
+                **{f"efficiency_{k}": v for k, v in factors[key].items()},
+            }
+            for key in ("datasheet", "fitted", "leave_one_out")
+        ]
+    )
 
 
-def plot_accuracy_latency(table2: pd.DataFrame, table3: pd.DataFrame, reference: dict, path: str | Path,
-                          device: str) -> None:
+def plot_accuracy_latency(
+    table2: pd.DataFrame, table3: pd.DataFrame, reference: dict, path: str | Path, device: str
+) -> None:
     """Figure 1: average zero-shot accuracy against latency, bubble area proportional to FLOPs; ours
     (measured on ``device``, our tasks) on the left, the paper's (Jetson Nano, its twelve tasks) on the right."""
     ours = table2[table2.source == "ours"].merge(table3, on="model", suffixes=("", "_t3"))
     t3 = reference["table3_language_modeling"]
-    paper = pd.DataFrame([{"model": m, "avg": v["avg"], "latency_ms": t3["models"][m][1], "flops_G": t3["models"][m][0]}
-                          for m, v in reference["table2_zero_shot"]["models"].items()])
+    paper = pd.DataFrame(
+        [
+            {"model": m, "avg": v["avg"], "latency_ms": t3["models"][m][1], "flops_G": t3["models"][m][0]}
+            for m, v in reference["table2_zero_shot"]["models"].items()
+        ]
+    )
     panels = ((ours, f"ours: {device}, batch 1"), (paper, "paper: Jetson Nano"))
     with plotting.figure(path, 1, 2, figsize=(11, 4.8)) as (fig, axes):
         for ax, (df, title) in zip(axes, panels):
@@ -310,8 +396,11 @@ def row_cost(entry: dict) -> dict:
         return baseline_cost(entry["baseline"], entry["seq_len"])
     arch = Architecture.load(entry["architecture"])
     s = CostModel.from_config(entry["model"], entry["cost"]).summary(arch)
-    return {"params": s["params_shared"] if entry["model"]["weight_sharing"] else s["params_unshared"],
-            "flops": s["flops"], "seq_len": entry["cost"]["flops_seq_len"]}
+    return {
+        "params": s["params_shared"] if entry["model"]["weight_sharing"] else s["params_unshared"],
+        "flops": s["flops"],
+        "seq_len": entry["cost"]["flops_seq_len"],
+    }
 
 
 def summary_paths(models: list[str], eval_dirs: list[str]) -> dict[str, Path]:
@@ -338,9 +427,16 @@ def average_accuracy(summary: dict, metric: str) -> float:
     return float(np.mean(list(acc.values())))
 
 
-def quantization_table(full: dict[str, dict], quantized: dict[tuple[str, str], dict], sizes: dict,
-                       full_bytes: dict[str, int], metric: str, reference: dict, measured: dict[str, dict] | None = None,
-                       eval_kernels: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
+def quantization_table(
+    full: dict[str, dict],
+    quantized: dict[tuple[str, str], dict],
+    sizes: dict,
+    full_bytes: dict[str, int],
+    metric: str,
+    reference: dict,
+    measured: dict[str, dict] | None = None,
+    eval_kernels: dict[tuple[str, str], str] | None = None,
+) -> pd.DataFrame:
     """Figure 6's numbers: per model, full precision and every quantization scheme: average accuracy (and
     its change from full precision), held-out perplexity, size on disk; the paper's claim beside.
 
@@ -360,15 +456,26 @@ def quantization_table(full: dict[str, dict], quantized: dict[tuple[str, str], d
             acc = _accuracies(result, metric)
             avg = average_accuracy(result, metric)
             ppl = {f"{task}_byte_ppl": m["byte_perplexity"] for task, m in result.items() if "byte_perplexity" in m}
-            row = {"model": model, "scheme": scheme, **acc, "avg": avg,
-                   "avg_change_pct_points": 100 * (avg - average_accuracy(summary, metric)), **ppl,
-                   "size_MB": size["bytes_on_disk"] / 2**20, "bits_per_weight": size["bits_per_quantized_weight"]}
+            row = {
+                "model": model,
+                "scheme": scheme,
+                **acc,
+                "avg": avg,
+                "avg_change_pct_points": 100 * (avg - average_accuracy(summary, metric)),
+                **ppl,
+                "size_MB": size["bytes_on_disk"] / 2**20,
+                "bits_per_weight": size["bits_per_quantized_weight"],
+            }
             if eval_kernels is not None:
                 row["eval_kernels"] = eval_kernels.get((model, scheme), "full-precision evaluation")
             if measured is not None:
                 m = measured[model][scheme]
-                row.update(latency_ms=m["mean_ms"], latency_vs_fp32=m["ratio_to_fp32"]["paired_median"],
-                           weights_MB=m["resident_weight_bytes"] / 2**20, kernels=m["kernels"])
+                row.update(
+                    latency_ms=m["mean_ms"],
+                    latency_vs_fp32=m["ratio_to_fp32"]["paired_median"],
+                    weights_MB=m["resident_weight_bytes"] / 2**20,
+                    kernels=m["kernels"],
+                )
             rows.append(row | {"paper_claim": claim})
     return pd.DataFrame(rows)
 
@@ -381,8 +488,13 @@ def plot_quantization(df: pd.DataFrame, path: str | Path, claim: str) -> None:
     with plotting.figure(path, figsize=(max(5.5, 1.8 * len(models) + 1.5), 4)) as (fig, ax):
         for k, scheme in enumerate(schemes):
             sub = df[df.scheme == scheme].set_index("model").reindex(models)
-            ax.bar(np.arange(len(models)) + (k - (len(schemes) - 1) / 2) * width, sub["avg"], width, label=scheme,
-                   color=colours[k])
+            ax.bar(
+                np.arange(len(models)) + (k - (len(schemes) - 1) / 2) * width,
+                sub["avg"],
+                width,
+                label=scheme,
+                color=colours[k],
+            )
         ax.set_xticks(np.arange(len(models)), models)
         ax.grid(axis="x", visible=False)
         ax.set_ylabel("average accuracy")

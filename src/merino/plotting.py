@@ -1,6 +1,7 @@
 """One style for every figure (Figs. 1, 2, 3, 5, 6 and the design fit): colours per model family, legends
 outside the data, point labels placed where they collide with nothing, and :func:`check_legible`, which lists
 the labels and legends a reader could not read."""
+
 from __future__ import annotations
 
 import textwrap
@@ -14,16 +15,29 @@ import numpy as np
 FAMILY_COLOURS = {"MeRino": "#D55E00", "baselines": "#0072B2", "naive scaling": "#009E73"}
 CYCLE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"]
 MARKERS = "os^vDP*X"
-LABEL_SIZE = 7      # point labels (model names)
-MARKER_AREA = 16    # points^2 of a plain scatter marker
+LABEL_SIZE = 7  # point labels (model names)
+MARKER_AREA = 16  # points^2 of a plain scatter marker
 STYLE = {
-    "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
-    "legend.fontsize": 8, "legend.title_fontsize": 8, "legend.frameon": False, "figure.titlesize": 9,
-    "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5, "axes.spines.top": False,
-    "axes.spines.right": False, "axes.prop_cycle": f"cycler(color={CYCLE})",
-    "lines.markersize": 5, "savefig.dpi": 200, "pdf.fonttype": 42,
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.title_fontsize": 8,
+    "legend.frameon": False,
+    "figure.titlesize": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": f"cycler(color={CYCLE})",
+    "lines.markersize": 5,
+    "savefig.dpi": 200,
+    "pdf.fonttype": 42,
 }
-_PAD_PX = 0.5       # overlaps and overhangs smaller than this many pixels are not reported
+_PAD_PX = 0.5  # overlaps and overhangs smaller than this many pixels are not reported
 
 
 def pyplot():
@@ -83,16 +97,22 @@ def family_colours(names: list[str]) -> dict[str, str]:
     members: dict[str, list[str]] = {}
     for name in dict.fromkeys(names):
         members.setdefault(family(name), []).append(name)
-    return {name: colour for fam, group in members.items()
-            for name, colour in zip(group, shades(FAMILY_COLOURS[fam], len(group)))}
+    return {
+        name: colour
+        for fam, group in members.items()
+        for name, colour in zip(group, shades(FAMILY_COLOURS[fam], len(group)))
+    }
 
 
 def family_handles(families: list[str]) -> list:
     """Legend handles, one uniform marker per family present (bubble sizes would mislead in a legend)."""
     from matplotlib.lines import Line2D
 
-    return [Line2D([], [], ls="", marker="o", ms=7, alpha=0.6, color=FAMILY_COLOURS[f], label=f)
-            for f in FAMILY_COLOURS if f in families]
+    return [
+        Line2D([], [], ls="", marker="o", ms=7, alpha=0.6, color=FAMILY_COLOURS[f], label=f)
+        for f in FAMILY_COLOURS
+        if f in families
+    ]
 
 
 def wrap(text: str, where, size: str = "axes.titlesize") -> str:
@@ -170,8 +190,11 @@ def place_labels(ax, x, y, labels, fontsize: float = LABEL_SIZE) -> list:
             for k, (ux, uy) in enumerate(dirs):
                 cx, cy = pts[i, 0] + ux * (radius + gap + w / 2), pts[i, 1] + uy * (radius + gap + h / 2)
                 box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-                hard = (int(not _inside(box, frame)) + sum(_overlap(box, b) for b in placed)
-                        + int(np.sum(~own & _contains(box, markers))))
+                hard = (
+                    int(not _inside(box, frame))
+                    + sum(_overlap(box, b) for b in placed)
+                    + int(np.sum(~own & _contains(box, markers)))
+                )
                 soft = int(np.sum(~own & _touches(box, markers, radii)))
                 cost = (hard, 2 * soft + ring, k)
                 if best is None or cost < best[0]:
@@ -182,15 +205,26 @@ def place_labels(ax, x, y, labels, fontsize: float = LABEL_SIZE) -> list:
         placed.append(box)
         dx, dy = ((box[0] + box[2]) / 2 - pts[i, 0]) / px, ((box[1] + box[3]) / 2 - pts[i, 1]) / px
         leader = {"arrowstyle": "-", "lw": 0.5, "color": "0.4", "shrinkA": 0, "shrinkB": radius / px}
-        annotations[i] = ax.annotate(labels[i], (x[i], y[i]), xytext=(dx, dy), textcoords="offset points",
-                                     ha="center", va="center", fontsize=fontsize,
-                                     arrowprops=leader if ring >= 2 else None)
+        annotations[i] = ax.annotate(
+            labels[i],
+            (x[i], y[i]),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            arrowprops=leader if ring >= 2 else None,
+        )
     return annotations
 
 
 def _inside(box, frame) -> bool:
-    return (box[0] >= frame[0] - _PAD_PX and box[1] >= frame[1] - _PAD_PX and box[2] <= frame[2] + _PAD_PX
-            and box[3] <= frame[3] + _PAD_PX)
+    return (
+        box[0] >= frame[0] - _PAD_PX
+        and box[1] >= frame[1] - _PAD_PX
+        and box[2] <= frame[2] + _PAD_PX
+        and box[3] <= frame[3] + _PAD_PX
+    )
 
 
 def _overlap(a, b) -> bool:
@@ -219,13 +253,22 @@ def check_legible(fig) -> list[str]:
     legends = [a for a in fig.findobj(Legend) if a.get_visible()]
     in_legend = {id(t) for leg in legends for t in leg.findobj(Text)}
     hidden_ticks = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis) for t in _idle_tick_labels(axis)}
-    boxes = [(repr(t.get_text()), t.get_window_extent(renderer).extents) for t in fig.findobj(Text)
-             if t.get_visible() and t.get_text().strip() and id(t) not in in_legend and id(t) not in hidden_ticks]
-    boxes += [(f"legend {[t.get_text() for t in leg.get_texts()]}", leg.get_window_extent(renderer).extents)
-              for leg in legends]
+    boxes = [
+        (repr(t.get_text()), t.get_window_extent(renderer).extents)
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and id(t) not in in_legend and id(t) not in hidden_ticks
+    ]
+    boxes += [
+        (f"legend {[t.get_text() for t in leg.get_texts()]}", leg.get_window_extent(renderer).extents)
+        for leg in legends
+    ]
     problems = [f"{name} runs off the figure" for name, box in boxes if not _inside(box, fig.bbox.extents)]
-    problems += [f"{a} overlaps {b}" for k, (a, box_a) in enumerate(boxes) for b, box_b in boxes[k + 1:]
-                 if _overlap(box_a, box_b)]
+    problems += [
+        f"{a} overlaps {b}"
+        for k, (a, box_a) in enumerate(boxes)
+        for b, box_b in boxes[k + 1 :]
+        if _overlap(box_a, box_b)
+    ]
     for n, ax in enumerate(fig.axes):
         frame, pts = ax.get_window_extent(renderer).extents, _data_points(ax)[0]
         for t in ax.texts:
@@ -251,8 +294,10 @@ def _idle_tick_labels(axis) -> list:
     lo, hi = sorted(tr.transform(np.array(axis.get_view_interval(), float)))
     eps = 1e-9 * max(1.0, hi - lo)
     idle = []
-    for locs, ticks in ((axis.get_majorticklocs(), axis.get_major_ticks()),
-                        (axis.get_minorticklocs(), axis.get_minor_ticks())):
+    for locs, ticks in (
+        (axis.get_majorticklocs(), axis.get_major_ticks()),
+        (axis.get_minorticklocs(), axis.get_minor_ticks()),
+    ):
         for loc, tick in zip(locs, ticks):
             v = tr.transform(np.array([loc], float))[0]
             if not lo - eps <= v <= hi + eps:
@@ -268,14 +313,16 @@ def _data_points(ax) -> tuple[np.ndarray, np.ndarray]:
         if len(c.get_offsets()):
             xy = c.get_offset_transform().transform(c.get_offsets())
             pts.append(xy)
-            radii.append(np.broadcast_to(0.5 * np.sqrt(c.get_sizes()) * px, len(xy)) if len(c.get_sizes())
-                         else np.zeros(len(xy)))
+            radii.append(
+                np.broadcast_to(0.5 * np.sqrt(c.get_sizes()) * px, len(xy)) if len(c.get_sizes()) else np.zeros(len(xy))
+            )
     for ln in ax.lines:
         if len(ln.get_xydata()):
             xy = ln.get_transform().transform(ln.get_xydata())
             pts.append(xy)
-            radii.append(np.full(len(xy), 0.5 * ln.get_markersize() * px if ln.get_marker() not in ("", "None", None)
-                                 else 0.0))
+            radii.append(
+                np.full(len(xy), 0.5 * ln.get_markersize() * px if ln.get_marker() not in ("", "None", None) else 0.0)
+            )
     if not pts:
         return np.empty((0, 2)), np.empty(0)
     pts, radii = np.vstack(pts), np.concatenate(radii)

@@ -35,8 +35,9 @@ def versions() -> dict:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -58,7 +59,7 @@ class Meter:
     def __init__(self, cpu_watts: float):
         self.cpu_watts = cpu_watts
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         self._wall, self._cpu, self._energy = time.perf_counter(), time.process_time(), _read_rapl()
         return self
 
@@ -82,8 +83,9 @@ class Meter:
         }
 
 
-def provenance(settings: dict, inputs: dict[str, str | Path] | None = None, seed: int | None = None,
-               wall_s: float | None = None) -> dict:
+def provenance(
+    settings: dict, inputs: dict[str, str | Path] | None = None, seed: int | None = None, wall_s: float | None = None
+) -> dict:
     """Everything needed to tell how a result file came about."""
     return {
         "settings": settings,

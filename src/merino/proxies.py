@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -52,26 +52,31 @@ def _summed_logits(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     return model(input_ids=batch).logits.sum()
 
 
-def ntk(model: nn.Module, batch: torch.Tensor,
-        output: Callable[[nn.Module, torch.Tensor], torch.Tensor] = _summed_logits, *,
-        weights_only: bool = True) -> torch.Tensor:
+def ntk(
+    model: nn.Module,
+    batch: torch.Tensor,
+    output: Callable[[nn.Module, torch.Tensor], torch.Tensor] = _summed_logits,
+    *,
+    weights_only: bool = True,
+) -> torch.Tensor:
     """Empirical NTK (B, B) in float64: Theta_ij = <J_i, J_j>, J_i = d output(sample i) / d theta
     over the trainable parameters whose name contains "weight" (TE-NAS's selection: no biases) or,
     with ``weights_only=False``, over every trainable parameter.  A shared or tied tensor counts once,
     its gradient gathering every use."""
     params = [p for name, p in model.named_parameters() if p.requires_grad and (not weights_only or "weight" in name)]
     if not params:
-        raise ValueError(f"{type(model).__name__} has no trainable parameter "
-                         f"{'named *weight* ' if weights_only else ''}to differentiate")
+        raise ValueError(
+            f"{type(model).__name__} has no trainable parameter "
+            f"{'named *weight* ' if weights_only else ''}to differentiate"
+        )
     rows = []
     for i in range(batch.shape[0]):
-        grads = torch.autograd.grad(output(model, batch[i:i + 1]), params, allow_unused=True)
-        rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
-                               for g, p in zip(grads, params)]))
+        grads = torch.autograd.grad(output(model, batch[i : i + 1]), params, allow_unused=True)
+        rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params)]))
     jac = torch.stack(rows)  # (B, P)
     gram = torch.zeros(jac.shape[0], jac.shape[0], dtype=torch.float64, device=jac.device)
     for start in range(0, jac.shape[1], 1 << 22):  # float64 in column chunks: exact without a float64 copy of J
-        part = jac[:, start:start + (1 << 22)].double()
+        part = jac[:, start : start + (1 << 22)].double()
         gram += part @ part.T
     return gram
 
@@ -82,8 +87,9 @@ def condition_number(gram: torch.Tensor) -> float:
     return math.inf if eig[0] <= 0 else float(eig[-1] / eig[0])
 
 
-def ntk_condition_number(config: MerinoConfig, batch: torch.Tensor, inits: int, seed: int, *,
-                         weights_only: bool = True) -> dict:
+def ntk_condition_number(
+    config: MerinoConfig, batch: torch.Tensor, inits: int, seed: int, *, weights_only: bool = True
+) -> dict:
     """TE-NAS kappa of a freshly initialised model on ``batch`` (B, T), averaged over ``inits`` seeds
     (``weights_only``: see :func:`ntk`)."""
     kappas = []
@@ -108,7 +114,7 @@ class ScoredMatrix:
 
     def weight_and_grad(self) -> tuple[torch.Tensor, torch.Tensor]:
         w, g = self.param.detach(), self.param.grad
-        return (w, g) if self.rows is None else (w[self.rows[0]:self.rows[1]], g[self.rows[0]:self.rows[1]])
+        return (w, g) if self.rows is None else (w[self.rows[0] : self.rows[1]], g[self.rows[0] : self.rows[1]])
 
 
 def merino_matrices(model: nn.Module, *, fused_qkv: bool = True, score_head: bool = True) -> list[ScoredMatrix]:
@@ -150,8 +156,12 @@ def dss_from_gradients(matrices: Iterable[ScoredMatrix]) -> dict:
             head += value if m.role == "head" else 0.0
         else:
             raise ValueError(f"unknown DSS role {m.role!r} for {m.name}; expected 'msa', 'mlp' or 'head'")
-    return {"dss_diversity": diversity, "dss_saliency": saliency, "dss_head_saliency": head,
-            "dss": diversity + saliency}
+    return {
+        "dss_diversity": diversity,
+        "dss_saliency": saliency,
+        "dss_head_saliency": head,
+        "dss": diversity + saliency,
+    }
 
 
 def _ones_summed_logits(model: nn.Module, seq_len: int) -> torch.Tensor:
@@ -160,16 +170,23 @@ def _ones_summed_logits(model: nn.Module, seq_len: int) -> torch.Tensor:
     return model(inputs_embeds=ones).logits.sum()
 
 
-def dss_score(model: nn.Module, seq_len: int,
-              matrices: Callable[[nn.Module], list[ScoredMatrix]] | None = None,
-              output: Callable[[nn.Module, int], torch.Tensor] = _ones_summed_logits, *,
-              fused_qkv: bool = True, score_head: bool = True) -> dict:
+def dss_score(
+    model: nn.Module,
+    seq_len: int,
+    matrices: Callable[[nn.Module], list[ScoredMatrix]] | None = None,
+    output: Callable[[nn.Module, int], torch.Tensor] = _ones_summed_logits,
+    *,
+    fused_qkv: bool = True,
+    score_head: bool = True,
+) -> dict:
     """DSS-Score of ``model`` (left untouched): a float64 copy with |weights|, all-ones input of
     ``seq_len`` positions, backward of the summed output.  ``matrices`` picks the scored matrices
     (default: :func:`merino_matrices` with ``fused_qkv`` and ``score_head``)."""
     if matrices is None:
+
         def matrices(m: nn.Module) -> list[ScoredMatrix]:
             return merino_matrices(m, fused_qkv=fused_qkv, score_head=score_head)
+
     probe = copy.deepcopy(model).double().eval()
     with torch.no_grad():
         for p in probe.parameters():
@@ -187,41 +204,73 @@ def decoder_params(model: MerinoForCausalLM) -> int:
 
 
 # ---- proxies as search objectives (Fig. 5, Table 4) -------------------------------------------------------
-def proxy_batch(tokens_dir, batch_size: int, seq_len: int, seed: int, device: str | torch.device = "cpu") -> torch.Tensor:
+def proxy_batch(
+    tokens_dir, batch_size: int, seq_len: int, seed: int, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """The real batch (B, T) the NTK is computed on: training sequences fixed by ``seed``."""
     data = PackedDataset(tokens_dir, "train", seq_len)
     indices = batch_indices(len(data), batch_size, 0, seed)
     return torch.stack([data[int(k)] for k in indices])[:, :-1].to(device)
 
 
-def proxy_scorer(name: str, make_config: Callable[[Architecture], MerinoConfig], batch: torch.Tensor, *,
-                 ntk_inits: int, dss_seq_len: int, seed: int, ntk_weights_only: bool = True,
-                 fused_qkv: bool = True, score_head: bool = True) -> Callable[[Architecture], float]:
+def proxy_scorer(
+    name: str,
+    make_config: Callable[[Architecture], MerinoConfig],
+    batch: torch.Tensor,
+    *,
+    ntk_inits: int,
+    dss_seq_len: int,
+    seed: int,
+    ntk_weights_only: bool = True,
+    fused_qkv: bool = True,
+    score_head: bool = True,
+) -> Callable[[Architecture], float]:
     """Architecture -> score of one proxy, higher is better (as in :func:`all_proxies`): -kappa of the NTK
     (TE-NAS), DSS-Score (TF-TAS) or decoder params (LTS).  ``make_config`` gives an architecture's model
     config; every architecture starts from the same seeds.  ``ntk_weights_only``, ``fused_qkv`` and
     ``score_head``: see :func:`ntk` and :func:`merino_matrices` (defaults: TE-NAS and TF-TAS as published)."""
     if name == "ntk":
-        return lambda arch: -ntk_condition_number(make_config(arch), batch, ntk_inits, seed,
-                                                  weights_only=ntk_weights_only)["ntk_condition"]
+        return lambda arch: (
+            -ntk_condition_number(make_config(arch), batch, ntk_inits, seed, weights_only=ntk_weights_only)[
+                "ntk_condition"
+            ]
+        )
     if name == "dss":
+
         def dss(arch: Architecture) -> float:
             torch.manual_seed(seed)
-            return dss_score(MerinoForCausalLM(make_config(arch)).to(batch.device), dss_seq_len,
-                             fused_qkv=fused_qkv, score_head=score_head)["dss"]
+            return dss_score(
+                MerinoForCausalLM(make_config(arch)).to(batch.device),
+                dss_seq_len,
+                fused_qkv=fused_qkv,
+                score_head=score_head,
+            )["dss"]
+
         return dss
     if name == "decoder_params":
+
         def params(arch: Architecture) -> float:
             with torch.device("meta"):  # shapes only: no weights are drawn
                 return float(decoder_params(MerinoForCausalLM(make_config(arch))))
+
         return params
     raise ValueError(f"unknown proxy objective {name!r}; expected one of {PROXY_OBJECTIVES}")
 
 
 # ---- all four ----------------------------------------------------------------------------------------
-def all_proxies(arch: Architecture, config: MerinoConfig, table: EntropyLookupTable, batch: torch.Tensor, *,
-                ntk_inits: int, dss_seq_len: int, seed: int, ntk_weights_only: bool = True,
-                fused_qkv: bool = True, score_head: bool = True) -> dict:
+def all_proxies(
+    arch: Architecture,
+    config: MerinoConfig,
+    table: EntropyLookupTable,
+    batch: torch.Tensor,
+    *,
+    ntk_inits: int,
+    dss_seq_len: int,
+    seed: int,
+    ntk_weights_only: bool = True,
+    fused_qkv: bool = True,
+    score_head: bool = True,
+) -> dict:
     """Every proxy of one architecture, raw values and scores oriented so that higher is better
     (``ntk_weights_only``, ``fused_qkv``, ``score_head``: see :func:`proxy_scorer`)."""
     torch.manual_seed(seed)
@@ -229,7 +278,12 @@ def all_proxies(arch: Architecture, config: MerinoConfig, table: EntropyLookupTa
     h = architecture_entropy(arch, table)
     kappa = ntk_condition_number(config, batch, ntk_inits, seed, weights_only=ntk_weights_only)
     dss = dss_score(model, dss_seq_len, fused_qkv=fused_qkv, score_head=score_head)
-    raw = {**kappa, **dss, "decoder_params": decoder_params(model), **{f"entropy_{k}": v for k, v in h.to_dict().items()}}
+    raw = {
+        **kappa,
+        **dss,
+        "decoder_params": decoder_params(model),
+        **{f"entropy_{k}": v for k, v in h.to_dict().items()},
+    }
     scores = {
         "entropy": h.objective,
         "ntk": -kappa["ntk_condition"],

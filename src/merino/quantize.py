@@ -42,6 +42,7 @@ MatMulNBits CPU kernel (``kernels="integer"``, :mod:`merino.int_kernels`), and r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -80,8 +81,9 @@ class QuantSpec:
         if not (isinstance(self.bits, int) and 2 <= self.bits <= 8):
             raise ValueError(f"bits must be an integer from 2 to 8, got {self.bits!r}")
         if not (isinstance(self.group_size, int) and (self.group_size == -1 or self.group_size >= 1)):
-            raise ValueError(f"group_size must be -1 (one group per row) or a positive integer, "
-                             f"got {self.group_size!r}")
+            raise ValueError(
+                f"group_size must be -1 (one group per row) or a positive integer, got {self.group_size!r}"
+            )
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not self.percdamp >= 0:
@@ -133,8 +135,14 @@ def _group_size(spec: QuantSpec, cols: int) -> int:
 
 
 def _pack_weight(codes, scales, zeros, spec: QuantSpec, cols: int, stats: dict | None = None) -> QuantizedWeight:
-    return QuantizedWeight(codes.to(torch.uint8).cpu(), scales.float().cpu(), zeros.to(torch.uint8).cpu(),
-                           spec.bits, _group_size(spec, cols), stats or {})
+    return QuantizedWeight(
+        codes.to(torch.uint8).cpu(),
+        scales.float().cpu(),
+        zeros.to(torch.uint8).cpu(),
+        spec.bits,
+        _group_size(spec, cols),
+        stats or {},
+    )
 
 
 def rtn_quantize(W: torch.Tensor, spec: QuantSpec) -> QuantizedWeight:
@@ -157,8 +165,9 @@ def _inverse_hessian_factor(H: torch.Tensor, percdamp: float) -> torch.Tensor:
     return torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
 
 
-def gptq_quantize(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec,
-                  dtype: torch.dtype = torch.float32) -> QuantizedWeight:
+def gptq_quantize(
+    W: torch.Tensor, H: torch.Tensor, spec: QuantSpec, dtype: torch.dtype = torch.float32
+) -> QuantizedWeight:
     """GPTQ (Frantar et al. 2023, Algorithm 1) of the weight ``W`` (rows, cols) of a layer y = W x with
     input Hessian ``H`` = 2 X Xᵀ (cols, cols); any positive multiple of it gives the same result.
 
@@ -183,7 +192,7 @@ def gptq_quantize(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec,
     static = spec.static_groups or (spec.act_order and n_groups > 1)
     if static:  # every grid from the weights as they are before any update, in the original column order
         for g in range(n_groups):
-            scales[:, g], zeros[:, g] = _grid(W[:, g * gs:(g + 1) * gs], maxq)
+            scales[:, g], zeros[:, g] = _grid(W[:, g * gs : (g + 1) * gs], maxq)
     order = torch.argsort(torch.diag(H), descending=True) if spec.act_order else torch.arange(cols, device=W.device)
     W, H = W[:, order], H[order][:, order]
     U = _inverse_hessian_factor(H, spec.percdamp)
@@ -196,14 +205,16 @@ def gptq_quantize(W: torch.Tensor, H: torch.Tensor, spec: QuantSpec,
             j = i1 + i
             g = group_of[j]
             if not static and j % gs == 0:  # group g starts here: its grid from its current weights
-                ahead = W[:, i2:j + gs] - E1[:, :i] @ U[i1:j, i2:j + gs]  # columns past this block, brought up to date
-                scales[:, g], zeros[:, g] = _grid(torch.cat([W1[:, i:i + gs], ahead], dim=1), maxq)
+                ahead = (
+                    W[:, i2 : j + gs] - E1[:, :i] @ U[i1:j, i2 : j + gs]
+                )  # columns past this block, brought up to date
+                scales[:, g], zeros[:, g] = _grid(torch.cat([W1[:, i : i + gs], ahead], dim=1), maxq)
             w = W1[:, i]
             codes[:, j] = _codes(w[:, None], scales[:, g], zeros[:, g], maxq)[:, 0]
             q = scales[:, g] * (codes[:, j] - zeros[:, g])
             err = (w - q) / U[j, j]
             loss += err.square().sum() / 2
-            W1[:, i:] -= err[:, None] * U[j, i1 + i:i2][None, :]
+            W1[:, i:] -= err[:, None] * U[j, i1 + i : i2][None, :]
             E1[:, i] = err
         W[:, i2:] -= E1 @ U[i1:i2, i2:]  # lazy batch update of all later columns
     codes = codes[:, torch.argsort(order)]
@@ -219,20 +230,30 @@ class Calibration:
     description: dict
 
 
-def draw_calibration(cache_dir: str | Path, n_samples: int, seq_len: int, seed: int,
-                     split: str = "train") -> Calibration:
+def draw_calibration(
+    cache_dir: str | Path, n_samples: int, seq_len: int, seed: int, split: str = "train"
+) -> Calibration:
     """``n_samples`` distinct sequences of ``seq_len`` tokens of a token cache's ``split``, the
     :class:`~merino.token_cache.PackedDataset` items at indices drawn without replacement by
     ``numpy.random.default_rng(seed)`` (each item's last token, its shifted target, is dropped)."""
     data = PackedDataset(cache_dir, split, seq_len)
     if not 1 <= n_samples <= len(data):
-        raise ValueError(f"n_samples={n_samples} calibration sequences requested, but the {split} split of "
-                         f"{cache_dir} has {len(data)} sequences of {seq_len} tokens: lower n_samples or seq_len")
+        raise ValueError(
+            f"n_samples={n_samples} calibration sequences requested, but the {split} split of "
+            f"{cache_dir} has {len(data)} sequences of {seq_len} tokens: lower n_samples or seq_len"
+        )
     indices = np.sort(np.random.default_rng(seed).choice(len(data), size=n_samples, replace=False))
     tokens = torch.stack([data[int(i)][:seq_len] for i in indices])
-    description = {"cache_dir": str(cache_dir), "split": split, "n_samples": n_samples, "seq_len": seq_len,
-                   "seed": seed, "corpus_sha256": data.meta["corpus"]["sha256"],
-                   "tokenizer_sha256": data.meta["tokenizer"]["sha256"], "indices": indices.tolist()}
+    description = {
+        "cache_dir": str(cache_dir),
+        "split": split,
+        "n_samples": n_samples,
+        "seq_len": seq_len,
+        "seed": seed,
+        "corpus_sha256": data.meta["corpus"]["sha256"],
+        "tokenizer_sha256": data.meta["tokenizer"]["sha256"],
+        "indices": indices.tolist(),
+    }
     return Calibration(tokens, description)
 
 
@@ -247,11 +268,18 @@ def retokenize(calibration: Calibration, source, target, target_name: str) -> Ca
     ids = target(separator.join(texts), add_special_tokens=False)["input_ids"]
     n = min(len(calibration.tokens), len(ids) // seq_len)
     if n < 1:
-        raise ValueError(f"calibration text is {len(ids)} tokens in {target_name}'s tokenizer, shorter than one "
-                         f"sequence of {seq_len}: raise quantization.calibration.samples")
-    tokens = torch.tensor(ids[:n * seq_len], dtype=torch.long).view(n, seq_len)
-    description = {**calibration.description, "n_samples": n, "retokenized_for": target_name,
-                   "source_tokens": int(calibration.tokens.numel()), "target_tokens": len(ids)}
+        raise ValueError(
+            f"calibration text is {len(ids)} tokens in {target_name}'s tokenizer, shorter than one "
+            f"sequence of {seq_len}: raise quantization.calibration.samples"
+        )
+    tokens = torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len)
+    description = {
+        **calibration.description,
+        "n_samples": n,
+        "retokenized_for": target_name,
+        "source_tokens": int(calibration.tokens.numel()),
+        "target_tokens": len(ids),
+    }
     return Calibration(tokens, description)
 
 
@@ -291,8 +319,11 @@ def quantizable_modules(model: nn.Module) -> dict[str, nn.Module]:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     tied = set() if embedding is None else {embedding.weight.data_ptr()}
-    return {name: m for name, m in model.named_modules()
-            if isinstance(m, (nn.Linear, Conv1D)) and m is not head and m.weight.data_ptr() not in tied}
+    return {
+        name: m
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Linear, Conv1D)) and m is not head and m.weight.data_ptr() not in tied
+    }
 
 
 class _StopForward(Exception):
@@ -303,18 +334,18 @@ def _forward(model: nn.Module, tokens: torch.Tensor, batch_size: int) -> None:
     """Run the calibration sequences through ``model`` in batches; a hook may cut a pass short."""
     device = next(model.parameters()).device
     for start in range(0, len(tokens), batch_size):
-        try:
-            model(input_ids=tokens[start:start + batch_size].to(device), use_cache=False)
-        except _StopForward:
-            pass
+        with contextlib.suppress(_StopForward):
+            model(input_ids=tokens[start : start + batch_size].to(device), use_cache=False)
 
 
 def application_order(model: nn.Module, modules: dict[str, nn.Module], tokens: torch.Tensor) -> dict[str, int]:
     """Names of ``modules`` in the order one forward pass of ``tokens[:1]`` first applies them, with how
     often it applies each (L_i for a layer shared L_i times); modules it never applies are left out."""
     calls: dict[str, int] = {}
-    hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: calls.__setitem__(name, calls.get(name, 0) + 1))
-             for name, m in modules.items()]
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, args, name=name: calls.__setitem__(name, calls.get(name, 0) + 1))
+        for name, m in modules.items()
+    ]
     try:
         with torch.no_grad():
             _forward(model, tokens[:1], 1)
@@ -363,8 +394,13 @@ class QuantizedModel:
     unquantized: list[str] = field(default_factory=list)
 
 
-def quantize_model(model: nn.Module, spec: QuantSpec, calibration: Calibration | torch.Tensor | None = None,
-                   batch_size: int = 8, progress: bool = False) -> QuantizedModel:
+def quantize_model(
+    model: nn.Module,
+    spec: QuantSpec,
+    calibration: Calibration | torch.Tensor | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> QuantizedModel:
     """Quantize ``model`` in place (its weights become the dequantized ones) and return the codes.
 
     Modules (:func:`quantizable_modules`) go in the order the forward pass first applies them.  For
@@ -378,8 +414,11 @@ def quantize_model(model: nn.Module, spec: QuantSpec, calibration: Calibration |
     else:
         tokens, description = calibration, None
         if tokens is not None:
-            description = {"n_samples": len(tokens), "seq_len": tokens.shape[1],
-                           "source": "token ids given by the caller"}
+            description = {
+                "n_samples": len(tokens),
+                "seq_len": tokens.shape[1],
+                "source": "token ids given by the caller",
+            }
     candidates = quantizable_modules(model)
     was_training = model.training
     model.eval()
@@ -455,7 +494,7 @@ def save_quantized(model: nn.Module, quantized: QuantizedModel, out_dir: str | P
     bits = quantized.spec.bits
     state = model.state_dict()
     quantized_keys = {f"{name}.weight" for name in quantized.weights}
-    fp32_bytes = sum(4 * t.numel() for t in unalias(state).values())   # the whole model at 32 bits (Fig. 6)
+    fp32_bytes = sum(4 * t.numel() for t in unalias(state).values())  # the whole model at 32 bits (Fig. 6)
     tensors = {k: v.cpu().contiguous() for k, v in unalias(state).items() if k not in quantized_keys}
     full_precision = sum(t.numel() * t.element_size() for t in tensors.values())
     modules, code_bytes, grid_bytes, n_weights = {}, 0, 0, 0
@@ -465,18 +504,32 @@ def save_quantized(model: nn.Module, quantized: QuantizedModel, out_dir: str | P
         code_bytes += tensors[f"{name}.weight.codes"].numel()
         grid_bytes += q.scales.numel() * 4 + q.zeros.numel()
         n_weights += q.codes.numel()
-        modules[name] = {"shape": list(q.codes.shape), "layout": quantized.layouts[name],
-                         "group_size": q.group_size, "stats": q.stats}
-    config = {"format": FORMAT, "spec": asdict(quantized.spec), "calibration": quantized.calibration,
-              "modules": modules, "unquantized_modules": quantized.unquantized,
-              "inference": "load_quantized: dequantized float weights (scale * (code - zero)), or integer "
-                           "kernels (onnxruntime MatMulNBits) with kernels='integer'"}
+        modules[name] = {
+            "shape": list(q.codes.shape),
+            "layout": quantized.layouts[name],
+            "group_size": q.group_size,
+            "stats": q.stats,
+        }
+    config = {
+        "format": FORMAT,
+        "spec": asdict(quantized.spec),
+        "calibration": quantized.calibration,
+        "modules": modules,
+        "unquantized_modules": quantized.unquantized,
+        "inference": "load_quantized: dequantized float weights (scale * (code - zero)), or integer "
+        "kernels (onnxruntime MatMulNBits) with kernels='integer'",
+    }
     save_file(tensors, out / WEIGHTS_FILE, metadata={"quantization": json.dumps(config)})
     model.config.save_pretrained(out)
-    sizes = {"bytes_on_disk": (out / WEIGHTS_FILE).stat().st_size, "code_bytes": code_bytes,
-             "scale_zero_bytes": grid_bytes, "full_precision_bytes": full_precision, "fp32_model_bytes": fp32_bytes,
-             "quantized_weights": n_weights,
-             "bits_per_quantized_weight": 8 * (code_bytes + grid_bytes) / max(n_weights, 1)}
+    sizes = {
+        "bytes_on_disk": (out / WEIGHTS_FILE).stat().st_size,
+        "code_bytes": code_bytes,
+        "scale_zero_bytes": grid_bytes,
+        "full_precision_bytes": full_precision,
+        "fp32_model_bytes": fp32_bytes,
+        "quantized_weights": n_weights,
+        "bits_per_quantized_weight": 8 * (code_bytes + grid_bytes) / max(n_weights, 1),
+    }
     (out / CONFIG_FILE).write_text(json.dumps(config | {"sizes": sizes}, indent=2) + "\n")
     return sizes
 
@@ -494,9 +547,14 @@ def read_quantized(path: str | Path) -> tuple[QuantizedModel, dict[str, torch.Te
     for name, info in config["modules"].items():
         cols = info["shape"][1]
         codes = unpack_codes(tensors.pop(f"{name}.weight.codes"), spec.bits, cols)
-        result.weights[name] = QuantizedWeight(codes, tensors.pop(f"{name}.weight.scales"),
-                                               tensors.pop(f"{name}.weight.zeros"), spec.bits, info["group_size"],
-                                               info["stats"])
+        result.weights[name] = QuantizedWeight(
+            codes,
+            tensors.pop(f"{name}.weight.scales"),
+            tensors.pop(f"{name}.weight.zeros"),
+            spec.bits,
+            info["group_size"],
+            info["stats"],
+        )
         result.layouts[name] = info["layout"]
     return result, tensors
 
@@ -521,9 +579,15 @@ def inference_kernels(quantized: QuantizedModel, kernels: str = "dequantize", co
     return kernels, kernel_name(quantized.spec.bits, compute)
 
 
-def load_quantized(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                   kernels: str = "dequantize", compute: str = "int8", row_block_size: int = 128,
-                   threads: int | None = None) -> nn.Module:
+def load_quantized(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    kernels: str = "dequantize",
+    compute: str = "int8",
+    row_block_size: int = 128,
+    threads: int | None = None,
+) -> nn.Module:
     """The model of a :func:`save_quantized` directory, rebuilt from its ``config.json`` (MeRino or any
     transformers causal LM) in eval mode on ``device``.  ``kernels="dequantize"``: the dequantized weights
     in the ordinary float forward; ``kernels="integer"``: every quantized matrix an
@@ -536,8 +600,10 @@ def load_quantized(path: str | Path, device: str | torch.device = "cpu", dtype: 
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
     if kernels == "integer" and torch.device(device).type != "cpu":
-        raise ValueError(f"integer kernels run on the CPU (onnxruntime MatMulNBits), not on device {device!r}: "
-                         f"load with kernels='dequantize' there")
+        raise ValueError(
+            f"integer kernels run on the CPU (onnxruntime MatMulNBits), not on device {device!r}: "
+            f"load with kernels='dequantize' there"
+        )
     register()
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
     quantized, state = read_quantized(path)
@@ -549,8 +615,9 @@ def load_quantized(path: str | Path, device: str | torch.device = "cpu", dtype: 
     loaded = {current[k].data_ptr() for k in state if k in current}
     untied = [k for k in missing if current[k].data_ptr() not in loaded]
     if unexpected or untied:
-        raise ValueError(f"{path} does not fit the model of its config.json: missing {untied}, "
-                         f"unexpected {sorted(unexpected)}")
+        raise ValueError(
+            f"{path} does not fit the model of its config.json: missing {untied}, unexpected {sorted(unexpected)}"
+        )
     model = model.to(device=device, dtype=dtype).eval()
     if kernels == "integer":
         from .int_kernels import integer_model

@@ -65,7 +65,7 @@ def _flops(name: str, args, out: list[torch.Tensor]) -> float:
     if name in ("addmm", "baddbmm"):
         return 2.0 * out[0].numel() * args[1].shape[-1]
     if name.startswith("_scaled_dot_product") or name == "scaled_dot_product_attention":
-        q, k, v = args[:3]   # (..., S_q, D), (..., S_k, D), (..., S_k, D_v): Q K^T and softmax(.) V
+        q, k, v = args[:3]  # (..., S_q, D), (..., S_k, D), (..., S_k, D_v): Q K^T and softmax(.) V
         return 2.0 * q.shape[:-1].numel() * k.shape[-2] * (q.shape[-1] + v.shape[-1])
     return 0.0
 
@@ -93,12 +93,17 @@ class OperatorProfile:
         bound = np.maximum(compute, memory)
         overhead = len(self.ops) * eff["overhead_us"] * 1e-6
         weight_bytes = self.weight_elements * sheet.itemsize
-        return {"predicted_ms": float(bound.sum() + overhead) * 1e3,
-                "compute_bound_ms": float(bound[compute >= memory].sum()) * 1e3,
-                "memory_bound_ms": float(bound[compute < memory].sum()) * 1e3, "overhead_ms": overhead * 1e3,
-                "kernels": len(self.ops), "gflops": float(self.flops.sum()) / 1e9,
-                "bytes_moved": float(self.bytes(sheet.itemsize).sum()), "weight_bytes": weight_bytes,
-                "fits_memory": bool(weight_bytes < sheet.memory_bytes)}
+        return {
+            "predicted_ms": float(bound.sum() + overhead) * 1e3,
+            "compute_bound_ms": float(bound[compute >= memory].sum()) * 1e3,
+            "memory_bound_ms": float(bound[compute < memory].sum()) * 1e3,
+            "overhead_ms": overhead * 1e3,
+            "kernels": len(self.ops),
+            "gflops": float(self.flops.sum()) / 1e9,
+            "bytes_moved": float(self.bytes(sheet.itemsize).sum()),
+            "weight_bytes": weight_bytes,
+            "fits_memory": bool(weight_bytes < sheet.memory_bytes),
+        }
 
 
 class _Recorder(TorchDispatchMode):
@@ -119,7 +124,7 @@ class _Recorder(TorchDispatchMode):
         name = func.overloadpacket.__name__
         if name in _GATHERS:  # the rows read are as many as the rows written, plus the indices
             inputs = [t for t in inputs if not t.is_floating_point()] + outputs
-        moved = _moved(inputs) + _moved(outputs)   # every distinct input read once, every output written once
+        moved = _moved(inputs) + _moved(outputs)  # every distinct input read once, every output written once
         self.rows.append((name, _flops(name, args, outputs), *moved.tolist()))
         return out
 
@@ -135,8 +140,9 @@ def _moved(tensors: list[torch.Tensor]) -> np.ndarray:
     return moved
 
 
-def operator_profile(model: nn.Module, inputs=None, *, batch_size: int = 1, seq_len: int = 128,
-                     seed: int = 0) -> OperatorProfile:
+def operator_profile(
+    model: nn.Module, inputs=None, *, batch_size: int = 1, seq_len: int = 128, seed: int = 0
+) -> OperatorProfile:
     """The kernels of one forward pass of ``model`` (eval mode, on the CPU, fp32): ``inputs`` as for
     :func:`merino.latency.measure_models` (None: ``batch_size`` x ``seq_len`` token ids; a tuple: positional)."""
     model = model.eval()
@@ -149,41 +155,58 @@ def operator_profile(model: nn.Module, inputs=None, *, batch_size: int = 1, seq_
         raise ValueError(f"{type(model).__name__} launched no kernel to predict")
     names, flops, floats, other = zip(*recorder.rows)
     weights = sum(p.numel() for p in model.parameters())
-    return OperatorProfile(list(names), np.array(flops), np.array(floats, dtype=np.float64),
-                           np.array(other, dtype=np.float64), weights)
+    return OperatorProfile(
+        list(names), np.array(flops), np.array(floats, dtype=np.float64), np.array(other, dtype=np.float64), weights
+    )
 
 
-def profile_models(models: Mapping[str, nn.Module | Callable[[], nn.Module]], *, batch_size: int = 1,
-                   seq_len: int = 128, seed: int = 0) -> dict[str, OperatorProfile]:
+def profile_models(
+    models: Mapping[str, nn.Module | Callable[[], nn.Module]], *, batch_size: int = 1, seq_len: int = 128, seed: int = 0
+) -> dict[str, OperatorProfile]:
     """:func:`operator_profile` of every model (a module, or a factory called after ``torch.manual_seed``)."""
     profiles = {}
     for name, model in models.items():
         torch.manual_seed(seed)
-        profiles[name] = operator_profile(model if isinstance(model, nn.Module) else model(),
-                                          batch_size=batch_size, seq_len=seq_len, seed=seed)
+        profiles[name] = operator_profile(
+            model if isinstance(model, nn.Module) else model(), batch_size=batch_size, seq_len=seq_len, seed=seed
+        )
     return profiles
 
 
-def predict_models(profiles: Mapping[str, OperatorProfile], sheet: Datasheet, *, batch_size: int = 1,
-                   seq_len: int = 128) -> dict:
+def predict_models(
+    profiles: Mapping[str, OperatorProfile], sheet: Datasheet, *, batch_size: int = 1, seq_len: int = 128
+) -> dict:
     """Predicted latency of every profiled model on ``sheet``; labelled ``"predicted": true`` throughout."""
-    return {"device_label": sheet.name, "predicted": True,
-            "protocol": {"method": "roofline", "predicted": True, "batch_size": batch_size, "seq_len": seq_len,
-                         "dtype": sheet.dtype, "datasheet": sheet.to_dict(), "torch_version": torch.__version__},
-            "models": {name: p.predict(sheet) for name, p in profiles.items()}}
+    return {
+        "device_label": sheet.name,
+        "predicted": True,
+        "protocol": {
+            "method": "roofline",
+            "predicted": True,
+            "batch_size": batch_size,
+            "seq_len": seq_len,
+            "dtype": sheet.dtype,
+            "datasheet": sheet.to_dict(),
+            "torch_version": torch.__version__,
+        },
+        "models": {name: p.predict(sheet) for name, p in profiles.items()},
+    }
 
 
 # ---- efficiency factors fitted to measurements ----------------------------------------------------------------
-def fit_efficiency(profiles: Mapping[str, OperatorProfile], measured_ms: Mapping[str, float],
-                   sheet: Datasheet) -> Datasheet:
+def fit_efficiency(
+    profiles: Mapping[str, OperatorProfile], measured_ms: Mapping[str, float], sheet: Datasheet
+) -> Datasheet:
     """``sheet`` with the efficiency factors (compute and bandwidth in (0, 1], overhead >= 0 µs) that fit
     ``measured_ms`` best by least squares in log space (relative errors weigh alike for small and large models)."""
     from scipy.optimize import least_squares
 
     names = sorted(measured_ms)
     if len(names) < len(EFFICIENCY_KEYS):
-        raise ValueError(f"fitting {len(EFFICIENCY_KEYS)} efficiency factors needs at least {len(EFFICIENCY_KEYS)} "
-                         f"measured models, got {names}")
+        raise ValueError(
+            f"fitting {len(EFFICIENCY_KEYS)} efficiency factors needs at least {len(EFFICIENCY_KEYS)} "
+            f"measured models, got {names}"
+        )
     missing = [n for n in names if n not in profiles]
     if missing:
         raise ValueError(f"no operator profile for measured models {missing}")
@@ -194,8 +217,10 @@ def fit_efficiency(profiles: Mapping[str, OperatorProfile], measured_ms: Mapping
         return np.log([profiles[n].predict(fitted)["predicted_ms"] for n in names]) - log_measured
 
     starts = [(c, b, o) for c in (1.0, 0.3) for b in (1.0, 0.3) for o in (0.0, 100.0)]  # the best of a few local fits
-    fits = [least_squares(residuals, x0, bounds=([1e-3, 1e-3, 0.0], [1.0, 1.0, 1e4]), x_scale=[0.1, 0.1, 10.0])
-            for x0 in starts]
+    fits = [
+        least_squares(residuals, x0, bounds=([1e-3, 1e-3, 0.0], [1.0, 1.0, 1e4]), x_scale=[0.1, 0.1, 10.0])
+        for x0 in starts
+    ]
     best = min(fits, key=lambda f: f.cost)
     return sheet.with_efficiency(**dict(zip(EFFICIENCY_KEYS, (float(v) for v in best.x))))
 
@@ -208,12 +233,17 @@ def agreement(predicted_ms: Mapping[str, float], measured_ms: Mapping[str, float
     p = np.array([predicted_ms[n] for n in names])
     m = np.array([measured_ms[n] for n in names])
     rel = (p - m) / m
-    return {"models": len(names), "spearman": float(stats.spearmanr(p, m).statistic),
-            "mean_abs_pct_error": float(np.abs(rel).mean() * 100), "mean_pct_error": float(rel.mean() * 100)}
+    return {
+        "models": len(names),
+        "spearman": float(stats.spearmanr(p, m).statistic),
+        "mean_abs_pct_error": float(np.abs(rel).mean() * 100),
+        "mean_pct_error": float(rel.mean() * 100),
+    }
 
 
-def compare_with_measured(profiles: Mapping[str, OperatorProfile], measured_ms: Mapping[str, float],
-                          sheet: Datasheet) -> dict:
+def compare_with_measured(
+    profiles: Mapping[str, OperatorProfile], measured_ms: Mapping[str, float], sheet: Datasheet
+) -> dict:
     """Predicted against measured latency (e.g. the paper's Jetson Nano column): with ``sheet`` as given;
     with efficiency factors fitted to all measurements (in-sample); and leave-one-out (each model
     predicted by factors fitted to the others' measurements only, the honest error of the fitted predictor)."""
@@ -227,18 +257,29 @@ def compare_with_measured(profiles: Mapping[str, OperatorProfile], measured_ms: 
         held_out = fit_efficiency(profiles, others, sheet)
         loo[n], loo_factors[n] = profiles[n].predict(held_out)["predicted_ms"], held_out.efficiency
     return {
-        "datasheet": agreement(given, measured_ms), "fitted": agreement(fitted, measured_ms),
-        "leave_one_out": agreement(loo, measured_ms), "datasheet_efficiency": sheet.efficiency,
+        "datasheet": agreement(given, measured_ms),
+        "fitted": agreement(fitted, measured_ms),
+        "leave_one_out": agreement(loo, measured_ms),
+        "datasheet_efficiency": sheet.efficiency,
         "fitted_efficiency": fitted_sheet.efficiency,
-        "rows": [{"model": n, "measured_ms": float(measured_ms[n]), "predicted_ms": given[n],
-                  "predicted_fitted_ms": fitted[n], "predicted_loo_ms": loo[n], "loo_efficiency": loo_factors[n]}
-                 for n in names],
+        "rows": [
+            {
+                "model": n,
+                "measured_ms": float(measured_ms[n]),
+                "predicted_ms": given[n],
+                "predicted_fitted_ms": fitted[n],
+                "predicted_loo_ms": loo[n],
+                "loo_efficiency": loo_factors[n],
+            }
+            for n in names
+        ],
     }
 
 
 # ---- a latency table priced by the datasheet -------------------------------------------------------------------
-def build_predicted_table(space: SearchSpace, convention: Mapping, sheet: Datasheet, *, batch_size: int = 1,
-                          seq_len: int = 128, seed: int = 0) -> LatencyTable:
+def build_predicted_table(
+    space: SearchSpace, convention: Mapping, sheet: Datasheet, *, batch_size: int = 1, seq_len: int = 128, seed: int = 0
+) -> LatencyTable:
     """The latency table of ``space`` on ``sheet``'s device, every entry (layer (E, F), projection, constant
     part) predicted by the roofline instead of timed; prices ``latency<N>ms-<sheet.name>`` budgets."""
     conv = _convention(convention)
@@ -252,11 +293,24 @@ def build_predicted_table(space: SearchSpace, convention: Mapping, sheet: Datash
         value[key] = operator_profile(build(), make_input(), seed=seed).predict(sheet)["predicted_ms"]
     e_values, f_values, widths = space.e_grid.copy(), space.f_grid.copy(), np.asarray(widths, dtype=np.int64)
     layer_ms = np.array([[value.get(("layer", int(e), int(f)), np.nan) for f in f_values] for e in e_values])
-    projection_ms = np.array([[0.0 if a == b else value[("projection", int(a), int(b))] for b in widths]
-                              for a in widths])
-    protocol = {"method": "roofline", "predicted": True, "device_name": f"{sheet.name} (datasheet)",
-                "datasheet": sheet.to_dict(), "batch_size": batch_size, "seq_len": seq_len, "dtype": sheet.dtype,
-                "threads": None, "statistic": "predicted", "seed": seed, "torch_version": torch.__version__,
-                "entries": len(items), "wall_s": round(time.perf_counter() - started, 3)}
-    return LatencyTable(sheet.name, conv, e_values, f_values, layer_ms, widths, projection_ms,
-                        value[("constant",)], protocol)
+    projection_ms = np.array(
+        [[0.0 if a == b else value[("projection", int(a), int(b))] for b in widths] for a in widths]
+    )
+    protocol = {
+        "method": "roofline",
+        "predicted": True,
+        "device_name": f"{sheet.name} (datasheet)",
+        "datasheet": sheet.to_dict(),
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "dtype": sheet.dtype,
+        "threads": None,
+        "statistic": "predicted",
+        "seed": seed,
+        "torch_version": torch.__version__,
+        "entries": len(items),
+        "wall_s": round(time.perf_counter() - started, 3),
+    }
+    return LatencyTable(
+        sheet.name, conv, e_values, f_values, layer_ms, widths, projection_ms, value[("constant",)], protocol
+    )

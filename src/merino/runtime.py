@@ -30,8 +30,9 @@ OPSET = 17
 
 def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
-        raise ValueError(f"unknown latency backend {backend!r}; expected one of {BACKENDS} "
-                         f"(config latency.devices.<device>.backend)")
+        raise ValueError(
+            f"unknown latency backend {backend!r}; expected one of {BACKENDS} (config latency.devices.<device>.backend)"
+        )
     return backend
 
 
@@ -68,8 +69,11 @@ class _Exportable(nn.Module):
         self.model, self.inputs = model, inputs
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
-        values = self.inputs.values() if isinstance(self.inputs, Mapping) else (
-            self.inputs if isinstance(self.inputs, tuple) else (self.inputs,))
+        values = (
+            self.inputs.values()
+            if isinstance(self.inputs, Mapping)
+            else (self.inputs if isinstance(self.inputs, tuple) else (self.inputs,))
+        )
         return tuple(v for v in values if isinstance(v, torch.Tensor))
 
     def forward(self, *tensors: torch.Tensor):
@@ -124,8 +128,15 @@ def export(model: nn.Module, inputs, path: str | Path) -> list[str]:
     wrapper = _Exportable(model.eval(), inputs).eval()
     names = [f"input{i}" for i in range(len(wrapper.tensors()))]
     with torch.no_grad():
-        torch.onnx.export(wrapper, wrapper.tensors(), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=names, output_names=["output"])
+        torch.onnx.export(
+            wrapper,
+            wrapper.tensors(),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=names,
+            output_names=["output"],
+        )
     return names
 
 
@@ -148,11 +159,13 @@ def compile_call(model: nn.Module, inputs, backend: str = "torch", threads: int 
     if check_backend(backend) == "torch":
         return lambda: forward(model, inputs)
     if next(model.parameters(), torch.empty(0)).device.type != "cpu":
-        raise ValueError("the onnxruntime latency backend runs on the CPU execution provider: set the device's "
-                         "`device: cpu` (config latency.devices)")
+        raise ValueError(
+            "the onnxruntime latency backend runs on the CPU execution provider: set the device's "
+            "`device: cpu` (config latency.devices)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         names = export(model, inputs, path)
-        session = onnx_session(path, threads)   # the session holds the graph: the file may go
+        session = onnx_session(path, threads)  # the session holds the graph: the file may go
     feeds = dict(zip(names, (t.numpy() for t in _Exportable(model, inputs).tensors())))
     return lambda: session.run(None, feeds)

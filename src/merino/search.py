@@ -16,14 +16,21 @@ at once; the additive ones (flops, params, latency) are also solved exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from .cost import Budget, CostModel, latency_tables, pricing
-from .entropy import (ENTROPY_OBJECTIVES, EntropyConstants, EntropyLookupTable, ObjectiveForm, architecture_factor,
-                      block_objective, objective_form)
+from .entropy import (
+    ENTROPY_OBJECTIVES,
+    EntropyConstants,
+    EntropyLookupTable,
+    ObjectiveForm,
+    architecture_factor,
+    block_objective,
+    objective_form,
+)
 from .space import Architecture, SearchSpace
 
 # training-free proxies as objectives (merino.proxies.proxy_scorer): TE-NAS, TF-TAS, LTS (Fig. 5, Table 4)
@@ -46,11 +53,18 @@ class EntropyObjective:
     form: ObjectiveForm
 
     @classmethod
-    def build(cls, name: str, space: SearchSpace, table: EntropyLookupTable) -> "EntropyObjective":
+    def build(cls, name: str, space: SearchSpace, table: EntropyLookupTable) -> EntropyObjective:
         form, c = objective_form(name), table.constants
         mhsa, ffn = table.grids(space)
-        values = block_objective(space.e_grid[:, None, None], space.ffn_table[:, :, None], space.l_grid[None, None, :],
-                                 mhsa[:, None, None], ffn[:, :, None], c, form)
+        values = block_objective(
+            space.e_grid[:, None, None],
+            space.ffn_table[:, :, None],
+            space.l_grid[None, None, :],
+            mhsa[:, None, None],
+            ffn[:, :, None],
+            c,
+            form,
+        )
         return cls(name, space, values, c, form)
 
     def penalty(self, n_layers, min_width):
@@ -87,14 +101,17 @@ class ProxyObjective:
         return out
 
 
-def build_objective(name: str, space: SearchSpace, table: EntropyLookupTable,
-                    scorer: Callable[[Architecture], float] | None = None):
+def build_objective(
+    name: str, space: SearchSpace, table: EntropyLookupTable, scorer: Callable[[Architecture], float] | None = None
+):
     """An entropy objective (Eq. 15 and its Table 6 ablations) by name, or a proxy objective from ``scorer``."""
     if name in ENTROPY_OBJECTIVES:
         return EntropyObjective.build(name, space, table)
     if scorer is None:
-        raise ValueError(f"objective {name!r} is not an entropy objective ({sorted(ENTROPY_OBJECTIVES)}); "
-                         "a proxy objective needs its scorer (merino.proxies.proxy_scorer)")
+        raise ValueError(
+            f"objective {name!r} is not an entropy objective ({sorted(ENTROPY_OBJECTIVES)}); "
+            "a proxy objective needs its scorer (merino.proxies.proxy_scorer)"
+        )
     return ProxyObjective(name, space, scorer)
 
 
@@ -127,15 +144,28 @@ def check_budget(space: SearchSpace, cost: CostModel, budget: Budget, latency=No
     budget = budget.resolve(low)
     if low > budget.value:
         unit = "ms" if budget.kind == "latency" else budget.kind
-        raise ValueError(f"budget {budget.label!r} ({budget.value:.4g} {unit}) is below the smallest "
-                         f"architecture of the search space ({low:.4g} {unit}); a relative budget such as "
-                         f"'latency2x-<device>' is feasible on any device")
+        raise ValueError(
+            f"budget {budget.label!r} ({budget.value:.4g} {unit}) is below the smallest "
+            f"architecture of the search space ({low:.4g} {unit}); a relative budget such as "
+            f"'latency2x-<device>' is feasible on any device"
+        )
     return price, budget
 
 
-def evolutionary_search(space: SearchSpace, objective, cost: CostModel, budget: Budget, *, iterations: int,
-                        population: int, parents: int, seed: int, selection: str = "paper", trace_every: int = 1000,
-                        latency=None) -> SearchResult:
+def evolutionary_search(
+    space: SearchSpace,
+    objective,
+    cost: CostModel,
+    budget: Budget,
+    *,
+    iterations: int,
+    population: int,
+    parents: int,
+    seed: int,
+    selection: str = "paper",
+    trace_every: int = 1000,
+    latency=None,
+) -> SearchResult:
     """Algorithm 1.  ``iterations`` (T) counts mutations; a mutation is 1 + Geometric(1/2) moves of
     Algorithm 2; children over the budget are dropped.  ``selection``:
 
@@ -149,8 +179,10 @@ def evolutionary_search(space: SearchSpace, objective, cost: CostModel, budget: 
     if selection not in SELECTIONS:
         raise ValueError(f"search.selection must be one of {SELECTIONS}, got {selection!r}")
     if not 1 <= parents <= population or (selection == "paper" and parents == population):
-        raise ValueError(f"search: need 1 <= parents (K={parents!r}) <= population (M={population!r}), "
-                         "K < M for the paper's selection")
+        raise ValueError(
+            f"search: need 1 <= parents (K={parents!r}) <= population (M={population!r}), "
+            "K < M for the paper's selection"
+        )
     price, budget = check_budget(space, cost, budget, latency)
     rng = np.random.default_rng(seed)
 
@@ -187,8 +219,9 @@ def evolutionary_search(space: SearchSpace, objective, cost: CostModel, budget: 
         children = children[feasible(children)]
         if len(children):
             evaluations += len(children)
-            pop, scores = _select(space, np.concatenate([pop, children]),
-                                  np.concatenate([scores, objective(children)]), population)
+            pop, scores = _select(
+                space, np.concatenate([pop, children]), np.concatenate([scores, objective(children)]), population
+            )
         if selection == "paper" and (len(pop) >= population or mutations >= iterations):
             pop, scores = pop[:parents], scores[:parents]
         if mutations >= traced + trace_every or mutations >= iterations:
@@ -211,9 +244,9 @@ def _select(space, genes, scores, keep):
 class _Half:
     """Every combination of a run of consecutive blocks, reduced to per-key Pareto fronts."""
 
-    genes: np.ndarray   # (n, k, 3)
-    cost: np.ndarray    # (n,)
-    value: np.ndarray   # (n,) sum of the blocks' terms
+    genes: np.ndarray  # (n, k, 3)
+    cost: np.ndarray  # (n,)
+    value: np.ndarray  # (n,) sum of the blocks' terms
     layers: np.ndarray  # (n,) sum of L_i
     e_first: np.ndarray  # (n,) E index of the first block
     e_last: np.ndarray
@@ -228,8 +261,10 @@ def _enumerate_half(space, objective, price, k, with_start, with_end) -> _Half:
     ne, nf, nl = space.gene_sizes
     per_block = ne * nf * nl
     if per_block**k > MAX_HALF_COMBINATIONS:
-        raise ValueError(f"exact solver: {per_block}^{k} combinations per half of the search space exceed "
-                         f"{MAX_HALF_COMBINATIONS:,}; it handles up to 4 blocks of the paper's grid")
+        raise ValueError(
+            f"exact solver: {per_block}^{k} combinations per half of the search space exceed "
+            f"{MAX_HALF_COMBINATIONS:,}; it handles up to 4 blocks of the paper's grid"
+        )
     options = np.stack(np.meshgrid(np.arange(ne), np.arange(nf), np.arange(nl), indexing="ij"), -1).reshape(-1, 3)
     idx = np.stack(np.meshgrid(*[np.arange(per_block)] * k, indexing="ij"), -1).reshape(-1, k)
     genes = options[idx]  # (n, k, 3)
@@ -260,12 +295,20 @@ def _pareto(half: _Half, key: np.ndarray, budget: float) -> tuple[_Half, np.ndar
     new_key = np.concatenate([[True], k[1:] != k[:-1]])
     keep = order[new_key | (lifted > best_before)]
     pick = lambda a: a[keep]  # noqa: E731
-    return _Half(pick(half.genes), pick(half.cost), pick(half.value), pick(half.layers), pick(half.e_first),
-                 pick(half.e_last), pick(half.e_min)), key[keep]
+    return _Half(
+        pick(half.genes),
+        pick(half.cost),
+        pick(half.value),
+        pick(half.layers),
+        pick(half.e_first),
+        pick(half.e_last),
+        pick(half.e_min),
+    ), key[keep]
 
 
-def exact_search(space: SearchSpace, objective: EntropyObjective, cost: CostModel, budget: Budget,
-                 latency=None) -> SearchResult:
+def exact_search(
+    space: SearchSpace, objective: EntropyObjective, cost: CostModel, budget: Budget, latency=None
+) -> SearchResult:
     """The global optimum of an entropy objective over ``space`` (meet in the middle, no discretisation).
 
     Every entropy objective is a sum of per-block terms times a factor of (total depth, narrowest
@@ -290,7 +333,7 @@ def exact_search(space: SearchSpace, objective: EntropyObjective, cost: CostMode
     left = _enumerate_half(space, objective, price, math.ceil(n / 2), True, False)
     right = _enumerate_half(space, objective, price, n - math.ceil(n / 2), False, True)
     examined = len(left.cost) + len(right.cost)
-    if objective.form.per_block:   # the objective is left + right: the boundary width is all they share
+    if objective.form.per_block:  # the objective is left + right: the boundary width is all they share
         lkey, rkey = left.e_last.copy(), right.e_first.copy()
     else:
         lkey = (left.e_last * ne + left.e_min) * max_layers + left.layers
@@ -321,8 +364,16 @@ def exact_search(space: SearchSpace, objective: EntropyObjective, cost: CostMode
     return SearchResult(genes, best[0], 0, examined)
 
 
-def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel, objective_name: str,
-                  budget_label: str, settings: dict, latency=None, scorer=None) -> dict:
+def search_record(
+    space: SearchSpace,
+    table: EntropyLookupTable,
+    cost: CostModel,
+    objective_name: str,
+    budget_label: str,
+    settings: dict,
+    latency=None,
+    scorer=None,
+) -> dict:
     """Run one search (Algorithm 1) as configured, certify it with the exact solver if asked, and
     return the result file's content: architecture, its costs and entropy, search cost (time,
     evaluations, energy; Table 4) and the gap to the optimum.  ``latency``: latency table(s) (one,
@@ -333,22 +384,33 @@ def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel
     from .provenance import Meter
 
     budget = Budget.parse(budget_label)
-    absolute = check_budget(space, cost, budget, latency)[1]   # a relative budget in ms, resolved once
+    absolute = check_budget(space, cost, budget, latency)[1]  # a relative budget in ms, resolved once
     objective = build_objective(objective_name, space, table, scorer)
     separable = isinstance(objective, EntropyObjective)
     selection = settings.get("selection", "paper")
     with Meter(settings["cpu_watts"]) as meter:
-        found = evolutionary_search(space, objective, cost, absolute, iterations=settings["iterations"],
-                                    population=settings["population"], parents=settings["parents"],
-                                    seed=settings["seed"], selection=selection, latency=latency)
+        found = evolutionary_search(
+            space,
+            objective,
+            cost,
+            absolute,
+            iterations=settings["iterations"],
+            population=settings["population"],
+            parents=settings["parents"],
+            seed=settings["seed"],
+            selection=selection,
+            latency=latency,
+        )
     arch = space.to_architecture(found.genes, name=f"{objective_name}@{budget_label}")
     certificate = None
     if settings["certify"] and separable and budget.kind in ADDITIVE_KINDS:
         with Meter(settings["cpu_watts"]) as exact_meter:
             best = exact_search(space, objective, cost, absolute, latency=latency)
         certificate = {
-            "optimum": best.score, "optimal_architecture": space.to_architecture(best.genes).to_dict(),
-            "gap_pct": 100 * (best.score - found.score) / best.score, "solver_wall_s": exact_meter.wall_s,
+            "optimum": best.score,
+            "optimal_architecture": space.to_architecture(best.genes).to_dict(),
+            "gap_pct": 100 * (best.score - found.score) / best.score,
+            "solver_wall_s": exact_meter.wall_s,
             "candidates_enumerated": best.evaluations,
         }
     elif settings["certify"] and not separable:
@@ -356,7 +418,7 @@ def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel
     elif settings["certify"]:
         certificate = {"skipped": f"the exact solver handles {', '.join(ADDITIVE_KINDS)} budgets, not {budget.kind}"}
     budget_record = {"label": budget.label, "kind": budget.kind, "value": absolute.value, "unit": budget.unit}
-    if budget.relative:   # the multiple, and what it multiplies: the smallest architecture on that device
+    if budget.relative:  # the multiple, and what it multiplies: the smallest architecture on that device
         budget_record.update(multiple=budget.value, smallest_architecture=absolute.value / budget.value)
     if budget.device is not None:
         budget_record["device"] = budget.device
@@ -370,12 +432,18 @@ def search_record(space: SearchSpace, table: EntropyLookupTable, cost: CostModel
         # evaluations: architectures the EA scored; objective_computations: how many times the objective ran
         # (a proxy runs once per distinct architecture, entropy is looked up for every one)
         "selection": selection,
-        "search_cost": {**meter.record(), "mutations": found.mutations, "evaluations": found.evaluations,
-                        "objective_computations": found.evaluations if separable else objective.evaluations},
+        "search_cost": {
+            **meter.record(),
+            "mutations": found.mutations,
+            "evaluations": found.evaluations,
+            "objective_computations": found.evaluations if separable else objective.evaluations,
+        },
         "trace": found.trace,
         "certificate": certificate,
     }
     if latency is not None:
-        record["latency"] = {device: {"predicted_ms": t.predict(arch), "table": t.describe()}
-                             for device, t in latency_tables(latency).items()}
+        record["latency"] = {
+            device: {"predicted_ms": t.predict(arch), "table": t.describe()}
+            for device, t in latency_tables(latency).items()
+        }
     return record

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-DEFAULT_FFN_RATIOS = (1, 1.5, 2, 2.5, 3, 3.5, 4)   # Table 8's R in {1, 1.5}, extended to GPT's 4 in half steps
+DEFAULT_FFN_RATIOS = (1, 1.5, 2, 2.5, 3, 3.5, 4)  # Table 8's R in {1, 1.5}, extended to GPT's 4 in half steps
 
 
 class ArchitectureError(ValueError):
@@ -67,7 +66,7 @@ class Architecture:
         """(E, F, L) as int64 arrays of shape (1, N): the batch form the cost and entropy code take."""
         return tuple(np.asarray([v], dtype=np.int64) for v in (self.widths, self.ffn_dims, self.depths))
 
-    def validate(self, head_dim: int = 64) -> "Architecture":
+    def validate(self, head_dim: int = 64) -> Architecture:
         """Structural checks every model needs; raises :class:`ArchitectureError` naming the block."""
         if not self.blocks:
             raise ArchitectureError("architecture has no blocks")
@@ -90,7 +89,7 @@ class Architecture:
         }
 
     @classmethod
-    def from_dict(cls, data: dict, name: str = "") -> "Architecture":
+    def from_dict(cls, data: dict, name: str = "") -> Architecture:
         """Read ``{"E": [...], "F": [...] or "R": [...], "L": [...]}`` (paper Table 8 uses R, F_i = R_i * E_i)."""
         if not isinstance(data, dict):
             raise ArchitectureError(f"architecture must be a mapping with keys E, F (or R), L; got {data!r}")
@@ -127,7 +126,7 @@ class Architecture:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Architecture":
+    def load(cls, path: str | Path) -> Architecture:
         """Load an architecture JSON file; the file may also be a search result holding one under "architecture"."""
         try:
             data = json.loads(Path(path).read_text())
@@ -172,11 +171,15 @@ class SearchSpace:
             (self.f_min, self.f_max, self.f_step, "ffn_dim"),
         ):
             if step < 1 or lo < 1 or hi < lo or (hi - lo) % step:
-                raise ValueError(f"search_space.{key}: need 1 <= min <= max and (max-min) % step == 0, got "
-                                 f"min={lo!r} max={hi!r} step={step!r}")
+                raise ValueError(
+                    f"search_space.{key}: need 1 <= min <= max and (max-min) % step == 0, got "
+                    f"min={lo!r} max={hi!r} step={step!r}"
+                )
         if self.e_min % self.head_dim or self.e_step % self.head_dim:
-            raise ValueError(f"search_space.embed_dim: min ({self.e_min}) and step ({self.e_step}) must be "
-                             f"multiples of head_dim ({self.head_dim})")
+            raise ValueError(
+                f"search_space.embed_dim: min ({self.e_min}) and step ({self.e_step}) must be "
+                f"multiples of head_dim ({self.head_dim})"
+            )
         if not self.depths or min(self.depths) < 1 or list(self.depths) != sorted(set(self.depths)):
             raise ValueError(f"search_space.depths must be increasing positive integers, got {self.depths!r}")
         if self.n_blocks < 1:
@@ -186,25 +189,35 @@ class SearchSpace:
             raise ValueError(f"search_space.ffn_ratio must be increasing positive numbers, got {ratios!r}")
         odd = [(int(e), r) for e in self.e_grid for r in ratios if not float(r * e).is_integer()]
         if odd:
-            raise ValueError(f"search_space.ffn_ratio: R * E must be a whole FFN width for every E of the grid; "
-                             f"(E, R) = {odd[0]} gives {odd[0][0] * odd[0][1]}")
+            raise ValueError(
+                f"search_space.ffn_ratio: R * E must be a whole FFN width for every E of the grid; "
+                f"(E, R) = {odd[0]} gives {odd[0][0] * odd[0][1]}"
+            )
 
     @classmethod
-    def from_config(cls, cfg: dict, head_dim: int) -> "SearchSpace":
+    def from_config(cls, cfg: dict, head_dim: int) -> SearchSpace:
         """From config ``search_space`` (and ``model.head_dim``).  The FFN axis is the ratio grid
         ``ffn_ratio`` (the paper's reading; the default when neither is given) or Table 7's absolute
         grid ``ffn_dim``."""
         ratios, absolute = cfg.get("ffn_ratio"), cfg.get("ffn_dim")
         if ratios is not None and absolute is not None:
-            raise ValueError("search_space: give ffn_ratio (F = R E) or ffn_dim (absolute widths), not both; "
-                             f"got ffn_ratio={ratios!r} and ffn_dim={absolute!r} (a config layered over one "
-                             "with the other key switches axis by setting that key to null)")
+            raise ValueError(
+                "search_space: give ffn_ratio (F = R E) or ffn_dim (absolute widths), not both; "
+                f"got ffn_ratio={ratios!r} and ffn_dim={absolute!r} (a config layered over one "
+                "with the other key switches axis by setting that key to null)"
+            )
         return cls(
             n_blocks=cfg["n_blocks"],
-            e_min=cfg["embed_dim"]["min"], e_max=cfg["embed_dim"]["max"], e_step=cfg["embed_dim"]["step"],
-            **({} if absolute is None else {"f_min": absolute["min"], "f_max": absolute["max"],
-                                            "f_step": absolute["step"]}),
-            depths=tuple(cfg["depths"]), head_dim=head_dim,
+            e_min=cfg["embed_dim"]["min"],
+            e_max=cfg["embed_dim"]["max"],
+            e_step=cfg["embed_dim"]["step"],
+            **(
+                {}
+                if absolute is None
+                else {"f_min": absolute["min"], "f_max": absolute["max"], "f_step": absolute["step"]}
+            ),
+            depths=tuple(cfg["depths"]),
+            head_dim=head_dim,
             non_decreasing_width=cfg["non_decreasing_width"],
             ffn_ratios=() if absolute is not None else tuple(DEFAULT_FFN_RATIOS if ratios is None else ratios),
         )
@@ -279,15 +292,19 @@ class SearchSpace:
             raise ArchitectureError(f"architecture has {len(arch.blocks)} blocks, search space has {self.n_blocks}")
         for i, b in enumerate(arch.blocks):
             if not (self.e_min <= b.embed_dim <= self.e_max and (b.embed_dim - self.e_min) % self.e_step == 0):
-                raise ArchitectureError(f"block {i}: E={b.embed_dim!r} not in range({self.e_min}, {self.e_max}+1, "
-                                        f"{self.e_step})")
+                raise ArchitectureError(
+                    f"block {i}: E={b.embed_dim!r} not in range({self.e_min}, {self.e_max}+1, {self.e_step})"
+                )
             if self.ffn_ratios and b.ffn_dim not in self.ffn_table[(b.embed_dim - self.e_min) // self.e_step]:
-                raise ArchitectureError(f"block {i}: F={b.ffn_dim!r} is not R*E for E={b.embed_dim} and R in "
-                                        f"{list(self.ffn_ratios)}")
-            if not self.ffn_ratios and not (self.f_min <= b.ffn_dim <= self.f_max
-                                            and (b.ffn_dim - self.f_min) % self.f_step == 0):
-                raise ArchitectureError(f"block {i}: F={b.ffn_dim!r} not in range({self.f_min}, {self.f_max}+1, "
-                                        f"{self.f_step})")
+                raise ArchitectureError(
+                    f"block {i}: F={b.ffn_dim!r} is not R*E for E={b.embed_dim} and R in {list(self.ffn_ratios)}"
+                )
+            if not self.ffn_ratios and not (
+                self.f_min <= b.ffn_dim <= self.f_max and (b.ffn_dim - self.f_min) % self.f_step == 0
+            ):
+                raise ArchitectureError(
+                    f"block {i}: F={b.ffn_dim!r} not in range({self.f_min}, {self.f_max}+1, {self.f_step})"
+                )
             if b.depth not in self.depths:
                 raise ArchitectureError(f"block {i}: L={b.depth!r} not in {list(self.depths)}")
             if self.non_decreasing_width and i and b.embed_dim < arch.blocks[i - 1].embed_dim:
@@ -348,6 +365,6 @@ class SearchSpace:
         ne, nf, nl = self.gene_sizes
         per_block = genes[..., 0] * (nf * nl) + genes[..., 1] * nl + genes[..., 2]
         radix = ne * nf * nl
-        if radix ** self.n_blocks >= 2**62:
+        if radix**self.n_blocks >= 2**62:
             raise ValueError("search space too large for int64 architecture keys")
         return (per_block * radix ** np.arange(self.n_blocks)).sum(axis=-1)

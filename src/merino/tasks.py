@@ -32,7 +32,7 @@ CONTINUATION_TASK = "merino_continuation"
 WORD_ORDER_TASK = "merino_word_order"
 HELDOUT_TASK = "merino_heldout"
 LOCAL_TASKS = (WORD_ORDER_TASK, CONTINUATION_TASK, HELDOUT_TASK)
-TASKS_DIR = Path(__file__).parent / "lm_eval_tasks"   # our own task definitions (Penn Treebank)
+TASKS_DIR = Path(__file__).parent / "lm_eval_tasks"  # our own task definitions (Penn Treebank)
 
 # Hub data set (path, config, revision) behind every task of paper Tables 2 and 3, as lm-eval 0.4's task YAMLs
 # (and our ptb.yaml) read it; tests/test_evaluate.py checks this table against those YAMLs.
@@ -55,45 +55,62 @@ PAPER_TASK_DATA = {
 PERPLEXITY_TASKS = {HELDOUT_TASK: "heldout", "wikitext": "wikitext2", "ptb": "ptb"}
 
 
-def _spans(words: list[list[str]], items: int, context_words: int, continuation_words: int, min_documents: int,
-           rng: np.random.Generator, task: str):
+def _spans(
+    words: list[list[str]],
+    items: int,
+    context_words: int,
+    continuation_words: int,
+    min_documents: int,
+    rng: np.random.Generator,
+    task: str,
+):
     """``items`` draws of (document index, context words, true continuation words, eligible documents)."""
     span = context_words + continuation_words
     eligible = [i for i, w in enumerate(words) if len(w) >= span]
     if len(eligible) < min_documents:
-        raise ValueError(f"{task}: only {len(eligible)} held-out documents have {span} words (context_words + "
-                         f"continuation_words), {min_documents} needed: shorten the spans in "
-                         "evaluation.local_tasks.multiple_choice or enlarge data.corpus.test_fraction")
+        raise ValueError(
+            f"{task}: only {len(eligible)} held-out documents have {span} words (context_words + "
+            f"continuation_words), {min_documents} needed: shorten the spans in "
+            "evaluation.local_tasks.multiple_choice or enlarge data.corpus.test_fraction"
+        )
     for _ in range(items):
         doc = int(rng.choice(eligible))
         start = int(rng.integers(0, len(words[doc]) - span + 1))
-        yield doc, words[doc][start:start + context_words], words[doc][start + context_words:start + span], eligible
+        yield doc, words[doc][start : start + context_words], words[doc][start + context_words : start + span], eligible
 
 
 def _item(context: list[str], candidates: list[list[str]], doc: int, rng: np.random.Generator) -> dict:
     """Candidates shuffled; the first one given is the true continuation."""
     order = rng.permutation(len(candidates))
-    return {"context": " ".join(context), "choices": [" ".join(candidates[k]) for k in order],
-            "label": int(np.flatnonzero(order == 0)[0]), "document": doc}
+    return {
+        "context": " ".join(context),
+        "choices": [" ".join(candidates[k]) for k in order],
+        "label": int(np.flatnonzero(order == 0)[0]),
+        "document": doc,
+    }
 
 
-def continuation_items(documents: list[str], items: int, context_words: int, continuation_words: int,
-                       choices: int, seed: int) -> list[dict]:
+def continuation_items(
+    documents: list[str], items: int, context_words: int, continuation_words: int, choices: int, seed: int
+) -> list[dict]:
     """Multiple-choice items: the true continuation of a passage against spans of other documents."""
     words = [doc.split() for doc in documents]
     rng = np.random.default_rng([seed, 0, items, context_words, continuation_words, choices])
     out = []
-    for doc, context, true, eligible in _spans(words, items, context_words, continuation_words, choices, rng,
-                                              CONTINUATION_TASK):
+    for doc, context, true, eligible in _spans(
+        words, items, context_words, continuation_words, choices, rng, CONTINUATION_TASK
+    ):
         others = rng.choice([i for i in eligible if i != doc], size=choices - 1, replace=False)
         starts = [int(rng.integers(0, len(words[o]) - continuation_words + 1)) for o in others]
-        out.append(_item(context, [true, *[words[o][s:s + continuation_words] for o, s in zip(others, starts)]],
-                         doc, rng))
+        out.append(
+            _item(context, [true, *[words[o][s : s + continuation_words] for o, s in zip(others, starts)]], doc, rng)
+        )
     return out
 
 
-def word_order_items(documents: list[str], items: int, context_words: int, continuation_words: int,
-                     choices: int, seed: int) -> list[dict]:
+def word_order_items(
+    documents: list[str], items: int, context_words: int, continuation_words: int, choices: int, seed: int
+) -> list[dict]:
     """Multiple-choice items: the true continuation against the same words in other orders (spans whose
     words allow fewer distinct orders are drawn again)."""
     words = [doc.split() for doc in documents]
@@ -102,8 +119,9 @@ def word_order_items(documents: list[str], items: int, context_words: int, conti
     for _ in range(100):
         if len(out) == items:
             return out
-        for doc, context, true, _ in _spans(words, items - len(out), context_words, continuation_words, 1, rng,
-                                            WORD_ORDER_TASK):
+        for doc, context, true, _ in _spans(
+            words, items - len(out), context_words, continuation_words, 1, rng, WORD_ORDER_TASK
+        ):
             candidates = [true]
             for _ in range(20 * choices):
                 order = [true[k] for k in rng.permutation(len(true))]
@@ -112,8 +130,10 @@ def word_order_items(documents: list[str], items: int, context_words: int, conti
                 if len(candidates) == choices:
                     out.append(_item(context, candidates, doc, rng))
                     break
-    raise ValueError(f"evaluation.local_tasks: too few held-out spans of {continuation_words} words have {choices} "
-                     "distinct word orders; raise continuation_words")
+    raise ValueError(
+        f"evaluation.local_tasks: too few held-out spans of {continuation_words} words have {choices} "
+        "distinct word orders; raise continuation_words"
+    )
 
 
 def heldout_documents(documents: list[str], max_documents: int | None) -> list[dict]:
@@ -126,9 +146,14 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _task_yaml(name: str, data_file: Path, spec: dict) -> dict:
-    return {"task": name, "dataset_path": "json",
-            "dataset_kwargs": {"data_files": {"test": str(data_file.resolve())}},
-            "test_split": "test", **spec, "metadata": {"version": 1.0}}
+    return {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data_file.resolve())}},
+        "test_split": "test",
+        **spec,
+        "metadata": {"version": 1.0},
+    }
 
 
 def write_local_tasks(documents: list[str], settings: dict, out_dir: str | Path) -> dict:
@@ -144,12 +169,17 @@ def write_local_tasks(documents: list[str], settings: dict, out_dir: str | Path)
     # doc_to_* name the items' fields: lm-eval reads them as they are (a "{{...}}" template would be
     # compiled by jinja for every item, a third of an evaluation's time on these small models)
     multiple_choice = {
-        "output_type": "multiple_choice", "doc_to_text": "context", "doc_to_choice": "choices",
-        "doc_to_target": "label", "target_delimiter": " ",
+        "output_type": "multiple_choice",
+        "doc_to_text": "context",
+        "doc_to_choice": "choices",
+        "doc_to_target": "label",
+        "target_delimiter": " ",
         "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in ("acc", "acc_norm")],
     }
     rolling = {
-        "output_type": "loglikelihood_rolling", "doc_to_text": "", "doc_to_target": "text",
+        "output_type": "loglikelihood_rolling",
+        "doc_to_text": "",
+        "doc_to_target": "text",
         "metric_list": [{"metric": m} for m in ("word_perplexity", "byte_perplexity", "bits_per_byte")],
     }
     tasks = {
@@ -160,8 +190,10 @@ def write_local_tasks(documents: list[str], settings: dict, out_dir: str | Path)
     summary = {}
     for name, (rows, spec) in tasks.items():
         _write_jsonl(out / f"{name}.jsonl", rows)
-        (out / f"{name}.yaml").write_text(yaml.safe_dump(_task_yaml(name, out / f"{name}.jsonl", spec),
-                                                         sort_keys=False))
-        summary[name] = {"documents": len(rows)} if name == HELDOUT_TASK else {"items": len(rows),
-                                                                              "chance": 1 / c["choices"]}
+        (out / f"{name}.yaml").write_text(
+            yaml.safe_dump(_task_yaml(name, out / f"{name}.jsonl", spec), sort_keys=False)
+        )
+        summary[name] = (
+            {"documents": len(rows)} if name == HELDOUT_TASK else {"items": len(rows), "chance": 1 / c["choices"]}
+        )
     return summary

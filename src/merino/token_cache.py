@@ -85,8 +85,9 @@ class _TokenWriter:
         self.batch = []
 
 
-def _write_cache(out: Path, documents: Iterable[tuple[str, str]], tokenizer, source: str, spec: dict,
-                 batch_size: int) -> dict:
+def _write_cache(
+    out: Path, documents: Iterable[tuple[str, str]], tokenizer, source: str, spec: dict, batch_size: int
+) -> dict:
     """Tokenise ``(split, document)`` pairs in one pass into ``out/<split>.bin`` (all three files
     open at once) and write ``meta.json`` last; returns the meta."""
     eos = tokenizer.eos_token_id
@@ -97,8 +98,12 @@ def _write_cache(out: Path, documents: Iterable[tuple[str, str]], tokenizer, sou
     dtype = _token_dtype(len(tokenizer))
     started = time.perf_counter()
     with contextlib.ExitStack() as files:
-        writers = {s: _TokenWriter(files.enter_context(_atomic_file(out / f"{s}.bin")), tokenizer.backend_tokenizer,
-                                   eos, dtype, batch_size) for s in SPLITS}
+        writers = {
+            s: _TokenWriter(
+                files.enter_context(_atomic_file(out / f"{s}.bin")), tokenizer.backend_tokenizer, eos, dtype, batch_size
+            )
+            for s in SPLITS
+        }
         for split, doc in documents:
             writers[split].add(doc)
         for writer in writers.values():
@@ -106,14 +111,22 @@ def _write_cache(out: Path, documents: Iterable[tuple[str, str]], tokenizer, sou
         if not writers["train"].stats.documents:
             raise empty_train_error(source, spec)
     splits = {s: {"file": f"{s}.bin", "tokens": w.tokens} | w.stats.summary() for s, w in writers.items()}
-    meta = {"format": "merino-token-cache/1", "dtype": dtype.name, "vocab_size": len(tokenizer), "eos_token_id": eos,
-            "layout": "one flat stream per split, each document's tokens followed by eos_token_id; "
-                      "PackedDataset(seq_len) item i = tokens[i*(seq_len+1) : (i+1)*(seq_len+1)]",
-            "splits": splits,
-            "corpus": {"source": source, "sha256": corpus_checksum({s: i["sha256"] for s, i in splits.items()}),
-                       "spec": spec},
-            "tokenizer": {"name": tokenizer.name_or_path, "sha256": tokenizer_checksum(tokenizer)},
-            "tokenize_wall_s": round(time.perf_counter() - started, 3)}
+    meta = {
+        "format": "merino-token-cache/1",
+        "dtype": dtype.name,
+        "vocab_size": len(tokenizer),
+        "eos_token_id": eos,
+        "layout": "one flat stream per split, each document's tokens followed by eos_token_id; "
+        "PackedDataset(seq_len) item i = tokens[i*(seq_len+1) : (i+1)*(seq_len+1)]",
+        "splits": splits,
+        "corpus": {
+            "source": source,
+            "sha256": corpus_checksum({s: i["sha256"] for s, i in splits.items()}),
+            "spec": spec,
+        },
+        "tokenizer": {"name": tokenizer.name_or_path, "sha256": tokenizer_checksum(tokenizer)},
+        "tokenize_wall_s": round(time.perf_counter() - started, 3),
+    }
     text = json.dumps(meta, indent=2, default=str) + "\n"
     with _atomic_file(out / "meta.json") as f:
         f.write(text.encode())
@@ -160,8 +173,9 @@ def read_cache_meta(cache_dir: str | os.PathLike) -> dict:
         if not all(isinstance(meta[k]["sha256"], str) for k in ("corpus", "tokenizer")):
             raise ValueError("'corpus' and 'tokenizer' need a 'sha256'")
     except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ValueError(f"corrupt token cache meta {path}: {err!r}; delete the cache directory and rebuild it"
-                         ) from err
+        raise ValueError(
+            f"corrupt token cache meta {path}: {err!r}; delete the cache directory and rebuild it"
+        ) from err
     return meta
 
 
@@ -179,11 +193,15 @@ class PackedDataset(torch.utils.data.Dataset):
         if not path.is_file():
             raise FileNotFoundError(f"token file not found: {path}")
         if path.stat().st_size != info["tokens"] * dtype.itemsize:
-            raise ValueError(f"token file {path} has {path.stat().st_size} bytes, meta.json says "
-                             f"{info['tokens']} x {dtype.itemsize}; rebuild the cache")
+            raise ValueError(
+                f"token file {path} has {path.stat().st_size} bytes, meta.json says "
+                f"{info['tokens']} x {dtype.itemsize}; rebuild the cache"
+            )
         if seq_len < 1 or info["tokens"] < seq_len + 1:
-            raise ValueError(f"seq_len {seq_len} does not fit the {split} split of {cache_dir}: it has "
-                             f"{info['tokens']} tokens, one sequence needs seq_len + 1")
+            raise ValueError(
+                f"seq_len {seq_len} does not fit the {split} split of {cache_dir}: it has "
+                f"{info['tokens']} tokens, one sequence needs seq_len + 1"
+            )
         self.seq_len = seq_len
         self.tokens = np.memmap(path, dtype=dtype, mode="r")
         self.n = len(self.tokens) // (seq_len + 1)
@@ -195,7 +213,7 @@ class PackedDataset(torch.utils.data.Dataset):
         if not -self.n <= i < self.n:
             raise IndexError(f"sequence {i} out of range for {self.n} sequences")
         start = (i % self.n) * (self.seq_len + 1)
-        return torch.from_numpy(self.tokens[start:start + self.seq_len + 1].astype(np.int64))
+        return torch.from_numpy(self.tokens[start : start + self.seq_len + 1].astype(np.int64))
 
 
 @functools.lru_cache(maxsize=4)
@@ -210,8 +228,7 @@ def batch_indices(n_sequences: int, batch_size: int, step: int, seed: int) -> np
     per-epoch permutations (``default_rng([seed, epoch])``).  Stateless, so a resumed run draws
     exactly the batches the uninterrupted one would have."""
     if n_sequences < 1 or batch_size < 1 or step < 0:
-        raise ValueError(f"need n_sequences >= 1, batch_size >= 1, step >= 0; "
-                         f"got {n_sequences}, {batch_size}, {step}")
+        raise ValueError(f"need n_sequences >= 1, batch_size >= 1, step >= 0; got {n_sequences}, {batch_size}, {step}")
     positions = np.arange(step * batch_size, (step + 1) * batch_size, dtype=np.int64)
     epochs, offsets = np.divmod(positions, n_sequences)
     out = np.empty(batch_size, dtype=np.int64)
@@ -229,9 +246,11 @@ def prepare_data(spec: dict, tokenizer_dir: str | os.PathLike, cache_dir: str | 
     if corpus_spec.get("source") == "hub" and corpus_spec.get("streaming"):
         check_corpus_spec(corpus_spec)
         if spec["tokenizer"].get("source") != "hub":
-            raise ValueError(f"data.tokenizer.source must be 'hub' for a streamed corpus (data.corpus.streaming: "
-                             f"true), got {spec['tokenizer'].get('source')!r}: training a BPE needs the corpus in "
-                             "memory; name a pretrained one, e.g. {source: hub, name: gpt2}")
+            raise ValueError(
+                f"data.tokenizer.source must be 'hub' for a streamed corpus (data.corpus.streaming: "
+                f"true), got {spec['tokenizer'].get('source')!r}: training a BPE needs the corpus in "
+                "memory; name a pretrained one, e.g. {source: hub, name: gpt2}"
+            )
         tokenizer = load_tokenizer(spec["tokenizer"])
         tokenizer.save_pretrained(tokenizer_dir)
         return stream_token_cache(corpus_spec, tokenizer, cache_dir)

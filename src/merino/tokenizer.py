@@ -27,11 +27,22 @@ def train_tokenizer(corpus: Corpus, vocab_size: int = 4096, min_frequency: int =
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOT],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus.splits["train"], trainer, length=len(corpus.splits["train"]))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, pad_token=EOT,
-                                   clean_up_tokenization_spaces=False, name_or_path=f"byte-level-bpe-{vocab_size}")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=EOT,
+        eos_token=EOT,
+        pad_token=EOT,
+        clean_up_tokenization_spaces=False,
+        name_or_path=f"byte-level-bpe-{vocab_size}",
+    )
 
 
 def load_tokenizer(spec_or_path: dict | str | os.PathLike, corpus: Corpus | None = None):
@@ -57,10 +68,11 @@ def load_tokenizer(spec_or_path: dict | str | os.PathLike, corpus: Corpus | None
         try:  # offline: from the local cache only, failing at once
             tok = AutoTokenizer.from_pretrained(spec["name"], local_files_only=hub_offline())
         except Exception as err:
-            raise ConnectionError(f"cannot load hub tokenizer {spec['name']!r} ({err}); if the Hugging Face Hub "
-                                  "is unreachable from here, save it once elsewhere with save_pretrained and give "
-                                  "that directory instead, or stage the HF_HOME cache and set HF_HUB_OFFLINE=1"
-                                  ) from err
+            raise ConnectionError(
+                f"cannot load hub tokenizer {spec['name']!r} ({err}); if the Hugging Face Hub "
+                "is unreachable from here, save it once elsewhere with save_pretrained and give "
+                "that directory instead, or stage the HF_HOME cache and set HF_HUB_OFFLINE=1"
+            ) from err
         if tok.eos_token is None:
             raise ValueError(f"hub tokenizer {spec['name']!r} has no eos token to separate documents")
         if tok.pad_token is None:

@@ -78,8 +78,8 @@ class TrainConfig:
     """Training hyper-parameters (config ``pretrain.training``)."""
 
     steps: int = 600_000
-    batch_size: int = 1024          # sequences per optimizer step (global, all processes)
-    micro_batch_size: int = 16      # sequences per forward pass per process
+    batch_size: int = 1024  # sequences per optimizer step (global, all processes)
+    micro_batch_size: int = 16  # sequences per forward pass per process
     seq_len: int = 1024
     lr: float = 6e-4
     warmup_steps: int = 1000
@@ -89,11 +89,11 @@ class TrainConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 1000
     log_every: int = 10
-    eval_batches: int = 50          # validation batches (of micro_batch_size) for every perplexity
+    eval_batches: int = 50  # validation batches (of micro_batch_size) for every perplexity
     eval_steps: tuple[int, ...] = ()  # steps after which validation perplexity is also measured (logged)
     seed: int = 0
-    device: str = "auto"            # auto | cpu | cuda
-    bf16: bool = True               # bf16 autocast on CUDA (ignored on CPU)
+    device: str = "auto"  # auto | cpu | cuda
+    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -133,8 +133,10 @@ def _split_batch(cfg: TrainConfig, world: _World) -> int:
     """Micro-batches per process per step; the global batch must divide evenly."""
     per_process, rest = divmod(cfg.batch_size, world.size)
     if rest or per_process % cfg.micro_batch_size:
-        raise ValueError(f"training.batch_size={cfg.batch_size} must be a multiple of processes ({world.size}) x "
-                         f"training.micro_batch_size ({cfg.micro_batch_size})")
+        raise ValueError(
+            f"training.batch_size={cfg.batch_size} must be a multiple of processes ({world.size}) x "
+            f"training.micro_batch_size ({cfg.micro_batch_size})"
+        )
     return per_process // cfg.micro_batch_size
 
 
@@ -153,8 +155,15 @@ def run_fingerprint(model_config: MerinoConfig, cfg: TrainConfig, cache_dir: str
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                     tokens: int, resumed_at: list[int], fingerprint: str) -> None:
+def _save_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    tokens: int,
+    resumed_at: list[int],
+    fingerprint: str,
+) -> None:
     """Write model, optimizer and step to ``path`` atomically (temp dir, then rename)."""
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -162,8 +171,9 @@ def _save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(unalias(state), tmp / "model.safetensors")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "tokens": tokens, "resumed_at": resumed_at,
-                                                "fingerprint": fingerprint}))
+    (tmp / "state.json").write_text(
+        json.dumps({"step": step, "tokens": tokens, "resumed_at": resumed_at, "fingerprint": fingerprint})
+    )
     old = path.with_name(path.name + ".old")
     if path.exists():
         os.replace(path, old)
@@ -192,13 +202,15 @@ def _previous_checkpoint(work: Path, fingerprint: str, main: bool) -> Path | Non
         try:
             previous = json.loads((path / "state.json").read_text()).get("fingerprint")
         except (OSError, ValueError, AttributeError) as err:
-            raise TrainingError(f"checkpoint {path} is corrupt or incomplete ({err}); delete it to start over"
-                                ) from err
+            raise TrainingError(f"checkpoint {path} is corrupt or incomplete ({err}); delete it to start over") from err
         if previous == fingerprint:
             return path
         if main:
-            print(f"checkpoint {path} belongs to a different run (model, training settings or data changed): "
-                  "starting over", file=sys.stderr)
+            print(
+                f"checkpoint {path} belongs to a different run (model, training settings or data changed): "
+                "starting over",
+                file=sys.stderr,
+            )
             shutil.rmtree(path)
             (work / "log.jsonl").unlink(missing_ok=True)
     return None
@@ -211,16 +223,19 @@ def _load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.
         missing, unexpected = model.load_state_dict(weights, strict=False)
         tied = set(getattr(model, "_tied_weights_keys", {}) or {})
         if unexpected or set(missing) - tied:
-            raise TrainingError(f"checkpoint {path} does not fit the model: missing {sorted(set(missing) - tied)}, "
-                                f"unexpected {sorted(unexpected)}")
+            raise TrainingError(
+                f"checkpoint {path} does not fit the model: missing {sorted(set(missing) - tied)}, "
+                f"unexpected {sorted(unexpected)}"
+            )
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
         raise TrainingError(f"checkpoint {path} is corrupt or incomplete ({err}); delete it to start over") from err
     return state
 
 
-def _resume(work: Path, fingerprint: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            world: _World) -> tuple[int, int, list[int]]:
+def _resume(
+    work: Path, fingerprint: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, world: _World
+) -> tuple[int, int, list[int]]:
     """Load this run's last checkpoint into ``model`` and ``optimizer``; (step, tokens, steps resumed at) to go on
     from, or (0, 0, []) without one."""
     previous = _previous_checkpoint(work, fingerprint, main=True) if world.main else None
@@ -249,8 +264,9 @@ def _batch(data: PackedDataset, indices: np.ndarray, device: torch.device) -> to
 
 
 @torch.no_grad()
-def evaluate_perplexity(model: torch.nn.Module, data: PackedDataset, batches: int, micro_batch_size: int,
-                        device: torch.device) -> dict:
+def evaluate_perplexity(
+    model: torch.nn.Module, data: PackedDataset, batches: int, micro_batch_size: int, device: torch.device
+) -> dict:
     """Mean next-token loss over the first ``batches`` x ``micro_batch_size`` sequences, and its exp."""
     model.eval()
     n = min(len(data), batches * micro_batch_size)
@@ -265,8 +281,9 @@ def evaluate_perplexity(model: torch.nn.Module, data: PackedDataset, batches: in
     return {"val_loss": total / count, "val_perplexity": math.exp(total / count), "val_tokens": count}
 
 
-def _accumulate_gradients(ddp: torch.nn.Module, data: PackedDataset, micro_batches: np.ndarray, world: _World,
-                          autocast: torch.autocast) -> torch.Tensor:
+def _accumulate_gradients(
+    ddp: torch.nn.Module, data: PackedDataset, micro_batches: np.ndarray, world: _World, autocast: torch.autocast
+) -> torch.Tensor:
     """Forward and backward over this process's micro-batches (rows of sequence indices) of one step; the
     gradients add up in ``.grad``.  Returns this process's mean loss of the step (detached)."""
     accum = len(micro_batches)
@@ -277,7 +294,7 @@ def _accumulate_gradients(ddp: torch.nn.Module, data: PackedDataset, micro_batch
         sync = k == accum - 1 or world.size == 1
         ctx = ddp.no_sync() if not sync else contextlib.nullcontext()
         with ctx, autocast:
-            loss = model_loss(ddp, seq) / accum   # / accum: the sum of the micro-batches' gradients is the mean's
+            loss = model_loss(ddp, seq) / accum  # / accum: the sum of the micro-batches' gradients is the mean's
             loss.backward()
         loss_sum += loss.detach()
     return loss_sum
@@ -300,7 +317,7 @@ class _TrainingLog:
     def __init__(self, work: Path, cfg: TrainConfig, step: int, name: str, progress: bool):
         self.cfg = cfg
         work.mkdir(parents=True, exist_ok=True)
-        self.file = open(work / "log.jsonl", "a")
+        self.file = open(work / "log.jsonl", "a")  # noqa: SIM115  (open for the whole run; close() closes it)
         self.bar = None
         if progress:
             from tqdm import tqdm
@@ -310,14 +327,21 @@ class _TrainingLog:
 
     def _write(self, record: dict) -> None:
         self.file.write(json.dumps(record) + "\n")
-        self.file.flush()   # a killed job keeps its log up to the last step
+        self.file.flush()  # a killed job keeps its log up to the last step
 
     def step(self, step: int, loss: float, lr: float, tokens: int) -> None:
         self.window_tokens += self.cfg.batch_size * self.cfg.seq_len
         if step % self.cfg.log_every == 0 or step == self.cfg.steps:
             now = time.perf_counter()
-            self._write({"step": step, "loss": loss, "lr": lr, "tokens": tokens,
-                         "tokens_per_s": self.window_tokens / max(now - self.window_start, 1e-9)})
+            self._write(
+                {
+                    "step": step,
+                    "loss": loss,
+                    "lr": lr,
+                    "tokens": tokens,
+                    "tokens_per_s": self.window_tokens / max(now - self.window_start, 1e-9),
+                }
+            )
             self.window_tokens, self.window_start = 0, now
 
     def validation(self, step: int, val: dict) -> None:
@@ -334,8 +358,15 @@ class _TrainingLog:
         self.file.close()
 
 
-def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path, cfg: TrainConfig,
-          work_dir: str | Path | None = None, tokenizer=None, progress: bool = True) -> dict:
+def train(
+    model_config: MerinoConfig,
+    cache_dir: str | Path,
+    out_dir: str | Path,
+    cfg: TrainConfig,
+    work_dir: str | Path | None = None,
+    tokenizer=None,
+    progress: bool = True,
+) -> dict:
     """Train (or resume from ``work_dir``) a model; see the module docstring for the outputs."""
     out = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else out / "work"
@@ -344,7 +375,7 @@ def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path
     world = _init_world(cfg)
     accum = _split_batch(cfg, world)
     train_data = PackedDataset(cache_dir, "train", cfg.seq_len)
-    torch.manual_seed(cfg.seed)   # the initial weights (every process draws the same)
+    torch.manual_seed(cfg.seed)  # the initial weights (every process draws the same)
     model = MerinoForCausalLM(model_config).to(world.device)
     optimizer = _optimizer(model, cfg)
     checkpoint, fingerprint = work / "checkpoint", run_fingerprint(model_config, cfg, cache_dir)
@@ -356,7 +387,7 @@ def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path
     started = time.time()
     model.train()
 
-    with _StopOnSigterm() as sigterm:   # SIGTERM: finish this step, checkpoint it, stop
+    with _StopOnSigterm() as sigterm:  # SIGTERM: finish this step, checkpoint it, stop
         while step < cfg.steps:
             # ---- one optimizer step.  Its global batch is a pure function of (seed, step), so a resumed run
             # sees the batches an uninterrupted one would; this process takes its rows, in `accum` micro-batches.
@@ -367,9 +398,11 @@ def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path
             mine = indices.reshape(world.size, accum, cfg.micro_batch_size)[world.rank]
             loss_sum = _accumulate_gradients(ddp, train_data, mine, world, autocast)
             loss, stopping = _agree(loss_sum, sigterm.requested, world)
-            if not math.isfinite(loss):   # before the update: the checkpoint on disk stays good
-                raise TrainingError(f"non-finite loss {loss} at step {step}; the last good checkpoint in "
-                                    f"{checkpoint} is kept (lower training.lr or check the data)")
+            if not math.isfinite(loss):  # before the update: the checkpoint on disk stays good
+                raise TrainingError(
+                    f"non-finite loss {loss} at step {step}; the last good checkpoint in "
+                    f"{checkpoint} is kept (lower training.lr or check the data)"
+                )
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -380,28 +413,41 @@ def train(model_config: MerinoConfig, cache_dir: str | Path, out_dir: str | Path
             # ---- rank 0: log, evaluate (eval_steps), checkpoint (every checkpoint_every, at the end, on SIGTERM)
             if world.main:
                 log.step(step, loss, lr, tokens)
-                if step in cfg.eval_steps and step < cfg.steps:   # the last step's evaluation is the final one
-                    log.validation(step, evaluate_perplexity(model, validation, cfg.eval_batches,
-                                                             cfg.micro_batch_size, world.device))
+                if step in cfg.eval_steps and step < cfg.steps:  # the last step's evaluation is the final one
+                    log.validation(
+                        step,
+                        evaluate_perplexity(model, validation, cfg.eval_batches, cfg.micro_batch_size, world.device),
+                    )
                 log.progress(loss)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
                     _save_checkpoint(checkpoint, model, optimizer, step, tokens, resumed_at, fingerprint)
             if world.size > 1:
-                dist.barrier()   # the others wait for rank 0's checkpoint
+                dist.barrier()  # the others wait for rank 0's checkpoint
             if stopping and step < cfg.steps:
-                raise TrainingStopped(f"stopped by SIGTERM after step {step} of {cfg.steps}; checkpoint {checkpoint} "
-                                      "saved, a rerun resumes from it")
+                raise TrainingStopped(
+                    f"stopped by SIGTERM after step {step} of {cfg.steps}; checkpoint {checkpoint} "
+                    "saved, a rerun resumes from it"
+                )
 
     # ---- the end: rank 0 measures the final validation perplexity and writes the outputs
     metrics = {}
     if world.main:
         log.close()
         metrics = evaluate_perplexity(model, validation, cfg.eval_batches, cfg.micro_batch_size, world.device)
-        history = [{"step": r["step"], "val_perplexity": r["val_perplexity"]}
-                   for r in read_log(work / "log.jsonl") if "val_perplexity" in r]
-        metrics.update(val_history=history + [{"step": step, "val_perplexity": metrics["val_perplexity"]}],
-                       steps=step, tokens=tokens, resumed_at=resumed_at, train_wall_s=time.time() - started,
-                       params=sum(p.numel() for p in model.parameters()), training=asdict(cfg))
+        history = [
+            {"step": r["step"], "val_perplexity": r["val_perplexity"]}
+            for r in read_log(work / "log.jsonl")
+            if "val_perplexity" in r
+        ]
+        metrics.update(
+            val_history=[*history, {"step": step, "val_perplexity": metrics["val_perplexity"]}],
+            steps=step,
+            tokens=tokens,
+            resumed_at=resumed_at,
+            train_wall_s=time.time() - started,
+            params=sum(p.numel() for p in model.parameters()),
+            training=asdict(cfg),
+        )
         _save_outputs(out, model, tokenizer, work / "log.jsonl", metrics)
     if world.size > 1:
         dist.barrier()
@@ -441,16 +487,20 @@ def plot_loss(log_path: str | Path, out_path: str | Path) -> None:
     """Training loss against step, in the figures' shared style."""
     records = [r for r in read_log(log_path) if "loss" in r]
     with plotting.figure(out_path, figsize=(5, 3.5)) as (fig, ax):
-        ax.plot([r["step"] for r in records], [r["loss"] for r in records],
-                color=plotting.FAMILY_COLOURS[plotting.family(Path(log_path).parent.name)])
+        ax.plot(
+            [r["step"] for r in records],
+            [r["loss"] for r in records],
+            color=plotting.FAMILY_COLOURS[plotting.family(Path(log_path).parent.name)],
+        )
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
         ax.set_title(Path(log_path).parent.name)
         plotting.layout(fig)
 
 
-def launch_command(job_file: str | Path, gpus_per_node: int, nodes: int = 1, env: dict | None = None,
-                   port: int = 29500) -> list[str] | None:
+def launch_command(
+    job_file: str | Path, gpus_per_node: int, nodes: int = 1, env: dict | None = None, port: int = 29500
+) -> list[str] | None:
     """The command that runs :func:`main` on ``job_file`` with one process per GPU, or ``None`` when
     one process (in this one) is enough.  One node: ``torchrun --standalone``.  Several nodes (inside
     a SLURM allocation): ``srun`` starts one ``torchrun`` per node, meeting at the first node's host."""
@@ -465,12 +515,24 @@ def launch_command(job_file: str | Path, gpus_per_node: int, nodes: int = 1, env
         return [*run, "--standalone", *tail]
     env = os.environ if env is None else env
     if "SLURM_JOB_NODELIST" not in env:
-        raise RuntimeError(f"resources.nodes={nodes} needs a SLURM allocation (SLURM_JOB_NODELIST is not set); "
-                           "run through the SLURM profile or set resources.nodes to 1")
-    hosts = subprocess.run(["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]], check=True,
-                           capture_output=True, text=True).stdout.split()
-    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", *run, f"--nnodes={nodes}", "--rdzv_backend=c10d",
-            f"--rdzv_endpoint={hosts[0]}:{port}", f"--rdzv_id={env.get('SLURM_JOB_ID', 'merino')}", *tail]
+        raise RuntimeError(
+            f"resources.nodes={nodes} needs a SLURM allocation (SLURM_JOB_NODELIST is not set); "
+            "run through the SLURM profile or set resources.nodes to 1"
+        )
+    hosts = subprocess.run(
+        ["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]], check=True, capture_output=True, text=True
+    ).stdout.split()
+    return [
+        "srun",
+        f"--nodes={nodes}",
+        "--ntasks-per-node=1",
+        *run,
+        f"--nnodes={nodes}",
+        "--rdzv_backend=c10d",
+        f"--rdzv_endpoint={hosts[0]}:{port}",
+        f"--rdzv_id={env.get('SLURM_JOB_ID', 'merino')}",
+        *tail,
+    ]
 
 
 @dataclass(frozen=True)
@@ -482,18 +544,29 @@ class TrainJob:
     out_dir: str
     work_dir: str
     training: TrainConfig
-    tokenizer_dir: str | None = None   # a saved tokenizer, copied next to the final model
+    tokenizer_dir: str | None = None  # a saved tokenizer, copied next to the final model
 
     def to_dict(self) -> dict:
-        return {"model_config": self.model_config.to_dict(), "cache_dir": str(self.cache_dir),
-                "out_dir": str(self.out_dir), "work_dir": str(self.work_dir), "training": asdict(self.training),
-                "tokenizer_dir": None if self.tokenizer_dir is None else str(self.tokenizer_dir)}
+        return {
+            "model_config": self.model_config.to_dict(),
+            "cache_dir": str(self.cache_dir),
+            "out_dir": str(self.out_dir),
+            "work_dir": str(self.work_dir),
+            "training": asdict(self.training),
+            "tokenizer_dir": None if self.tokenizer_dir is None else str(self.tokenizer_dir),
+        }
 
     @classmethod
     def load(cls, path: str | Path) -> TrainJob:
         job = json.loads(Path(path).read_text())
-        return cls(MerinoConfig(**job["model_config"]), job["cache_dir"], job["out_dir"], job["work_dir"],
-                   TrainConfig(**job["training"]), job.get("tokenizer_dir"))
+        return cls(
+            MerinoConfig(**job["model_config"]),
+            job["cache_dir"],
+            job["out_dir"],
+            job["work_dir"],
+            TrainConfig(**job["training"]),
+            job.get("tokenizer_dir"),
+        )
 
     def run(self, progress: bool = True) -> dict:
         """:func:`train` in this process (one of several under ``torchrun``, or alone)."""
@@ -502,8 +575,15 @@ class TrainJob:
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_dir)
-        return train(self.model_config, self.cache_dir, self.out_dir, self.training, work_dir=self.work_dir,
-                     tokenizer=tokenizer, progress=progress)
+        return train(
+            self.model_config,
+            self.cache_dir,
+            self.out_dir,
+            self.training,
+            work_dir=self.work_dir,
+            tokenizer=tokenizer,
+            progress=progress,
+        )
 
 
 def launch(job: TrainJob, gpus_per_node: int = 0, nodes: int = 1) -> None:
@@ -517,7 +597,7 @@ def launch(job: TrainJob, gpus_per_node: int = 0, nodes: int = 1) -> None:
         return
     job_file.parent.mkdir(parents=True, exist_ok=True)
     job_file.write_text(json.dumps(job.to_dict()))
-    subprocess.run(command, check=True, stderr=sys.stderr, stdout=sys.stderr)   # merino: inherited PYTHONPATH
+    subprocess.run(command, check=True, stderr=sys.stderr, stdout=sys.stderr)  # merino: inherited PYTHONPATH
 
 
 def main(argv: list[str] | None = None) -> None:

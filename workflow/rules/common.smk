@@ -10,10 +10,12 @@ from snakemake.utils import validate
 # The one way every job imports the library: this checkout's src/ goes first on PYTHONPATH, which each script job
 # inherits (a local job, a Slurm job that re-reads this file, torchrun's processes), so `from merino... import` in
 # workflow/scripts/*.py imports this checkout even when an installed `merino` points at another clone.
-SRC = str(Path(workflow.current_basedir).parents[1] / "src")   # workflow/rules/ -> the checkout
+SRC = str(Path(workflow.current_basedir).parents[1] / "src")  # workflow/rules/ -> the checkout
 if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != SRC:
-    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))  # set, not required
-sys.path.insert(0, SRC)   # and this file's own imports, below
+    os.environ.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+    )  # set, not required
+sys.path.insert(0, SRC)  # and this file's own imports, below
 
 from merino.baselines import PAPER_BASELINES  # noqa: E402
 from merino.checks import apply_design_preset, check_base_config, check_config, model_scale, naive_model  # noqa: E402
@@ -22,10 +24,10 @@ from merino.hub import check_offline_cache  # noqa: E402
 from merino.search import ENTROPY_OBJECTIVES, PROXY_OBJECTIVES  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
-if workflow.overwrite_configfiles:   # the first --configfile is the base (workflow/Snakefile): complete, or an error
+if workflow.overwrite_configfiles:  # the first --configfile is the base (workflow/Snakefile): complete, or an error
     check_base_config(workflow.overwrite_configfiles[0], list(yaml.safe_load(SCHEMA.read_text())["properties"]))
 validate(config, schema=str(SCHEMA))
-apply_design_preset(config)   # design_fit.preset: its objective and entropy constants replace the config's
+apply_design_preset(config)  # design_fit.preset: its objective and entropy constants replace the config's
 check_config(config)
 # Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE): every Hub resource the config reads (corpora, tokenizers, the
 # baselines' weights, lm-eval's task data sets) must be in the local cache; a missing one stops here, before any
@@ -170,8 +172,11 @@ def trained(name):
 def cost_entry(name):
     """How a Table 3 row is priced: its architecture under its conventions, or a baseline's config."""
     if trained(name):
-        return {"architecture": architecture_file(name), "model": model_convention(name),
-                "cost": design(model_scale(model_entry(name)))["cost"]}
+        return {
+            "architecture": architecture_file(name),
+            "model": model_convention(name),
+            "cost": design(model_scale(model_entry(name)))["cost"],
+        }
     return {"baseline": name, "seq_len": config["cost"]["flops_seq_len"]}
 
 
@@ -201,7 +206,10 @@ def correlation_architecture_settings(candidate):
     if candidate.startswith("table1-"):
         return {"table1": candidate.removeprefix("table1-")}
     c = config["correlation"]
-    space = {"search_space": design("correlation")["search_space"], "head_dim": design("correlation")["model"]["head_dim"]}
+    space = {
+        "search_space": design("correlation")["search_space"],
+        "head_dim": design("correlation")["model"]["head_dim"],
+    }
     return {"index": int(candidate[1:]), "seed": c["seed"], **space}
 
 
@@ -271,22 +279,31 @@ def table3_rows():
     for name in PAPER_BASELINES:
         rows.setdefault(name, {"baseline": name, "seq_len": config["cost"]["flops_seq_len"]})
     for name in PAPER_STRUCTURES:
-        rows.setdefault(name, {"architecture": ARCHITECTURE.format(structure=name),
-                               "model": design("paper")["model"], "cost": design("paper")["cost"]})
+        rows.setdefault(
+            name,
+            {
+                "architecture": ARCHITECTURE.format(structure=name),
+                "model": design("paper")["model"],
+                "cost": design("paper")["cost"],
+            },
+        )
     return rows
 
 
 def device_settings(device):
     if device not in config["latency"]["devices"]:
-        raise ValueError(f"device {device!r} is not declared in config latency.devices "
-                         f"({sorted(config['latency']['devices'])})")
+        raise ValueError(
+            f"device {device!r} is not declared in config latency.devices " f"({sorted(config['latency']['devices'])})"
+        )
     return {"backend": "torch", "threads": 1, "dtype": "float32", "cpus": 1, **config["latency"]["devices"][device]}
 
 
 def datasheet_settings(device):
     if device not in config["latency"]["datasheets"]:
-        raise ValueError(f"device {device!r} is not declared in config latency.datasheets "
-                         f"({sorted(config['latency']['datasheets'])})")
+        raise ValueError(
+            f"device {device!r} is not declared in config latency.datasheets "
+            f"({sorted(config['latency']['datasheets'])})"
+        )
     return config["latency"]["datasheets"][device]
 
 
@@ -310,15 +327,28 @@ def timed_models():
     """Every model a latency job times: the evaluated ones, then the paper's (random weights)."""
     rows = {m: cost_entry(m) for m in config["evaluation"]["models"]}
     for name in config["latency"]["paper_models"]:
-        rows.setdefault(name, {"baseline": name} if name in PAPER_BASELINES else
-                        {"architecture": ARCHITECTURE.format(structure=name), "model": design("paper")["model"]})
+        rows.setdefault(
+            name,
+            (
+                {"baseline": name}
+                if name in PAPER_BASELINES
+                else {"architecture": ARCHITECTURE.format(structure=name), "model": design("paper")["model"]}
+            ),
+        )
     return rows
 
 
 def quantization_settings(scheme):
     q = config["quantization"]
     if scheme not in q["schemes"]:
-        raise ValueError(f"quantization scheme {scheme!r} is not in config quantization.schemes ({sorted(q['schemes'])})")
-    return {"bits": q["schemes"][scheme]["bits"], "group_size": q["schemes"][scheme].get("group_size", 128),
-            "method": q["method"], "percdamp": q["percdamp"], "act_order": q["act_order"],
-            "calibration": q["calibration"]}
+        raise ValueError(
+            f"quantization scheme {scheme!r} is not in config quantization.schemes ({sorted(q['schemes'])})"
+        )
+    return {
+        "bits": q["schemes"][scheme]["bits"],
+        "group_size": q["schemes"][scheme].get("group_size", 128),
+        "method": q["method"],
+        "percdamp": q["percdamp"],
+        "act_order": q["act_order"],
+        "calibration": q["calibration"],
+    }

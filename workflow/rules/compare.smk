@@ -8,27 +8,27 @@ rule proxy_search:
     input:
         unpack(latency_table_input("paper")),
         lookup=LOOKUP["paper"],
-        tokenizer=DATA["tokenizer"],   # proxies score models built like the trained ones
-        tokens=DATA["tokens"],         # the NTK's batch: training sequences
+        tokenizer=DATA["tokenizer"],  # proxies score models built like the trained ones
+        tokens=DATA["tokens"],  # the NTK's batch: training sequences
     output:
         SEARCH["paper"],
+    log:
+        "logs/search/{objective}/{budget}.log",
     wildcard_constraints:
         objective="|".join(PROXY_OBJECTIVES),
+    conda:
+        "../../envs/merino.yaml"
+    threads: config["comparisons"]["resources"]["cpus"]
+    resources:
+        gpu=config["comparisons"]["resources"]["gpu"],
+        mem_mb=config["comparisons"]["resources"]["mem_mb"],
+        runtime=config["comparisons"]["resources"]["runtime"],
     params:
         model=config["model"],
         cost=config["cost"],
         search_space=config["search_space"],
         entropy=entropy_settings(),
         search=proxy_search_settings(),
-    log:
-        "logs/search/{objective}/{budget}.log",
-    threads: config["comparisons"]["resources"]["cpus"]
-    resources:
-        gpu=config["comparisons"]["resources"]["gpu"],
-        mem_mb=config["comparisons"]["resources"]["mem_mb"],
-        runtime=config["comparisons"]["resources"]["runtime"],
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/search.py"
 
@@ -42,14 +42,14 @@ use rule proxy_search as proxy_search_pretrain with:
         tokens=DATA["tokens"],
     output:
         SEARCH["pretrain"],
+    log:
+        "logs/pretrain/search/{objective}/{budget}.log",
     params:
         model=design("pretrain")["model"],
         cost=design("pretrain")["cost"],
         search_space=design("pretrain")["search_space"],
         entropy=entropy_settings("pretrain"),
         search=proxy_search_settings(),
-    log:
-        "logs/pretrain/search/{objective}/{budget}.log",
 
 
 rule fig5:
@@ -59,18 +59,19 @@ rule fig5:
         architectures=comparison_architectures("fig5"),
     output:
         figure=report("figures/fig5_nas_comparison.pdf", caption="../report/fig5.rst", category="Comparisons"),
-        table=report("results/tables/fig5_nas_comparison.csv", caption="../report/fig5_table.rst",
-                     category="Comparisons"),
+        table=report(
+            "results/tables/fig5_nas_comparison.csv", caption="../report/fig5_table.rst", category="Comparisons"
+        ),
+    log:
+        "logs/fig5.log",
+    conda:
+        "../../envs/merino.yaml"
     params:
         models=comparison_models("fig5"),
         methods=config["comparisons"]["fig5"],
         budgets={m: model_budget(m) for m in comparison_models("fig5")},
         costs=comparison_costs("fig5"),
         metric=config["evaluation"]["metric"],
-    log:
-        "logs/fig5.log",
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/fig5.py"
 
@@ -82,14 +83,14 @@ rule table4:
         searches=comparison_architectures("table4"),
     output:
         report("results/tables/table4.csv", caption="../report/table4.rst", category="Comparisons"),
-    params:
-        models=comparison_models("table4"),
-        rows=config["comparisons"]["table4"],
-        metric=config["evaluation"]["metric"],
     log:
         "logs/table4.log",
     conda:
         "../../envs/merino.yaml"
+    params:
+        models=comparison_models("table4"),
+        rows=config["comparisons"]["table4"],
+        metric=config["evaluation"]["metric"],
     script:
         "../scripts/table4.py"
 
@@ -101,15 +102,15 @@ rule table5:
         architectures=comparison_architectures("table5"),
     output:
         report("results/tables/table5.csv", caption="../report/table5.rst", category="Comparisons"),
+    log:
+        "logs/table5.log",
+    conda:
+        "../../envs/merino.yaml"
     params:
         models=comparison_models("table5"),
         rows=config["comparisons"]["table5"],
         costs=comparison_costs("table5"),
         metric=config["evaluation"]["metric"],
-    log:
-        "logs/table5.log",
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/table5.py"
 
@@ -121,14 +122,14 @@ rule table6:
         architectures=comparison_architectures("table6"),
     output:
         report("results/tables/table6.csv", caption="../report/table6.rst", category="Comparisons"),
+    log:
+        "logs/table6.log",
+    conda:
+        "../../envs/merino.yaml"
     params:
         models=comparison_models("table6"),
         rows=config["comparisons"]["table6"],
         costs=comparison_costs("table6"),
         metric=config["evaluation"]["metric"],
-    log:
-        "logs/table6.log",
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/table6.py"

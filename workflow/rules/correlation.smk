@@ -7,11 +7,11 @@ use rule entropy_lookup as entropy_lookup_correlation with:
     """The entropy lookup table (Eq. 7) of the correlation study's space, when it is not the paper's."""
     output:
         LOOKUP["correlation"],
-    params:
-        settings=lookup_settings("correlation"),
     log:
         "logs/correlation/lookup.log",
     threads: 1
+    params:
+        settings=lookup_settings("correlation"),
 
 
 use rule prepare_data as prepare_correlation_data with:
@@ -19,22 +19,22 @@ use rule prepare_data as prepare_correlation_data with:
     output:
         tokenizer=directory(CORRELATION_DATA["tokenizer"]),
         tokens=directory(CORRELATION_DATA["tokens"]),
-    params:
-        data=config["correlation"].get("data", config["data"]),
     log:
         "logs/correlation/prepare_data.log",
+    params:
+        data=config["correlation"].get("data", config["data"]),
 
 
 rule correlation_architecture:
     """One architecture of the correlation study (Sec. 4.1): sampled a000, a001, ... or Table 1's wide or deep."""
     output:
         CORRELATION_ARCHITECTURE,
-    params:
-        settings=lambda w: correlation_architecture_settings(w.candidate),
     log:
         "logs/correlation/architectures/{candidate}.log",
     conda:
         "../../envs/merino.yaml"
+    params:
+        settings=lambda w: correlation_architecture_settings(w.candidate),
     script:
         "../scripts/correlation_architecture.py"
 
@@ -42,23 +42,23 @@ rule correlation_architecture:
 rule correlation_proxies:
     """Every training-free proxy's score of one study architecture (Fig. 3's x axes: entropy, NTK, DSS, ...)."""
     input:
+        **correlation_data(),
         architecture=CORRELATION_ARCHITECTURE,
         lookup=correlation_lookup(),
-        **correlation_data(),
     output:
         CORRELATION_PROXIES,
-    params:
-        model=design("correlation")["model"],
-        entropy=entropy_settings("correlation"),
-        proxies=config["correlation"]["proxies"],
     log:
         "logs/correlation/proxies/{candidate}.log",
+    conda:
+        "../../envs/merino.yaml"
     threads: config["correlation"]["resources"]["cpus"]
     resources:
         runtime=config["correlation"]["resources"]["runtime"],
         mem_mb=config["correlation"]["resources"]["mem_mb"],  # the NTK holds a batch x parameters Jacobian
-    conda:
-        "../../envs/merino.yaml"
+    params:
+        model=design("correlation")["model"],
+        entropy=entropy_settings("correlation"),
+        proxies=config["correlation"]["proxies"],
     script:
         "../scripts/correlation_proxies.py"
 
@@ -66,14 +66,10 @@ rule correlation_proxies:
 use rule pretrain as correlation_train with:
     """One study architecture trained on the study's budget: its perplexity, Fig. 3's y axis and Table 1's."""
     input:
-        architecture=CORRELATION_ARCHITECTURE,
         **correlation_data(),
+        architecture=CORRELATION_ARCHITECTURE,
     output:
         directory(CORRELATION_MODEL),
-    params:
-        model=lambda w: correlation_model_convention(w.candidate),
-        training=correlation_training(),
-        checkpoints="results/correlation/checkpoints/{candidate}",
     log:
         "logs/correlation/train/{candidate}.log",
     threads: config["correlation"]["resources"]["cpus"]
@@ -82,6 +78,10 @@ use rule pretrain as correlation_train with:
         nodes=config["correlation"]["resources"]["nodes"],
         mem_mb=config["correlation"]["resources"]["mem_mb"],
         runtime=config["correlation"]["resources"]["runtime"],
+    params:
+        model=lambda w: correlation_model_convention(w.candidate),
+        training=correlation_training(),
+        checkpoints="results/correlation/checkpoints/{candidate}",
 
 
 rule correlation_study:
@@ -105,14 +105,14 @@ rule correlation_study:
             caption="../report/fig3.rst",
             category="Correlation study",
         ),
-    params:
-        entropy=entropy_settings("correlation"),
-        bootstrap=config["correlation"]["bootstrap"],
-        calibration=config["correlation"]["calibration"],
     log:
         "logs/correlation/study.log",
     conda:
         "../../envs/merino.yaml"
+    params:
+        entropy=entropy_settings("correlation"),
+        bootstrap=config["correlation"]["bootstrap"],
+        calibration=config["correlation"]["calibration"],
     script:
         "../scripts/correlation_study.py"
 
@@ -129,12 +129,12 @@ rule table1:
             caption="../report/table1.rst",
             category="Correlation study",
         ),
-    params:
-        model=design("correlation")["model"],
-        training=correlation_training(),
     log:
         "logs/table1.log",
     conda:
         "../../envs/merino.yaml"
+    params:
+        model=design("correlation")["model"],
+        training=correlation_training(),
     script:
         "../scripts/table1.py"

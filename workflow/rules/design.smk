@@ -5,18 +5,18 @@ rule entropy_lookup:
     """The entropy lookup table of the paper's search space: the expected entropy of every weight shape (Eq. 7)."""
     output:
         LOOKUP["paper"],
-    params:
-        settings=lookup_settings(),
     log:
         "logs/entropy_lookup.log",
-    threads: 2   # the paper space's large Gram matrices use both cores
-    priority: 2   # before training, where both cores are free; with --cores 2 Snakemake still fills a free core with
+    priority: 2  # before training, where both cores are free; with --cores 2 Snakemake still fills a free core with
+    conda:
+        "../../envs/merino.yaml"
+    threads: 2  # the paper space's large Gram matrices use both cores
     # a one-thread job, so locally this job mostly runs last (measured: 132 s at the end of the 19-min main job)
     resources:
         runtime=60,
         mem_mb=4000,
-    conda:
-        "../../envs/merino.yaml"
+    params:
+        settings=lookup_settings(),
     script:
         "../scripts/entropy_lookup.py"
 
@@ -28,21 +28,21 @@ rule search:
         lookup=LOOKUP["paper"],
     output:
         SEARCH["paper"],
+    log:
+        "logs/search/{objective}/{budget}.log",
     wildcard_constraints:
-        objective="|".join(ENTROPY_OBJECTIVES),   # proxy objectives: rule proxy_search (compare.smk)
+        objective="|".join(ENTROPY_OBJECTIVES),  # proxy objectives: rule proxy_search (compare.smk)
+    conda:
+        "../../envs/merino.yaml"
+    resources:
+        runtime=30,
+        mem_mb=4000,
     params:
         model=config["model"],
         cost=config["cost"],
         search_space=config["search_space"],
         entropy=entropy_settings(),
         search=search_settings(),
-    log:
-        "logs/search/{objective}/{budget}.log",
-    resources:
-        runtime=30,
-        mem_mb=4000,
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/search.py"
 
@@ -57,6 +57,13 @@ rule design_fit:
         ),
         summary="results/tables/design_fit_summary.csv",
         figure=report("figures/design_fit.pdf", caption="../report/design_fit.rst", category="Design"),
+    log:
+        "logs/design_fit.log",
+    conda:
+        "../../envs/merino.yaml"
+    resources:
+        runtime=30,
+        mem_mb=4000,
     params:
         model=config["model"],
         cost=config["cost"],
@@ -65,13 +72,6 @@ rule design_fit:
         objective=config["search"]["objective"],
         fit={k: config["design_fit"][k] for k in ("draws", "grid")},
         presets=config["design_fit"]["presets"],
-    log:
-        "logs/design_fit.log",
-    resources:
-        runtime=30,
-        mem_mb=4000,
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/design_fit.py"
 
@@ -89,15 +89,15 @@ rule table8:
             category="Design",
         ),
         provenance="results/tables/table8.provenance.json",
+    log:
+        "logs/table8.log",
+    conda:
+        "../../envs/merino.yaml"
     params:
         model=config["model"],
         cost=config["cost"],
         entropy=entropy_settings(),
         objective=config["search"]["objective"],
-    log:
-        "logs/table8.log",
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/table8.py"
 
@@ -113,14 +113,14 @@ rule table1_entropy:
             category="Design",
         ),
         provenance="results/tables/table1_entropy.provenance.json",
-    params:
-        model=config["model"],
-        cost=config["cost"],
-        entropy=entropy_settings(),
     log:
         "logs/table1_entropy.log",
     conda:
         "../../envs/merino.yaml"
+    params:
+        model=config["model"],
+        cost=config["cost"],
+        entropy=entropy_settings(),
     script:
         "../scripts/table1_entropy.py"
 
@@ -141,16 +141,16 @@ rule fig2:
             caption="../report/fig2_summary.rst",
             category="Design",
         ),
+    log:
+        "logs/fig2.log",
+    conda:
+        "../../envs/merino.yaml"
+    resources:
+        runtime=30,
+        mem_mb=4000,
     params:
         search_space=config["search_space"],
         entropy=lookup_settings()["entropy"] | {"head_dim": config["model"]["head_dim"]},
         fig2=config["fig2"],
-    log:
-        "logs/fig2.log",
-    resources:
-        runtime=30,
-        mem_mb=4000,
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/fig2.py"

@@ -5,14 +5,14 @@ rule naive_scaling:
     """A naive-scaling GPT baseline (Tables 2-3): a standard GPT scaled in depth or width only to the budget."""
     output:
         NAIVE,
-    params:
-        model=lambda w: design(w.scale)["model"],
-        cost=lambda w: design(w.scale)["cost"],
-        naive=config["baselines"]["naive_scaling"],
     log:
         "logs/naive_scaling/{scale}/{scaling}/{budget}.log",
     conda:
         "../../envs/merino.yaml"
+    params:
+        model=lambda w: design(w.scale)["model"],
+        cost=lambda w: design(w.scale)["cost"],
+        naive=config["baselines"]["naive_scaling"],
     script:
         "../scripts/naive_scaling.py"
 
@@ -21,15 +21,15 @@ rule eval_tasks:
     """The zero-shot tasks (Table 2's columns) as lm-eval task definitions, with our Penn Treebank task."""
     output:
         directory(TASKS),
+    log:
+        "logs/tasks.log",
+    conda:
+        "../../envs/merino.yaml"
     params:
         tasks=config["evaluation"]["tasks"],
         corpus=config["data"]["corpus"],
         local_tasks=config["evaluation"]["local_tasks"],
         task_data=config["evaluation"]["task_data"],
-    log:
-        "logs/tasks.log",
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/eval_tasks.py"
 
@@ -41,18 +41,18 @@ rule evaluate:
         tasks=TASKS,
     output:
         directory(EVALUATION),
-    params:
-        pretrained=lambda w, input: input.get("model") or PAPER_BASELINES[w.model].hub_id,   # a directory or Hub id
-        evaluation=evaluation_settings(),
     log:
         "logs/eval/{model}.log",
+    conda:
+        "../../envs/merino.yaml"
     threads: config["evaluation"]["resources"]["cpus"]
     resources:
         gpu=config["evaluation"]["resources"]["gpu"],
         mem_mb=config["evaluation"]["resources"]["mem_mb"],
         runtime=config["evaluation"]["resources"]["runtime"],
-    conda:
-        "../../envs/merino.yaml"
+    params:
+        pretrained=lambda w, input: input.get("model") or PAPER_BASELINES[w.model].hub_id,  # a directory or Hub id
+        evaluation=evaluation_settings(),
     script:
         "../scripts/evaluate.py"
 
@@ -64,15 +64,15 @@ rule table2:
         architectures=[cost_entry(m)["architecture"] for m in evaluated_models() if trained(m)],
     output:
         report("results/tables/table2.csv", caption="../report/table2.rst", category="Evaluation"),
+    log:
+        "logs/table2.log",
+    conda:
+        "../../envs/merino.yaml"
     params:
         models=evaluated_models(),
         costs={m: cost_entry(m) for m in evaluated_models()},
         paper_names=paper_names(),
         metric=config["evaluation"]["metric"],
-    log:
-        "logs/table2.log",
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/table2.py"
 
@@ -87,14 +87,14 @@ rule table3:
         architectures=[r["architecture"] for r in table3_rows().values() if "architecture" in r],
     output:
         report("results/tables/table3.csv", caption="../report/table3.rst", category="Evaluation"),
-    params:
-        models=evaluated_models(),
-        costs=table3_rows(),
-        paper_names=paper_names(),
     log:
         "logs/table3.log",
     conda:
         "../../envs/merino.yaml"
+    params:
+        models=evaluated_models(),
+        costs=table3_rows(),
+        paper_names=paper_names(),
     script:
         "../scripts/table3.py"
 
@@ -106,11 +106,11 @@ rule fig1:
         table3=rules.table3.output[0],
     output:
         report("figures/fig1_accuracy_latency.pdf", caption="../report/fig1.rst", category="Evaluation"),
-    params:
-        device=config["latency"]["table3_device"],
     log:
         "logs/fig1.log",
     conda:
         "../../envs/merino.yaml"
+    params:
+        device=config["latency"]["table3_device"],
     script:
         "../scripts/fig1.py"

@@ -10,20 +10,20 @@ rule latency:
         architectures=[r["architecture"] for r in timed_models().values() if "architecture" in r],
     output:
         LATENCY,
-    params:
-        device=lambda w: device_settings(w.device),
-        protocol=config["latency"]["protocol"],
-        models=timed_models(),
-        reference=config["latency"]["reference"],
     log:
         "logs/latency/{device}.log",
+    conda:
+        "../../envs/merino.yaml"
     threads: lambda w: device_settings(w.device)["cpus"]
     resources:
         gpu=lambda w: device_settings(w.device).get("gpu", 0),
         runtime=60,
         mem_mb=8000,
-    conda:
-        "../../envs/merino.yaml"
+    params:
+        device=lambda w: device_settings(w.device),
+        protocol=config["latency"]["protocol"],
+        models=timed_models(),
+        reference=config["latency"]["reference"],
     script:
         "../scripts/latency.py"
 
@@ -34,19 +34,19 @@ rule generation:
         architectures=[r["architecture"] for r in timed_models().values() if "architecture" in r],
     output:
         GENERATION,
-    params:
-        device=lambda w: device_settings(w.device),
-        generation=config["latency"]["generation"],
-        models=timed_models(),
     log:
         "logs/latency/{device}_generation.log",
+    conda:
+        "../../envs/merino.yaml"
     threads: lambda w: device_settings(w.device)["cpus"]
     resources:
         gpu=lambda w: device_settings(w.device).get("gpu", 0),
         runtime=60,
         mem_mb=8000,
-    conda:
-        "../../envs/merino.yaml"
+    params:
+        device=lambda w: device_settings(w.device),
+        generation=config["latency"]["generation"],
+        models=timed_models(),
     script:
         "../scripts/generation.py"
 
@@ -55,23 +55,23 @@ rule latency_table:
     """A measured device's latency lookup table per layer shape, for latency budgets; beyond the paper."""
     output:
         LATENCY_TABLE,
+    log:
+        "logs/latency/{scale}/{device}/lookup.log",
     wildcard_constraints:
         device=names_pattern(config["latency"]["devices"]),
+    conda:
+        "../../envs/merino.yaml"
+    threads: lambda w: device_settings(w.device)["cpus"]
+    resources:
+        gpu=lambda w: device_settings(w.device).get("gpu", 0),
+        runtime=120,
+        mem_mb=8000,
     params:
         device=lambda w: device_settings(w.device),
         protocol=config["latency"]["protocol"],
         table=config["latency"]["table"],
         model=lambda w: design(w.scale)["model"],
         search_space=lambda w: design(w.scale)["search_space"],
-    log:
-        "logs/latency/{scale}/{device}/lookup.log",
-    threads: lambda w: device_settings(w.device)["cpus"]
-    resources:
-        gpu=lambda w: device_settings(w.device).get("gpu", 0),
-        runtime=120,
-        mem_mb=8000,
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/latency_table.py"
 
@@ -82,21 +82,21 @@ rule latency_check:
         table=LATENCY_TABLE,
     output:
         PREDICTOR_CHECK,
+    log:
+        "logs/latency/{scale}/{device}/predictor_check.log",
+    conda:
+        "../../envs/merino.yaml"
+    threads: lambda w: device_settings(w.device)["cpus"]
+    resources:
+        gpu=lambda w: device_settings(w.device).get("gpu", 0),
+        runtime=60,
+        mem_mb=8000,
     params:
         device=lambda w: device_settings(w.device),
         protocol=config["latency"]["protocol"],
         check=config["latency"]["check"],
         search_space=lambda w: design(w.scale)["search_space"],
         head_dim=lambda w: design(w.scale)["model"]["head_dim"],
-    log:
-        "logs/latency/{scale}/{device}/predictor_check.log",
-    threads: lambda w: device_settings(w.device)["cpus"]
-    resources:
-        gpu=lambda w: device_settings(w.device).get("gpu", 0),
-        runtime=60,
-        mem_mb=8000,
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/latency_check.py"
 
@@ -105,20 +105,20 @@ rule latency_table_predicted:
     """A datasheet device's latency lookup table predicted by a per-operator roofline (docs/roofline.md)."""
     output:
         LATENCY_TABLE,
+    log:
+        "logs/latency/{scale}/{device}/lookup.log",
     wildcard_constraints:
         device=names_pattern(config["latency"]["datasheets"]),
+    conda:
+        "../../envs/merino.yaml"
+    resources:
+        runtime=30,
+        mem_mb=4000,
     params:
         datasheet=lambda w: datasheet_settings(w.device),
         protocol=prediction_protocol(),
         model=lambda w: design(w.scale)["model"],
         search_space=lambda w: design(w.scale)["search_space"],
-    log:
-        "logs/latency/{scale}/{device}/lookup.log",
-    resources:
-        runtime=30,
-        mem_mb=4000,
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/latency_table_predicted.py"
 
@@ -129,20 +129,20 @@ rule latency_predicted:
         architectures=[r["architecture"] for r in timed_models().values() if "architecture" in r],
     output:
         PREDICTED,
+    log:
+        "logs/latency/{device}/predicted.log",
     wildcard_constraints:
         device=names_pattern(config["latency"]["datasheets"]),
+    conda:
+        "../../envs/merino.yaml"
+    resources:
+        runtime=30,
+        mem_mb=8000,
     params:
         datasheet=lambda w: datasheet_settings(w.device),
         protocol=prediction_protocol(),
         models=timed_models(),
         compare_with_paper=lambda w: w.device == config["latency"]["table3_datasheet"],
-    log:
-        "logs/latency/{device}/predicted.log",
-    resources:
-        runtime=30,
-        mem_mb=8000,
-    conda:
-        "../../envs/merino.yaml"
     script:
         "../scripts/latency_predicted.py"
 
@@ -152,8 +152,11 @@ rule table3_latency_prediction:
     input:
         predicted=PREDICTED.format(device=config["latency"]["table3_datasheet"]),
     output:
-        report("results/tables/table3_latency_prediction.csv", caption="../report/table3_latency_prediction.rst",
-               category="Evaluation"),
+        report(
+            "results/tables/table3_latency_prediction.csv",
+            caption="../report/table3_latency_prediction.rst",
+            category="Evaluation",
+        ),
     log:
         "logs/table3_latency_prediction.log",
     conda:

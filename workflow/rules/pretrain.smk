@@ -6,11 +6,11 @@ use rule entropy_lookup as entropy_lookup_pretrain with:
     """The entropy lookup table (Eq. 7) of the pretraining design scale's search space."""
     output:
         LOOKUP["pretrain"],
-    params:
-        settings=lookup_settings("pretrain"),
     log:
         "logs/pretrain/lookup.log",
-    threads: 1   # small matrices: a second thread would idle
+    threads: 1  # small matrices: a second thread would idle
+    params:
+        settings=lookup_settings("pretrain"),
 
 
 use rule search as search_pretrain with:
@@ -20,14 +20,14 @@ use rule search as search_pretrain with:
         lookup=LOOKUP["pretrain"],
     output:
         SEARCH["pretrain"],
+    log:
+        "logs/pretrain/search/{objective}/{budget}.log",
     params:
         model=design("pretrain")["model"],
         cost=design("pretrain")["cost"],
         search_space=design("pretrain")["search_space"],
         entropy=entropy_settings("pretrain"),
         search=search_settings(),
-    log:
-        "logs/pretrain/search/{objective}/{budget}.log",
 
 
 rule table8_architecture:
@@ -47,15 +47,15 @@ rule prepare_data:
     output:
         tokenizer=directory(DATA["tokenizer"]),
         tokens=directory(DATA["tokens"]),
-    params:
-        data=config["data"],
     log:
         "logs/prepare_data.log",
+    conda:
+        "../../envs/merino.yaml"
     resources:
         runtime=120,
         mem_mb=8000,
-    conda:
-        "../../envs/merino.yaml"
+    params:
+        data=config["data"],
     script:
         "../scripts/prepare_data.py"
 
@@ -73,20 +73,20 @@ rule pretrain:
             caption="../report/loss.rst",
             category="Pretraining",
         ),
-    params:
-        model=lambda w: model_convention(w.model),
-        training=config["pretrain"]["training"],
-        checkpoints="results/checkpoints/{model}",
-    priority: 1   # long jobs first, so the last minutes are not one training job beside an idle core
     log:
         "logs/pretrain/{model}.log",
+    priority: 1  # long jobs first, so the last minutes are not one training job beside an idle core
+    conda:
+        "../../envs/merino.yaml"
     threads: config["pretrain"]["resources"]["cpus"]
     resources:
         gpu=config["pretrain"]["resources"]["gpu"] * config["pretrain"]["resources"]["nodes"],  # --gpus: the job's total
         nodes=config["pretrain"]["resources"]["nodes"],
         mem_mb=config["pretrain"]["resources"]["mem_mb"],
         runtime=config["pretrain"]["resources"]["runtime"],
-    conda:
-        "../../envs/merino.yaml"
+    params:
+        model=lambda w: model_convention(w.model),
+        training=config["pretrain"]["training"],
+        checkpoints="results/checkpoints/{model}",
     script:
         "../scripts/pretrain.py"

@@ -1,5 +1,6 @@
 """Rule correlation_architecture: study architecture i, sampled from its own seeded stream, or one of
 Table 1's wide and deep models."""
+
 import sys
 
 from merino.correlation import sample_architecture
@@ -15,6 +16,8 @@ if "table1" in s:
 else:
     space = SearchSpace.from_config(s["search_space"], s["head_dim"])
     arch, source = sample_architecture(space, s["seed"], s["index"]), "sampled uniformly"
-write_json(snakemake.output[0], {"architecture": arch.to_dict(), "source": source,
-                                 "provenance": provenance(s, seed=s.get("seed"))})
+write_json(
+    snakemake.output[0],
+    {"architecture": arch.to_dict(), "source": source, "provenance": provenance(s, seed=s.get("seed"))},
+)
 print(arch, file=sys.stderr)

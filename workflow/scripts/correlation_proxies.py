@@ -1,4 +1,5 @@
 """Rule correlation_proxies: entropy, NTK condition number, DSS-Score and decoder params of one architecture."""
+
 import sys
 import time
 
@@ -22,12 +23,35 @@ config = config_for(arch, p.model, load_tokenizer(i.tokenizer))
 table = EntropyLookupTable.load(i.lookup, EntropyConstants.from_config(p.entropy, p.model["head_dim"]))
 x = p.proxies
 batch = proxy_batch(i.tokens, x["ntk_batch_size"], x["ntk_seq_len"], x["seed"])
-result = all_proxies(arch, config, table, batch, ntk_inits=x["ntk_inits"], dss_seq_len=x["dss_seq_len"], seed=x["seed"],
-                     ntk_weights_only=x["ntk_weights_only"], fused_qkv=x["fused_qkv"], score_head=x["score_head"])
+result = all_proxies(
+    arch,
+    config,
+    table,
+    batch,
+    ntk_inits=x["ntk_inits"],
+    dss_seq_len=x["dss_seq_len"],
+    seed=x["seed"],
+    ntk_weights_only=x["ntk_weights_only"],
+    fused_qkv=x["fused_qkv"],
+    score_head=x["score_head"],
+)
 meta = read_cache_meta(i.tokens)
-settings = {"model": p.model, "entropy": p.entropy, "proxies": x, "architecture": arch.to_dict(),
-            "data": {"corpus_sha256": meta["corpus"]["sha256"], "tokenizer_sha256": meta["tokenizer"]["sha256"]}}
-write_json(snakemake.output[0], {"candidate": snakemake.wildcards.candidate, "architecture": arch.to_dict(), **result,
-                                 "provenance": provenance(settings, {"lookup": i.lookup, "architecture": i.architecture},
-                                                          seed=x["seed"], wall_s=time.time() - started)})
+settings = {
+    "model": p.model,
+    "entropy": p.entropy,
+    "proxies": x,
+    "architecture": arch.to_dict(),
+    "data": {"corpus_sha256": meta["corpus"]["sha256"], "tokenizer_sha256": meta["tokenizer"]["sha256"]},
+}
+write_json(
+    snakemake.output[0],
+    {
+        "candidate": snakemake.wildcards.candidate,
+        "architecture": arch.to_dict(),
+        **result,
+        "provenance": provenance(
+            settings, {"lookup": i.lookup, "architecture": i.architecture}, seed=x["seed"], wall_s=time.time() - started
+        ),
+    },
+)
 print(result["scores"], file=sys.stderr)

@@ -1,4 +1,5 @@
 """Rule correlation_study: Figure 3, the per-architecture table and the rho / tau summary."""
+
 import json
 import sys
 from pathlib import Path
@@ -22,8 +23,13 @@ if p.calibration["enabled"]:
 reference = load_reference()["figure3_correlation"]
 claim = f"paper ({reference['architectures']} architectures, LM1B): {reference['claim']}"
 summary = summary_table(df, p.bootstrap, calibration, claim)
-settings = {"entropy": p.entropy, "bootstrap": p.bootstrap, "calibration": p.calibration,
-            "architectures": len(df), "calibration_result": calibration}
+settings = {
+    "entropy": p.entropy,
+    "bootstrap": p.bootstrap,
+    "calibration": p.calibration,
+    "architectures": len(df),
+    "calibration_result": calibration,
+}
 inputs = {Path(f).stem: f for f in i.proxies}
 write_table(df, o.table, provenance(settings, inputs, seed=p.bootstrap["seed"]))
 write_table(summary, o.summary, provenance(settings, inputs, seed=p.bootstrap["seed"]))

@@ -1,4 +1,5 @@
 """Rule entropy_lookup: expected entropy of every matrix shape of the search space (paper Fig. 2's table)."""
+
 import sys
 
 from merino.entropy import EntropyConstants, EntropyLookupTable

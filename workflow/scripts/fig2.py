@@ -1,4 +1,5 @@
 """Rule fig2: lookup-table entropy vs exact entropy of freshly initialised sampled architectures."""
+
 import sys
 
 import numpy as np
@@ -21,7 +22,9 @@ with Meter(cpu_watts=1.0) as meter:
 df.to_csv(snakemake.output.table, index=False)
 plot_lookup_error(df, snakemake.output.figure, load_reference()["figure2_lookup_error"]["mean_relative_error"])
 settings = {"search_space": p.search_space, "entropy": p.entropy, "fig2": p.fig2}
-summary = {**lookup_error_summary(df), "provenance": provenance(settings, {"lookup": snakemake.input.lookup},
-                                                                seed=p.fig2["seed"], wall_s=meter.wall_s)}
+summary = {
+    **lookup_error_summary(df),
+    "provenance": provenance(settings, {"lookup": snakemake.input.lookup}, seed=p.fig2["seed"], wall_s=meter.wall_s),
+}
 write_json(snakemake.output.summary, summary)
 print(summary, file=sys.stderr)

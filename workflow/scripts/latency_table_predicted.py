@@ -1,4 +1,5 @@
 """Rule latency_table_predicted: a datasheet device's latency lookup table, every entry PREDICTED (roofline)."""
+
 import sys
 import time
 
@@ -13,8 +14,14 @@ p, w = snakemake.params, snakemake.wildcards
 x = p.protocol
 started = time.time()
 space = SearchSpace.from_config(p.search_space, p.model["head_dim"])
-table = build_predicted_table(space, p.model, Datasheet.from_config(w.device, p.datasheet),
-                              batch_size=x["batch_size"], seq_len=x["seq_len"], seed=x["seed"])
+table = build_predicted_table(
+    space,
+    p.model,
+    Datasheet.from_config(w.device, p.datasheet),
+    batch_size=x["batch_size"],
+    seq_len=x["seq_len"],
+    seed=x["seed"],
+)
 settings = {"datasheet": p.datasheet, "protocol": x, "model": p.model, "search_space": p.search_space}
 table.save(snakemake.output[0], provenance(settings, seed=x["seed"], wall_s=time.time() - started))
 print(table.describe(), file=sys.stderr)

@@ -1,4 +1,5 @@
 """Rule prepare_data: corpus -> tokenizer -> packed token cache (shared by every model)."""
+
 import sys
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Rule table1_entropy: entropy, effectiveness gamma and entropy with gamma of Table 1's wide and deep models."""
+
 import sys
 
 from merino.cost import CostModel

@@ -1,4 +1,5 @@
 """Rule table2: zero-shot accuracy per task and average (paper Table 2), the paper's rows beside."""
+
 import sys
 
 from merino.paper import load_reference, read_summaries, row_cost, summary_paths, table2

@@ -1,4 +1,5 @@
 """Rule table5: searched structures trained with and without block-wise sharing (paper Table 5)."""
+
 import sys
 
 from merino.comparisons import table5

@@ -1,4 +1,5 @@
 """Rule table6: searches without gamma, with gamma, with gamma and alpha at one budget (paper Table 6)."""
+
 import sys
 
 from merino.comparisons import table6
