@@ -1,4 +1,5 @@
-"""Time the paper-scale dry run as the README prints it, `snakemake --configfile config/paper.yaml -n`, run from
+"""Time the paper-scale dry run as README.md and config/README.md print it,
+`snakemake --configfile config/paper.yaml -n`, run from
 the root of a fresh clone of this repository (every job pending: the largest DAG; config/config.yaml present, as
 for a user), and split it into Snakemake's start-up, parsing the workflow (`--list-rules`, which loads the same
 config and runs its checks) and building the DAG.  Target: the whole dry run <= 5 s.  Rounds are interleaved;

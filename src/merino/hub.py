@@ -220,7 +220,7 @@ def staging_help(resources: list[Resource]) -> str:
     lines = [f"  {r.label}, for {', '.join(r.needed_by)}:\n      {r.staging_command()}" for r in resources]
     return (
         "\n".join(lines) + f"\nStage them on a machine with Hub access into the same HF_HOME (copy it to "
-        f"{hf_home()} here), with the commands above (README 'Running on Slurm', step 4); or export a corpus to "
+        f"{hf_home()} here), with the commands above (profiles/slurm/README.md, step 4); or export a corpus to "
         "files (data.corpus.source: files) and a task's data set to files (evaluation.task_data)."
     )
 

@@ -31,7 +31,7 @@ apply_design_preset(config)  # design_fit.preset: its objective and entropy cons
 check_config(config)
 # Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE): every Hub resource the config reads (corpora, tokenizers, the
 # baselines' weights, lm-eval's task data sets) must be in the local cache; a missing one stops here, before any
-# job, with an error naming it and the command that stages it (merino.hub; README "Running on Slurm", step 4).
+# job, with an error naming it and the command that stages it (merino.hub; profiles/slurm/README.md, step 4).
 check_offline_cache(config)
 
 OBJECTIVES = [*ENTROPY_OBJECTIVES, *PROXY_OBJECTIVES]
