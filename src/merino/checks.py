@@ -12,8 +12,8 @@ class ConfigError(ValueError):
 
 
 def model_scale(entry: dict) -> str:
-    """The design scale of a ``pretrain.models`` entry: ``paper`` for a Table 8 structure, else its search's
-    or naive scaling's."""
+    """The scale (config ``scales``) of a ``pretrain.models`` entry: ``paper`` for a Table 8 structure, else its
+    search's or naive scaling's."""
     if "structure" in entry:
         return "paper"
     return (entry.get("search") or entry["naive"]).get("scale", "pretrain")
@@ -23,10 +23,26 @@ def naive_model(config: dict, entry: dict):
     """Architecture and model-convention overrides of a ``naive`` entry (see merino.baselines)."""
     from .baselines import naive_architecture
 
-    n, scale = entry["naive"], model_scale(entry)
-    design = config if scale == "paper" else config["pretrain"]["design"]
-    cost = CostModel.from_config(design["model"], design["cost"])
+    n, scale = entry["naive"], config["scales"][model_scale(entry)]
+    cost = CostModel.from_config(scale["model"], scale["cost"])
     return naive_architecture(cost, Budget.parse(n["budget"]), n["scaling"], **config["baselines"]["naive_scaling"])
+
+
+MOVED_KEYS = {  # old key -> its place in the symmetric `scales` section
+    "model": "scales.paper.model",
+    "cost": "scales.paper.cost",
+    "search_space": "scales.paper.search_space",
+    "pretrain.design": "scales.pretrain",
+    "correlation.design": "scales.correlation",
+}
+
+
+def check_moved_keys(config: dict) -> None:
+    """A configuration (before schema validation) that still uses a key moved into ``scales``: name old and new."""
+    for old, new in MOVED_KEYS.items():
+        section, _, key = old.rpartition(".")
+        if key in (config.get(section, {}) if section else config):
+            raise ConfigError(f"config key {old} has moved to {new}; rename it in your configuration file")
 
 
 def check_base_config(path, sections) -> None:
@@ -63,14 +79,11 @@ def apply_design_preset(config: dict) -> None:
 def check_config(config: dict) -> None:
     """Raise :class:`ConfigError` for the first problem found, before any job runs."""
     devices = {**config["latency"]["devices"], **_datasheets(config)}  # the names latency budgets use
-    _check_design(config, "", config["search"]["budgets"], "search.budgets", devices)
-    paper_scale = config["latency"]["scale"] == "paper"
-    _check_design(
-        config if paper_scale else config["pretrain"]["design"],
-        "" if paper_scale else "pretrain.design.",
-        config["latency"]["budgets"],
-        "latency.budgets",
-        devices,
+    scales = config["scales"]
+    _check_scale(scales["paper"], "scales.paper.", config["search"]["budgets"], "search.budgets", devices)
+    latency_scale = config["latency"]["scale"]
+    _check_scale(
+        scales[latency_scale], f"scales.{latency_scale}.", config["latency"]["budgets"], "latency.budgets", devices
     )
     _check_parents(config["search"], "search", config["search"]["selection"])
     pretrain = config["pretrain"]
@@ -80,12 +93,15 @@ def check_config(config: dict) -> None:
             raise ConfigError(
                 f"config pretrain.train names {name!r}, which is not in pretrain.models ({sorted(models)})"
             )
-    for scale, key in (("pretrain", "pretrain.design."), ("paper", "")):
-        design = pretrain["design"] if scale == "pretrain" else config
+    for scale in ("pretrain", "paper"):
         budgets = {n: m["search"]["budget"] for n, m in models.items() if "search" in m and model_scale(m) == scale}
         if budgets:
-            _check_design(
-                design, key, list(budgets.values()), [f"pretrain.models.{n}.search.budget" for n in budgets], devices
+            _check_scale(
+                scales[scale],
+                f"scales.{scale}.",
+                list(budgets.values()),
+                [f"pretrain.models.{n}.search.budget" for n in budgets],
+                devices,
             )
     for name, entry in models.items():
         if "naive" in entry:
@@ -93,10 +109,11 @@ def check_config(config: dict) -> None:
                 naive_model(config, entry)
             except ValueError as err:
                 raise ConfigError(f"config pretrain.models.{name}.naive: {err}") from None
-        paper = model_scale(entry) == "paper"
-        model, key = (config["model"], "model") if paper else (pretrain["design"]["model"], "pretrain.design.model")
-        _check_training(pretrain["training"], "pretrain.training", model, f"{key} (model {name})")
-    _check_correlation(config["correlation"])
+        scale = model_scale(entry)
+        _check_training(
+            pretrain["training"], "pretrain.training", scales[scale]["model"], f"scales.{scale}.model (model {name})"
+        )
+    _check_correlation(config["correlation"], scales["correlation"])
     _check_evaluation(config)
     _check_comparisons(config)
     _check_generation(config)
@@ -109,9 +126,10 @@ def _check_generation(config: dict) -> None:
     scales = (
         {model_scale(m) for m in config["pretrain"]["models"].values()} if config["evaluation"]["models"] else set()
     )
-    limits = {"model.max_positions": config["model"]["max_positions"]}
-    if "pretrain" in scales:
-        limits["pretrain.design.model.max_positions"] = config["pretrain"]["design"]["model"]["max_positions"]
+    limits = {
+        f"scales.{scale}.model.max_positions": config["scales"][scale]["model"]["max_positions"]
+        for scale in ("paper", *sorted(scales - {"paper"}))
+    }
     for key, limit in limits.items():
         if needed > limit:
             raise ConfigError(
@@ -256,15 +274,15 @@ def _check_training(training: dict, key: str, model: dict, model_key: str) -> No
         )
 
 
-def _check_correlation(c: dict) -> None:
-    _check_design(c["design"], "correlation.design.", [], [])
-    model = c["design"]["model"]
-    _check_training(c["training"], "correlation.training", model, "correlation.design.model")
+def _check_correlation(c: dict, scale: dict) -> None:
+    _check_scale(scale, "scales.correlation.", [], [])
+    model = scale["model"]
+    _check_training(c["training"], "correlation.training", model, "scales.correlation.model")
     for name in ("ntk_seq_len", "dss_seq_len"):
         if c["proxies"][name] > model["max_positions"]:
             raise ConfigError(
                 f"config correlation.proxies.{name}={c['proxies'][name]!r} exceeds "
-                f"correlation.design.model.max_positions={model['max_positions']!r}"
+                f"scales.correlation.model.max_positions={model['max_positions']!r}"
             )
     cal = c["calibration"]
     if cal["enabled"]:
@@ -278,20 +296,20 @@ def _check_correlation(c: dict) -> None:
             )
 
 
-def _check_design(design: dict, prefix: str, budgets: list[str], budget_keys, devices=()) -> None:
-    """The search space and model convention of one design scale, and budgets searched in it."""
-    head_dim = design["model"]["head_dim"]
+def _check_scale(scale: dict, prefix: str, budgets: list[str], budget_keys, devices=()) -> None:
+    """The search space and model convention of one scale (config ``scales.<name>``), and budgets searched in it."""
+    head_dim = scale["model"]["head_dim"]
     try:
-        space = SearchSpace.from_config(design["search_space"], head_dim)
+        space = SearchSpace.from_config(scale["search_space"], head_dim)
     except ValueError as err:
         raise ConfigError(f"config {prefix}{err}") from None
-    if design["model"]["embed_proj_dim"] % head_dim:
+    if scale["model"]["embed_proj_dim"] % head_dim:
         raise ConfigError(
-            f"config {prefix}model.embed_proj_dim={design['model']['embed_proj_dim']!r} must be a "
+            f"config {prefix}model.embed_proj_dim={scale['model']['embed_proj_dim']!r} must be a "
             f"multiple of {prefix}model.head_dim={head_dim!r}"
         )
     try:
-        cost = CostModel.from_config(design["model"], design["cost"])
+        cost = CostModel.from_config(scale["model"], scale["cost"])
     except ValueError as err:
         raise ConfigError(f"config {prefix}{err}") from None
     keys = budget_keys if isinstance(budget_keys, list) else [f"{budget_keys}[{i}]" for i in range(len(budgets))]
@@ -310,7 +328,7 @@ def _check_design(design: dict, prefix: str, budgets: list[str], budget_keys, de
         low = smallest_cost(space, cost, budget.kind)
         if low > budget.value:
             raise ConfigError(
-                f"config {key}={label!r} is below the smallest architecture of the "
-                f"{prefix or 'main '}search space ({low:.4g} {budget.kind}); raise it or shrink "
+                f"config {key}={label!r} is below the smallest architecture of "
+                f"{prefix}search_space ({low:.4g} {budget.kind}); raise it or shrink "
                 f"{prefix}search_space"
             )

@@ -248,7 +248,7 @@ class CostModel:
         torch profiler memory events, fp32, batch 1, 128 tokens) the weights match exactly and the
         activation peak of our implementation is the logits phase, T (D + V), alone: the blocks'
         activations are freed before the LM head runs.  So this is an upper bound, above the
-        measured peak by the largest block's term: +6-9 % of the total at the embedded design scale
+        measured peak by the largest block's term: +6-9 % of the total at the embedded default's scales.pretrain
         (V = 4096, D = 128), +1.1 % for the paper's Table 8 structures (V = 50257, D = 768).  With
         small vocabularies a layer's activations outgrow the logits and the peak moves into the blocks:
         the correlation design (V = 512, T = 32) is still bounded (+2-5 %), but with a few dozen tokens

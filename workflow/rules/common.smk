@@ -18,12 +18,20 @@ if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != SRC:
 sys.path.insert(0, SRC)  # and this file's own imports, below
 
 from merino.baselines import PAPER_BASELINES  # noqa: E402
-from merino.checks import apply_design_preset, check_base_config, check_config, model_scale, naive_model  # noqa: E402
+from merino.checks import (  # noqa: E402
+    apply_design_preset,
+    check_base_config,
+    check_config,
+    check_moved_keys,
+    model_scale,
+    naive_model,
+)
 from merino.cost import Budget  # noqa: E402
 from merino.hub import check_offline_cache  # noqa: E402
 from merino.search import ENTROPY_OBJECTIVES, PROXY_OBJECTIVES  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+check_moved_keys(config)  # a key moved into `scales`: named, old and new, before the schema's generic error
 if workflow.overwrite_configfiles:  # the first --configfile is the base (workflow/Snakefile): complete, or an error
     check_base_config(workflow.overwrite_configfiles[0], list(yaml.safe_load(SCHEMA.read_text())["properties"]))
 validate(config, schema=str(SCHEMA))
@@ -39,7 +47,7 @@ PAPER_BUDGETS = ["flops60G", "flops110G", "flops160G"]
 PAPER_STRUCTURES = ["MeRino-52M", "MeRino-61M", "MeRino-64M"]
 
 # Path templates: every file that one rule makes and others read, spelled once here ({...} are wildcards; the
-# comment names the rule that makes it).  A design scale's copy of a paper-scale stage lives under results/<scale>/.
+# comment names the rule that makes it).  A smaller scale's copy of a paper-scale stage lives under results/<scale>/.
 # The paper's tables and figures are spelled in their rules' outputs; `all` (workflow/Snakefile) names them there.
 LOOKUP = {  # entropy_lookup, entropy_lookup_pretrain, entropy_lookup_correlation: the entropy lookup table (Eq. 7)
     "paper": "results/lookup/entropy_lookup.json",
@@ -82,25 +90,25 @@ wildcard_constraints:
     candidate=r"a\d\d\d+|table1-(wide|deep)",
 
 
-def design(scale="paper"):
-    """Model convention, cost convention and search space of a design scale: ``paper`` (the
-    top-level sections), ``pretrain`` (the scaled-down models the default trains) or
-    ``correlation`` (the space the correlation study samples)."""
-    return config if scale == "paper" else config[scale]["design"]
+def scale_settings(scale="paper"):
+    """Model convention, cost convention and search space of a scale (config ``scales.<scale>``): ``paper``,
+    ``pretrain`` (the scaled-down models the default trains) or ``correlation`` (the space the correlation
+    study samples)."""
+    return config["scales"][scale]
 
 
 def lookup_settings(scale="paper"):
     """The config values a lookup table depends on (nothing else, so other edits keep it)."""
     e = config["entropy"]
     return {
-        "search_space": design(scale)["search_space"],
-        "head_dim": design(scale)["model"]["head_dim"],
+        "search_space": scale_settings(scale)["search_space"],
+        "head_dim": scale_settings(scale)["model"]["head_dim"],
         "entropy": {k: e[k] for k in ("init_std", "epsilon", "log_base", "draws", "max_draws", "rel_tol", "seed")},
     }
 
 
 def entropy_settings(scale="paper"):
-    return {**config["entropy"], "head_dim": design(scale)["model"]["head_dim"]}
+    return {**config["entropy"], "head_dim": scale_settings(scale)["model"]["head_dim"]}
 
 
 def search_settings():
@@ -152,11 +160,11 @@ def architecture_file(name):
 
 
 def model_convention(name):
-    """Model section a trained model uses: its design scale's (the pretraining design for its searches, the
+    """Model section a trained model uses: its scale's (config scales: pretrain for its searches, the
     paper's for Table 8 structures), with a naive GPT's embedding width and no sharing, and an entry's own
     weight_sharing (Table 5)."""
     entry = model_entry(name)
-    model = dict(design(model_scale(entry))["model"])
+    model = dict(scale_settings(model_scale(entry))["model"])
     if "naive" in entry:
         model.update(naive_model(config, entry)[1])
     if "weight_sharing" in entry:
@@ -175,9 +183,9 @@ def cost_entry(name):
         return {
             "architecture": architecture_file(name),
             "model": model_convention(name),
-            "cost": design(model_scale(model_entry(name)))["cost"],
+            "cost": scale_settings(model_scale(model_entry(name)))["cost"],
         }
-    return {"baseline": name, "seq_len": config["cost"]["flops_seq_len"]}
+    return {"baseline": name, "seq_len": scale_settings("paper")["cost"]["flops_seq_len"]}
 
 
 def paper_names():
@@ -207,15 +215,15 @@ def correlation_architecture_settings(candidate):
         return {"table1": candidate.removeprefix("table1-")}
     c = config["correlation"]
     space = {
-        "search_space": design("correlation")["search_space"],
-        "head_dim": design("correlation")["model"]["head_dim"],
+        "search_space": scale_settings("correlation")["search_space"],
+        "head_dim": scale_settings("correlation")["model"]["head_dim"],
     }
     return {"index": int(candidate[1:]), "seed": c["seed"], **space}
 
 
 def correlation_model_convention(candidate):
     """The study's model convention; Table 1's wide and deep models are plain (unshared) transformers."""
-    model = dict(design("correlation")["model"])
+    model = dict(scale_settings("correlation")["model"])
     if candidate.startswith("table1-"):
         model["weight_sharing"] = False
     return model
@@ -277,14 +285,14 @@ def table3_rows():
     """Evaluated models, then every paper model priced offline (baselines and Table 8 structures)."""
     rows = {m: cost_entry(m) for m in evaluated_models()}
     for name in PAPER_BASELINES:
-        rows.setdefault(name, {"baseline": name, "seq_len": config["cost"]["flops_seq_len"]})
+        rows.setdefault(name, {"baseline": name, "seq_len": scale_settings("paper")["cost"]["flops_seq_len"]})
     for name in PAPER_STRUCTURES:
         rows.setdefault(
             name,
             {
                 "architecture": ARCHITECTURE.format(structure=name),
-                "model": design("paper")["model"],
-                "cost": design("paper")["cost"],
+                "model": scale_settings("paper")["model"],
+                "cost": scale_settings("paper")["cost"],
             },
         )
     return rows
@@ -332,7 +340,7 @@ def timed_models():
             (
                 {"baseline": name}
                 if name in PAPER_BASELINES
-                else {"architecture": ARCHITECTURE.format(structure=name), "model": design("paper")["model"]}
+                else {"architecture": ARCHITECTURE.format(structure=name), "model": scale_settings("paper")["model"]}
             ),
         )
     return rows

@@ -24,9 +24,9 @@ rule proxy_search:
         mem_mb=config["comparisons"]["resources"]["mem_mb"],
         runtime=config["comparisons"]["resources"]["runtime"],
     params:
-        model=config["model"],
-        cost=config["cost"],
-        search_space=config["search_space"],
+        model=scale_settings("paper")["model"],
+        cost=scale_settings("paper")["cost"],
+        search_space=scale_settings("paper")["search_space"],
         entropy=entropy_settings(),
         search=proxy_search_settings(),
     script:
@@ -34,7 +34,7 @@ rule proxy_search:
 
 
 use rule proxy_search as proxy_search_pretrain with:
-    """One proxy-driven search at the pretraining design scale: a compared model the default trains (Fig. 5)."""
+    """One proxy-driven search at scales.pretrain: a compared model the default trains (Fig. 5)."""
     input:
         unpack(latency_table_input("pretrain")),
         lookup=LOOKUP["pretrain"],
@@ -45,9 +45,9 @@ use rule proxy_search as proxy_search_pretrain with:
     log:
         "logs/pretrain/search/{objective}/{budget}.log",
     params:
-        model=design("pretrain")["model"],
-        cost=design("pretrain")["cost"],
-        search_space=design("pretrain")["search_space"],
+        model=scale_settings("pretrain")["model"],
+        cost=scale_settings("pretrain")["cost"],
+        search_space=scale_settings("pretrain")["search_space"],
         entropy=entropy_settings("pretrain"),
         search=proxy_search_settings(),
 

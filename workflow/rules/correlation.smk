@@ -56,7 +56,7 @@ rule correlation_proxies:
         runtime=config["correlation"]["resources"]["runtime"],
         mem_mb=config["correlation"]["resources"]["mem_mb"],  # the NTK holds a batch x parameters Jacobian
     params:
-        model=design("correlation")["model"],
+        model=scale_settings("correlation")["model"],
         entropy=entropy_settings("correlation"),
         proxies=config["correlation"]["proxies"],
     script:
@@ -134,7 +134,7 @@ rule table1:
     conda:
         "../../envs/merino.yaml"
     params:
-        model=design("correlation")["model"],
+        model=scale_settings("correlation")["model"],
         training=correlation_training(),
     script:
         "../scripts/table1.py"

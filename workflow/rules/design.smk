@@ -38,9 +38,9 @@ rule search:
         runtime=30,
         mem_mb=4000,
     params:
-        model=config["model"],
-        cost=config["cost"],
-        search_space=config["search_space"],
+        model=scale_settings("paper")["model"],
+        cost=scale_settings("paper")["cost"],
+        search_space=scale_settings("paper")["search_space"],
         entropy=entropy_settings(),
         search=search_settings(),
     script:
@@ -65,9 +65,9 @@ rule design_fit:
         runtime=30,
         mem_mb=4000,
     params:
-        model=config["model"],
-        cost=config["cost"],
-        search_space=config["search_space"],
+        model=scale_settings("paper")["model"],
+        cost=scale_settings("paper")["cost"],
+        search_space=scale_settings("paper")["search_space"],
         entropy=entropy_settings(),
         objective=config["search"]["objective"],
         fit={k: config["design_fit"][k] for k in ("draws", "grid")},
@@ -94,8 +94,8 @@ rule table8:
     conda:
         "../../envs/merino.yaml"
     params:
-        model=config["model"],
-        cost=config["cost"],
+        model=scale_settings("paper")["model"],
+        cost=scale_settings("paper")["cost"],
         entropy=entropy_settings(),
         objective=config["search"]["objective"],
     script:
@@ -118,8 +118,8 @@ rule table1_entropy:
     conda:
         "../../envs/merino.yaml"
     params:
-        model=config["model"],
-        cost=config["cost"],
+        model=scale_settings("paper")["model"],
+        cost=scale_settings("paper")["cost"],
         entropy=entropy_settings(),
     script:
         "../scripts/table1_entropy.py"
@@ -149,8 +149,8 @@ rule fig2:
         runtime=30,
         mem_mb=4000,
     params:
-        search_space=config["search_space"],
-        entropy=lookup_settings()["entropy"] | {"head_dim": config["model"]["head_dim"]},
+        search_space=scale_settings("paper")["search_space"],
+        entropy=lookup_settings()["entropy"] | {"head_dim": scale_settings("paper")["model"]["head_dim"]},
         fig2=config["fig2"],
     script:
         "../scripts/fig2.py"

@@ -10,8 +10,8 @@ rule naive_scaling:
     conda:
         "../../envs/merino.yaml"
     params:
-        model=lambda w: design(w.scale)["model"],
-        cost=lambda w: design(w.scale)["cost"],
+        model=lambda w: scale_settings(w.scale)["model"],
+        cost=lambda w: scale_settings(w.scale)["cost"],
         naive=config["baselines"]["naive_scaling"],
     script:
         "../scripts/naive_scaling.py"

@@ -70,8 +70,8 @@ rule latency_table:
         device=lambda w: device_settings(w.device),
         protocol=config["latency"]["protocol"],
         table=config["latency"]["table"],
-        model=lambda w: design(w.scale)["model"],
-        search_space=lambda w: design(w.scale)["search_space"],
+        model=lambda w: scale_settings(w.scale)["model"],
+        search_space=lambda w: scale_settings(w.scale)["search_space"],
     script:
         "../scripts/latency_table.py"
 
@@ -95,8 +95,8 @@ rule latency_check:
         device=lambda w: device_settings(w.device),
         protocol=config["latency"]["protocol"],
         check=config["latency"]["check"],
-        search_space=lambda w: design(w.scale)["search_space"],
-        head_dim=lambda w: design(w.scale)["model"]["head_dim"],
+        search_space=lambda w: scale_settings(w.scale)["search_space"],
+        head_dim=lambda w: scale_settings(w.scale)["model"]["head_dim"],
     script:
         "../scripts/latency_check.py"
 
@@ -117,8 +117,8 @@ rule latency_table_predicted:
     params:
         datasheet=lambda w: datasheet_settings(w.device),
         protocol=prediction_protocol(),
-        model=lambda w: design(w.scale)["model"],
-        search_space=lambda w: design(w.scale)["search_space"],
+        model=lambda w: scale_settings(w.scale)["model"],
+        search_space=lambda w: scale_settings(w.scale)["search_space"],
     script:
         "../scripts/latency_table_predicted.py"
 

@@ -1,9 +1,9 @@
-# Pretraining: corpus + tokenizer, searches at the pretraining design scale, paper structures,
+# Pretraining: corpus + tokenizer, searches at scales.pretrain, paper structures,
 # and one training job per model (GPUs -> torchrun processes).
 
 
 use rule entropy_lookup as entropy_lookup_pretrain with:
-    """The entropy lookup table (Eq. 7) of the pretraining design scale's search space."""
+    """The entropy lookup table (Eq. 7) of scales.pretrain's search space."""
     output:
         LOOKUP["pretrain"],
     log:
@@ -14,7 +14,7 @@ use rule entropy_lookup as entropy_lookup_pretrain with:
 
 
 use rule search as search_pretrain with:
-    """One entropy-driven search (Algorithms 1-2) at the pretraining design scale: a model the default trains."""
+    """One entropy-driven search (Algorithms 1-2) at scales.pretrain: a model the default trains."""
     input:
         unpack(latency_table_input("pretrain")),
         lookup=LOOKUP["pretrain"],
@@ -23,9 +23,9 @@ use rule search as search_pretrain with:
     log:
         "logs/pretrain/search/{objective}/{budget}.log",
     params:
-        model=design("pretrain")["model"],
-        cost=design("pretrain")["cost"],
-        search_space=design("pretrain")["search_space"],
+        model=scale_settings("pretrain")["model"],
+        cost=scale_settings("pretrain")["cost"],
+        search_space=scale_settings("pretrain")["search_space"],
         entropy=entropy_settings("pretrain"),
         search=search_settings(),
 

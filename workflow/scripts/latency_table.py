@@ -1,4 +1,4 @@
-"""Rule latency_table: one device's latency lookup table for a design scale (latency budgets)."""
+"""Rule latency_table: one device's latency lookup table for a scale (config scales) (latency budgets)."""
 
 import sys
 import time
