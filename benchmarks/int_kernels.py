@@ -77,7 +77,7 @@ def main():
     if args.child:
         return child(args.child[0], Path(args.child[1]), args.threads)
 
-    convention = yaml.safe_load(Path(args.config).read_text())["model"]
+    convention = yaml.safe_load(Path(args.config).read_text())["scales"]["paper"]["model"]
     arch = paper_structures(load_reference())[args.model]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -1,12 +1,12 @@
-"""Build a latency lookup table for a design's search space on this machine, then check its predictor
+"""Build a latency lookup table for a scale's search space on this machine, then check its predictor
 against whole models measured here: mean / max absolute relative error, bias, Spearman's rho and Kendall's
 tau over sampled architectures (merino.latency.build_latency_table, check_predictor).
 
-    PYTHONPATH=src python benchmarks/latency_predictor.py [--design pretrain|correlation|main]
+    PYTHONPATH=src python benchmarks/latency_predictor.py [--scale pretrain|correlation|paper]
         [--architectures 20] [--threads 1] [--seq-len 128] [--save lookup.json] [--json check.json]
 
-`pretrain` is config pretrain.design (the embedded scaled-down design, the default); `main` is the paper's
-search space (512 layer shapes: minutes to build, and large models to check; lower --architectures).
+`--scale` names an entry of config `scales`: `pretrain` (the embedded scaled-down scale, the default), or `paper`,
+the paper's search space (512 layer shapes: minutes to build, and large models to check; lower --architectures).
 """
 
 import argparse
@@ -22,18 +22,10 @@ from merino.space import SearchSpace
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def design(cfg: dict, name: str) -> tuple[dict, dict]:
-    """(model convention, search_space section) of a design."""
-    if name == "main":
-        return cfg["model"], cfg["search_space"]
-    section = cfg["pretrain" if name == "pretrain" else "correlation"]["design"]
-    return section["model"], section["search_space"]
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=ROOT / "config/config.yaml")
-    ap.add_argument("--design", choices=("pretrain", "correlation", "main"), default="pretrain")
+    ap.add_argument("--scale", choices=("pretrain", "correlation", "paper"), default="pretrain")
     ap.add_argument("--device-label", default="cpu", help="the table's name in budgets (latency50ms-<label>)")
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -48,7 +40,8 @@ def main():
     args = ap.parse_args()
 
     cfg = yaml.safe_load(Path(args.config).read_text())
-    convention, space_cfg = design(cfg, args.design)
+    scale = cfg["scales"][args.scale]
+    convention, space_cfg = scale["model"], scale["search_space"]
     space = SearchSpace.from_config(space_cfg, convention["head_dim"])
     t0 = time.perf_counter()
     table = build_latency_table(

@@ -45,7 +45,7 @@ def main():
     paper = {name: row[1] for name, row in ref["table3_language_modeling"]["models"].items()}  # jetson_latency_ms
     models = baselines()
     for name, arch in paper_structures(ref).items():
-        models[name] = lambda arch=arch: merino_model(arch, cfg["model"])
+        models[name] = lambda arch=arch: merino_model(arch, cfg["scales"]["paper"]["model"])
     if args.models:
         keep = set(args.models.split(",")) | {REFERENCE_MODEL}
         unknown = keep - set(models)

@@ -1,6 +1,6 @@
 """The cost model's `memory` (weights + peak activations, config cost.memory_seq_len tokens, fp32) against the
 peak measured on this CPU (torch profiler memory events; merino.memory.check_memory_model), for sampled
-architectures of each design and the paper's Table 8 structures.
+architectures of each scaled-down scale (config scales) and the paper's Table 8 structures.
 
     PYTHONPATH=src python benchmarks/memory_model.py [--architectures 5]
 """
@@ -25,9 +25,9 @@ def main():
     ap.add_argument("--architectures", type=int, default=5)
     args = ap.parse_args()
     cfg = yaml.safe_load(Path(args.config).read_text())
-    designs = {"pretrain.design": cfg["pretrain"]["design"], "correlation.design": cfg["correlation"]["design"]}
+    scales = {f"scales.{name}": cfg["scales"][name] for name in ("pretrain", "correlation")}
     cases = []
-    for name, d in designs.items():
+    for name, d in scales.items():
         space = SearchSpace.from_config(d["search_space"], d["model"]["head_dim"])
         cases.append(
             (
@@ -40,13 +40,13 @@ def main():
     cases.append(
         (
             "paper Table 8",
-            cfg["model"],
-            CostModel.from_config(cfg["model"], cfg["cost"]),
+            cfg["scales"]["paper"]["model"],
+            CostModel.from_config(cfg["scales"]["paper"]["model"], cfg["scales"]["paper"]["cost"]),
             list(paper_structures(load_reference()).values()),
         )
     )
     print(
-        f"{'design':<19} {'E':<18} {'F':<20} {'model MB':>9} {'measured':>9} {'act model':>9} {'act meas':>9} "
+        f"{'scale':<19} {'E':<18} {'F':<20} {'model MB':>9} {'measured':>9} {'act model':>9} {'act meas':>9} "
         f"{'error':>7}"
     )
     for name, convention, cost, archs in cases:

@@ -26,7 +26,9 @@ args = parser.parse_args()
 cfg = yaml.safe_load(Path(args.config).read_text())
 reference = load_reference()
 models = {n: model_factory({"baseline": n}) for n in PAPER_BASELINES}
-models.update({n: (lambda a=a: merino_model(a, cfg["model"])) for n, a in paper_structures(reference).items()})
+models.update(
+    {n: (lambda a=a: merino_model(a, cfg["scales"]["paper"]["model"])) for n, a in paper_structures(reference).items()}
+)
 started = time.perf_counter()
 profiles = profile_models(models, seq_len=cfg["latency"]["protocol"]["seq_len"])
 print(f"profiled {len(profiles)} models in {time.perf_counter() - started:.1f} s")

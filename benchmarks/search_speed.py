@@ -31,15 +31,15 @@ def main():
     cfg = yaml.safe_load(Path(args.config).read_text())
     cfg["design_fit"]["preset"] = args.preset
     apply_design_preset(cfg)
-    head_dim = cfg["model"]["head_dim"]
-    space = SearchSpace.from_config(cfg["search_space"], head_dim)
+    head_dim = cfg["scales"]["paper"]["model"]["head_dim"]
+    space = SearchSpace.from_config(cfg["scales"]["paper"]["search_space"], head_dim)
     constants = EntropyConstants.from_config(cfg["entropy"], head_dim)
     if Path(args.lookup).exists():
         table = EntropyLookupTable.load(args.lookup, constants)
     else:
         print(f"{args.lookup} not found: building the lookup table first (about 2 minutes)")
         table = EntropyLookupTable.build(space, constants)
-    cost = CostModel.from_config(cfg["model"], cfg["cost"])
+    cost = CostModel.from_config(cfg["scales"]["paper"]["model"], cfg["scales"]["paper"]["cost"])
     s = cfg["search"]
     objective = EntropyObjective.build(s["objective"], space, table)
     print(f"objective {s['objective']}, T={s['iterations']}, M={s['population']}, K={s['parents']}")

@@ -1,7 +1,7 @@
 """Training throughput of MerinoForCausalLM against a GPT2LMHeadModel of equal FLOPs, same run.
 
 The MeRino model is a searched architecture (default: the embedded default's 0.55 GFLOPs search,
-or a fixed design-scale structure when that result does not exist yet).  The GPT-2 baseline has
+or a fixed scales.pretrain structure when that result does not exist yet).  The GPT-2 baseline has
 one uniform stack of width E = the MeRino model's widest block, FFN 4E, and the depth whose
 forward FLOPs (our cost model, same sequence length) come closest to the MeRino model's.  Both
 train with AdamW on the same random batches, the same threads and the same precision; rounds
@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FALLBACK = {"E": [128, 192, 256, 256], "F": [512, 640, 896, 1024], "L": [2, 2, 1, 1]}
 
 
-def merino_model(arch: Architecture, design: dict) -> MerinoForCausalLM:
-    m = design["model"]
+def merino_model(arch: Architecture, scale: dict) -> MerinoForCausalLM:
+    m = scale["model"]
     return MerinoForCausalLM(
         MerinoConfig.from_architecture(
             arch,
@@ -45,11 +45,11 @@ def merino_model(arch: Architecture, design: dict) -> MerinoForCausalLM:
     )
 
 
-def gpt2(design: dict, width: int, ffn: int, depth: int):
+def gpt2(scale: dict, width: int, ffn: int, depth: int):
     """A GPT-2 (ReLU, no dropout, tied head, SDPA attention) with ``depth`` layers of width/FFN given."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    m = design["model"]
+    m = scale["model"]
     config = GPT2Config(
         vocab_size=m["vocab_size"],
         n_positions=m["max_positions"],
@@ -69,14 +69,14 @@ def gpt2(design: dict, width: int, ffn: int, depth: int):
     return GPT2LMHeadModel(config)
 
 
-def gpt2_of_equal_flops(arch: Architecture, design: dict):
+def gpt2_of_equal_flops(arch: Architecture, scale: dict):
     """GPT-2 of width max(E_i), FFN 4E, depth matching the MeRino model's forward FLOPs."""
-    m, width = design["model"], max(arch.widths)
-    target = CostModel.from_config(m, design["cost"]).flops(arch)
-    uniform = CostModel.from_config({**m, "embed_proj_dim": width}, design["cost"])
+    m, width = scale["model"], max(arch.widths)
+    target = CostModel.from_config(m, scale["cost"]).flops(arch)
+    uniform = CostModel.from_config({**m, "embed_proj_dim": width}, scale["cost"])
     stack = lambda n: Architecture.from_dict({"E": [width], "F": [4 * width], "L": [n]})  # noqa: E731
     depth = min(range(1, 65), key=lambda n: abs(uniform.flops(stack(n)) - target))
-    return gpt2(design, width, 4 * width, depth), target, uniform.flops(stack(depth))
+    return gpt2(scale, width, 4 * width, depth), target, uniform.flops(stack(depth))
 
 
 def tokens_per_second(model, batch: torch.Tensor, steps: int, device: torch.device) -> float:
@@ -114,15 +114,15 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="bf16 dense peak for MFU (H100 SXM: 989)")
     args = ap.parse_args()
-    design = yaml.safe_load(Path(args.config).read_text())["pretrain"]["design"]
+    scale = yaml.safe_load(Path(args.config).read_text())["scales"]["pretrain"]
     if Path(args.arch).exists():
         arch, source = Architecture.load(args.arch), str(args.arch)
     else:
-        arch, source = Architecture.from_dict(FALLBACK), "fixed design-scale structure (search result not found)"
+        arch, source = Architecture.from_dict(FALLBACK), "fixed scales.pretrain structure (search result not found)"
     device = torch.device(args.device)
     torch.manual_seed(0)
-    merino = merino_model(arch, design).to(device)
-    equal, merino_flops, gpt2_flops = gpt2_of_equal_flops(arch, design)
+    merino = merino_model(arch, scale).to(device)
+    equal, merino_flops, gpt2_flops = gpt2_of_equal_flops(arch, scale)
     models = {"MeRino": merino, "GPT-2 equal FLOPs": equal.to(device)}
     print(
         f"MeRino {arch.to_dict()} from {source}: {merino_flops / 1e9:.3f} GFLOPs, "
@@ -133,14 +133,14 @@ def main():
         f"{gpt2_flops / 1e9:.3f} GFLOPs, {sum(p.numel() for p in equal.parameters()) / 1e6:.2f} M params"
     )
     if len(set(arch.widths)) == 1 and len(set(arch.ffn_dims)) == 1:
-        same = gpt2(design, arch.widths[0], arch.ffn_dims[0], arch.n_layers)
+        same = gpt2(scale, arch.widths[0], arch.ffn_dims[0], arch.n_layers)
         models["GPT-2 same shapes"] = same.to(device)
         print(f"GPT-2 same shapes  E={arch.widths[0]} F={arch.ffn_dims[0]} L={arch.n_layers} (unshared)")
     print(
         f"device {device}, threads {torch.get_num_threads()}, batch {args.batch} x {args.seq} tokens, "
         f"{args.steps} steps x {args.rounds} rounds"
     )
-    batch = torch.randint(0, design["model"]["vocab_size"], (args.batch, args.seq), device=device)
+    batch = torch.randint(0, scale["model"]["vocab_size"], (args.batch, args.seq), device=device)
     rates = {name: [] for name in models}
     for _ in range(args.rounds):
         for name, model in models.items():

@@ -94,14 +94,17 @@ def test_the_smoke_config_passes(tiny_config):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"search_space": {"depths": [0, 1]}}, "depths"),
+        ({"scales": {"paper": {"search_space": {"depths": [0, 1]}}}}, "depths"),
         ({"entropy": {"epsilon": -1.0}}, "epsilon"),
         ({"search": {"budgets": ["latency5ms"]}}, "budgets"),
-        ({"search_space": {"embed_dim": {"min": 64, "max": 1000, "step": 64}}}, "search_space.embed_dim"),
+        (
+            {"scales": {"paper": {"search_space": {"embed_dim": {"min": 64, "max": 1000, "step": 64}}}}},
+            "scales.paper.search_space.embed_dim",
+        ),
         ({"search": {"parents": 1000}}, "search.parents=1000"),
         ({"search": {"parents": 32, "population": 32}}, r"search.parents=32 must be below search.population=32 \(K"),
         (
-            {"search_space": {"ffn_dim": {"min": 128, "max": 512, "step": 128}}},
+            {"scales": {"paper": {"search_space": {"ffn_dim": {"min": 128, "max": 512, "step": 128}}}}},
             "give ffn_ratio .* or ffn_dim .*, not both",
         ),
         ({"design_fit": {"preset": "mine"}}, r"design_fit.preset='mine' names no preset in design_fit.presets"),
@@ -114,15 +117,15 @@ def test_the_smoke_config_passes(tiny_config):
         ({"data": {"corpus": {"source": "web"}}}, "source"),
         ({"correlation": {"architectures": 5}}, r"calibration.fraction=0.5 splits correlation.architectures=5"),
         ({"correlation": {"proxies": {"ntk_seq_len": 1000}}}, r"correlation.proxies.ntk_seq_len=1000 exceeds"),
-        ({"correlation": {"design": {"search_space": {"depths": []}}}}, "depths"),
+        ({"scales": {"correlation": {"search_space": {"depths": []}}}}, "depths"),
         (
             {"latency": {"generation": {"prompt_len": 60}}},
             r"prompt_len \+ new_tokens - 1 = 67 positions exceed "
-            r"pretrain.design.model.max_positions = 64",
+            r"scales.pretrain.model.max_positions = 64",
         ),
         (
-            {"pretrain": {"design": {"cost": {"memory_kv_tokens": 65}}}},
-            r"config pretrain.design.cost.memory_kv_tokens = 65",
+            {"scales": {"pretrain": {"cost": {"memory_kv_tokens": 65}}}},
+            r"config scales.pretrain.cost.memory_kv_tokens = 65",
         ),
     ],
     ids=lambda v: v if isinstance(v, str) else None,

@@ -10,7 +10,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config, validate
 
-from merino.checks import apply_design_preset, check_config
+from merino.checks import MOVED_KEYS, ConfigError, apply_design_preset, check_config, check_moved_keys
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -80,13 +80,35 @@ def test_every_shipped_config_validates_and_keeps_its_values(paths):
 
 
 def test_defaults_never_give_both_ffn_axes():
-    """ffn_ratio's default is the top-level search_space's, not the key's: a search space (or a design section,
-    which shares its definition) that gives ffn_dim gets no ratio grid beside it."""
-    assert "ffn_ratio" not in validated({"search_space": {"ffn_dim": RANGE}})["search_space"]
-    assert "ffn_ratio" not in validated({})["correlation"]["design"]["search_space"]
+    """ffn_ratio's default is a scale's, not the key's: a scale whose search space gives ffn_dim gets no ratio
+    grid beside it."""
+    space = {"n_blocks": 2, "embed_dim": RANGE, "ffn_dim": RANGE, "depths": [1], "non_decreasing_width": True}
+    assert (
+        "ffn_ratio"
+        not in validated(
+            {"scales": {"paper": {**load("config/config.yaml")["scales"]["paper"], "search_space": space}}}
+        )["scales"]["paper"]["search_space"]
+    )
+    assert "ffn_ratio" not in validated({})["scales"]["correlation"]["search_space"]
     switched = layered("config/config.yaml")
-    update_config(switched, {"search_space": {"ffn_dim": RANGE, "ffn_ratio": None}})
+    update_config(switched, {"scales": {"paper": {"search_space": {"ffn_dim": RANGE, "ffn_ratio": None}}}})
     check_config(validated(switched))
+
+
+@pytest.mark.parametrize("old, new", list(MOVED_KEYS.items()))
+def test_a_key_moved_into_scales_is_refused_naming_old_and_new(old, new):
+    config = layered("config/config.yaml")
+    update_config(config, {old: {}} if "." not in old else {old.split(".")[0]: {old.split(".")[1]: {}}})
+    with pytest.raises(ConfigError, match=rf"config key {old} has moved to {new}"):
+        check_moved_keys(config)
+
+
+def test_a_scale_is_given_in_full():
+    """The three scales share one definition ($defs/scale) without defaults of their own: a base file that
+    states a scale states all of it."""
+    config = {"scales": {"pretrain": {"model": {"vocab_size": 512}}}}
+    with pytest.raises(WorkflowError, match=r"'cost' is a required property"):
+        validate(config, SCHEMA)
 
 
 @pytest.mark.parametrize(

@@ -293,12 +293,12 @@ RERUNS = [
     ),
     ({"search": {"budgets": ["flops60G", "flops110G", "flops160G", "params2M"]}}, {"search": 1, "all": 1}),
     (
-        {"cost": {"count_lm_head": True}},
+        {"scales": {"paper": {"cost": {"count_lm_head": True}}}},
         {"search": 3, "design_fit": 1, "table8": 1, "table1_entropy": 1, "table1": 1, "table3": 1, "fig1": 1, "all": 1},
     ),
     ({"pretrain": {"training": {"lr": 2.0e-3}}}, {"pretrain": 8, **EVAL, "all": 1}),
     (
-        {"pretrain": {"design": {"cost": {"memory_seq_len": 64}}}},
+        {"scales": {"pretrain": {"cost": {"memory_seq_len": 64}}}},
         {
             "search_pretrain": 8,
             "proxy_search_pretrain": 1,
