@@ -231,7 +231,7 @@ PROXY = {"proxy_search_pretrain": 1, "pretrain": 1, "evaluate": 1, "fig5": 1, "t
 
 RERUNS = [
     (
-        {"search": {"population": 32}},  # 8 at the pretraining design: 3 models, 2 latency, memory, Table 6's 2
+        {"search": {"population": 32}},  # 8 at scales.pretrain: 3 models, 2 latency, memory, Table 6's 2
         {"search": 3, "search_pretrain": 8, "table8": 1, **MERINO, "all": 1},
     ),  # not the proxy search (own EA)
     (

@@ -251,7 +251,7 @@ class CostModel:
         measured peak by the largest block's term: +6-9 % of the total at the embedded default's scales.pretrain
         (V = 4096, D = 128), +1.1 % for the paper's Table 8 structures (V = 50257, D = 768).  With
         small vocabularies a layer's activations outgrow the logits and the peak moves into the blocks:
-        the correlation design (V = 512, T = 32) is still bounded (+2-5 %), but with a few dozen tokens
+        scales.correlation (V = 512, T = 32) is still bounded (+2-5 %), but with a few dozen tokens
         this is no longer a bound, because our layers also hold the residual streams of the enclosing
         calls, both the FFN's hidden and ReLU outputs (2 T F) and flash attention's buffers, while CPU
         attention never materialises the h T^2 scores counted here."""
