@@ -41,7 +41,7 @@ def check_moved_keys(config: dict) -> None:
     """A configuration (before schema validation) that still uses a key moved into ``scales``: name old and new."""
     for old, new in MOVED_KEYS.items():
         section, _, key = old.rpartition(".")
-        if key in (config.get(section, {}) if section else config):
+        if key in ((config.get(section) or {}) if section else config):
             raise ConfigError(f"config key {old} has moved to {new}; rename it in your configuration file")
 
 
