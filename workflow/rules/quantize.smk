@@ -59,7 +59,7 @@ rule quantized_latency:
     threads: config["quantization"]["kernels"]["threads"]
     params:
         schemes=list(config["quantization"]["schemes"]),
-        kernels=config["quantization"]["kernels"],
+        kernels={k: v for k, v in config["quantization"]["kernels"].items() if k != "evaluate"},  # what it runs
         protocol=config["latency"]["protocol"],  # the paper's: batch 1, 128 tokens, mean of 16
     script:
         "../scripts/quantized_latency.py"
