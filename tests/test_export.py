@@ -1,13 +1,12 @@
 """ONNX export: prefill and a cached decode step run in ONNX Runtime give torch's logits (fp32, 1e-4)."""
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
 from merino.export import cache_names, export_onnx
 from merino.model import MerinoConfig, MerinoForCausalLM
-
-ort = pytest.importorskip("onnxruntime")
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "unshared"])

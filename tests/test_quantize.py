@@ -261,6 +261,8 @@ def test_save_and_load_give_identical_weights_and_logits(tmp_path, trained):
     assert "model.wte.weight" in fp_tensors and not any(k.endswith("qkv.weight") for k in fp_tensors)
     fp32_bytes = sum(p.numel() * 4 for p in model.parameters())
     assert sizes["bytes_on_disk"] == (tmp_path / "model.safetensors").stat().st_size < 0.75 * fp32_bytes
+    mode = (tmp_path / "config.json").stat().st_mode & 0o777
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == mode  # readable like the rest
     assert 4 < sizes["bits_per_quantized_weight"] < 6
     written = (tmp_path / "quantization.json").read_text()
     assert '"bits": 4' in written and '"group_size": 32' in written and '"sizes"' in written

@@ -9,8 +9,6 @@ from merino.latency import LatencyTable, build_latency_table, measure_models, me
 from merino.runtime import compile_call
 from merino.space import Architecture, Block, SearchSpace
 
-pytest.importorskip("onnxruntime")
-
 CONVENTION = {"vocab_size": 64, "embed_proj_dim": 32, "max_positions": 16, "head_dim": 16, "weight_sharing": True}
 
 

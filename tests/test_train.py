@@ -91,6 +91,9 @@ def test_training_learns_and_writes_outputs(tmp_path, token_cache):
     assert metrics["val_perplexity"] < len(tokenizer) and metrics["resumed_at"] == []
     for name in ("model.safetensors", "config.json", "metrics.json", "loss.pdf", "tokenizer.json"):
         assert (tmp_path / "model" / name).exists(), name
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "model").iterdir()}
+    assert len(set(modes.values())) == 1, modes  # the weights readable like the rest (safetensors writes 0600)
+    assert (tmp_path / "work" / "checkpoint" / "model.safetensors").stat().st_mode & 0o777 == modes["config.json"]
 
 
 def _job(tmp_path, token_cache, name, **training):

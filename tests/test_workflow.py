@@ -95,10 +95,58 @@ def test_malformed_config_stops_before_any_job(malformed_runs, case):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    """The tiny DAG, run to the end: CI's run after the bare install when MERINO_SMOKE_RUN names its directory
+    (.ci/bare-run: the same command in a venv made by `pip install -e .` alone), otherwise run here.  Either way
+    test_smoke_run_produces_every_output ends by checking that a dry run in it plans nothing (it is current)."""
+    given = os.environ.get("MERINO_SMOKE_RUN")
+    if given:
+        workdir = Path(given)
+        assert (workdir / "results").is_dir(), f"MERINO_SMOKE_RUN={given!r} holds no run: .ci/bare-run DIR makes one"
+        return workdir
     workdir = tmp_path_factory.mktemp("tiny_run")
     out = snakemake(workdir)
     assert out.returncode == 0, out.stderr[-4000:]
     return workdir
+
+
+def executed_rules(run: Path) -> set[str]:
+    """The rules of every job Snakemake ran in ``run`` (its logs under .snakemake/log; dry runs write none)."""
+    rules = set()
+    for log in (run / ".snakemake" / "log").glob("*.snakemake.log"):
+        rules |= set(re.findall(r"^(?:local)?rule (\w+):$", log.read_text(), re.MULTILINE))
+    return rules
+
+
+@pytest.mark.slow
+def test_smoke_run_covers_every_rule_of_the_default_dag(tiny_run, tmp_path):
+    """The tiny run (CI: after the bare install) ran a job of every rule `snakemake -n --cores 2` plans for the
+    default config in a fresh checkout, so a rule added later is covered without anyone adding it to tiny.yaml."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(SNAKEFILE),
+            "-d",
+            str(tmp_path),
+            "--cores",
+            "2",
+            "-n",
+            "--quiet",
+            "rules",
+            "--configfile",
+            str(REPO / "config" / "config.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    default = set(re.findall(r"^(\w+)\s+\d+$", out.stdout + out.stderr, re.MULTILINE)) - {"total"}
+    assert len(default) > 30, out.stdout[-2000:]
+    missing = default - executed_rules(tiny_run)
+    assert not missing, f"tests/configs/tiny.yaml runs no job of the default DAG's rules {sorted(missing)}"
 
 
 @pytest.mark.slow
@@ -221,6 +269,7 @@ MERINO = {
     "latency": 1,
     "generation": 1,
     "latency_predicted": 1,
+    "table3_latency_prediction": 1,
     **QUANTIZED,
     **TABLES,
     **COMPARE,
@@ -231,14 +280,14 @@ PROXY = {"proxy_search_pretrain": 1, "pretrain": 1, "evaluate": 1, "fig5": 1, "t
 
 RERUNS = [
     (
-        {"search": {"population": 32}},  # 8 at scales.pretrain: 3 models, 2 latency, memory, Table 6's 2
-        {"search": 3, "search_pretrain": 8, "table8": 1, **MERINO, "all": 1},
+        {"search": {"population": 32}},  # 9 at scales.pretrain: 3 models, 3 latency, memory, Table 6's 2
+        {"search": 3, "search_pretrain": 9, "table8": 1, **MERINO, "all": 1},
     ),  # not the proxy search (own EA)
     (
         {"entropy": {"gamma_strength": 4.0}},  # the proxy search records its result's entropy too
         {
             "search": 3,
-            "search_pretrain": 8,
+            "search_pretrain": 9,
             "design_fit": 1,
             "table8": 1,
             "table1_entropy": 1,
@@ -259,7 +308,7 @@ RERUNS = [
             "entropy_lookup_pretrain": 1,
             "entropy_lookup_correlation": 1,
             "search": 3,
-            "search_pretrain": 8,
+            "search_pretrain": 9,
             "design_fit": 1,
             "table8": 1,
             "table1_entropy": 1,
@@ -280,7 +329,7 @@ RERUNS = [
         {"search": {"selection": "generational"}},  # every search, the proxy-driven one too (same selection)
         {
             "search": 3,
-            "search_pretrain": 8,
+            "search_pretrain": 9,
             "table8": 1,
             **MERINO,
             "proxy_search_pretrain": 1,
@@ -300,13 +349,14 @@ RERUNS = [
     (
         {"scales": {"pretrain": {"cost": {"memory_seq_len": 64}}}},
         {
-            "search_pretrain": 8,
+            "search_pretrain": 9,
             "proxy_search_pretrain": 1,
             "naive_scaling": 1,
             "pretrain": 8,
             "latency": 1,
             "generation": 1,
             "latency_predicted": 1,
+            "table3_latency_prediction": 1,
             **EVAL,
             "all": 1,
         },
@@ -351,7 +401,7 @@ RERUNS = [
     ({"evaluation": {"batch_size": 8}}, {**EVAL, "quantize": 0, "quantized_latency": 0, "all": 1}),
     (
         {"evaluation": {"models": ["MeRino-S60"]}},
-        {"latency": 1, "generation": 1, "latency_predicted": 1, **TABLES, "all": 1},
+        {"latency": 1, "generation": 1, "latency_predicted": 1, "table3_latency_prediction": 1, **TABLES, "all": 1},
     ),
     (
         {"baselines": {"naive_scaling": {"base_depth": 1}}},
@@ -361,6 +411,7 @@ RERUNS = [
             "latency": 1,
             "generation": 1,
             "latency_predicted": 1,
+            "table3_latency_prediction": 1,
             "evaluate": 1,
             **TABLES,
             "fig5": 1,
@@ -570,7 +621,7 @@ def test_latency_stage_completes_on_a_much_slower_device(tmp_path):
     """The latency table as a device 40x slower than this machine would measure it (this machine's table,
     scaled): the relative budget resolves to 40x the milliseconds and finds the same architecture, and the
     latency stage completes.  (An absolute budget chosen on a fast machine failed the DAG on a busy one.)"""
-    budgets = [b for b in yaml.safe_load(TINY.read_text())["latency"]["budgets"] if b.startswith("latency")]
+    budgets = [b for b in yaml.safe_load(TINY.read_text())["latency"]["budgets"] if re.match(r"latency.*-cpu$", b)]
     searches = [f"results/pretrain/search/eq15/{b}.json" for b in budgets]
     targets = [*searches, "results/pretrain/latency/cpu/predictor_check.json"]
     out = snakemake(tmp_path, *targets)

@@ -39,6 +39,7 @@ Results and infrastructure
     ``plotting``     one style for every figure
     ``checks``       config checks a JSON schema cannot express
     ``hub``          the Hugging Face Hub resources a config reads, and the offline cache
+    ``optional``     packages outside the base install, each behind an off-by-default config key
     ``provenance``   what every result file records (settings, versions, checksums, time)
 
 Data files: ``reference/published.yaml`` (the paper's published numbers), ``lm_eval_tasks/`` (task YAML).

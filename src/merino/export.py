@@ -6,8 +6,6 @@ and ``present.value.j`` (B, nh_j, T, hs).  ``decode.onnx``: one new token, ``inp
 (B, 1) plus ``past.key.j`` / ``past.value.j`` (B, nh_j, S, hs) -> ``logits`` (B, 1, V) and the presents
 (B, nh_j, S + 1, hs).  Batch, sequence and cache lengths are dynamic; there is no padding mask (rows of
 equal length).  Exported with the TorchScript exporter (``dynamo=False``: the dynamo one needs onnxscript).
-
-Needs the ``edge`` extra (``pip install .[edge]``: onnx, onnxruntime) to run the graphs, not to export them.
 """
 
 from __future__ import annotations

@@ -99,6 +99,15 @@ def provenance(
     }
 
 
+def share_mode(path: str | Path) -> None:
+    """Give a file the mode every other result file gets (0666 less the umask: 0644 under the usual 022).
+    safetensors writes its files 0600, which a shared results folder, another user's Slurm job or a web
+    server cannot read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def write_json(path: str | Path, data: dict) -> None:
     """Write JSON atomically (a crash never leaves a half-written result)."""
     path = Path(path)

@@ -55,6 +55,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers.pytorch_utils import Conv1D
 
+from .provenance import share_mode
 from .token_cache import PackedDataset
 from .train import unalias
 
@@ -520,6 +521,7 @@ def save_quantized(model: nn.Module, quantized: QuantizedModel, out_dir: str | P
         "kernels (onnxruntime MatMulNBits) with kernels='integer'",
     }
     save_file(tensors, out / WEIGHTS_FILE, metadata={"quantization": json.dumps(config)})
+    share_mode(out / WEIGHTS_FILE)
     model.config.save_pretrained(out)
     sizes = {
         "bytes_on_disk": (out / WEIGHTS_FILE).stat().st_size,

@@ -12,7 +12,7 @@ its example inputs into a zero-argument callable running one forward pass:
   is exported with ``use_cache=False`` and returns its logits (as the torch protocol times it).
 
 Exporting takes seconds per model (a minute for the largest baselines); it happens before any timed
-call.  ONNX Runtime needs the ``edge`` extra (``pip install .[edge]``).
+call.
 """
 
 from __future__ import annotations
@@ -142,10 +142,7 @@ def export(model: nn.Module, inputs, path: str | Path) -> list[str]:
 
 def onnx_session(path: str | Path, threads: int | None):
     """An ONNX Runtime CPU session of the graph at ``path`` with ``threads`` intra-op threads (None: its default)."""
-    try:
-        import onnxruntime as ort
-    except ImportError as err:
-        raise ImportError("the onnxruntime latency backend needs onnxruntime: pip install .[edge]") from err
+    import onnxruntime as ort
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.inter_op_num_threads = 1

@@ -42,6 +42,7 @@ from safetensors.torch import load_file, save_file
 
 from . import plotting
 from .model import MerinoConfig, MerinoForCausalLM
+from .provenance import share_mode
 from .token_cache import PackedDataset, batch_indices, read_cache_meta
 
 
@@ -170,6 +171,7 @@ def _save_checkpoint(
     tmp.mkdir(parents=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(unalias(state), tmp / "model.safetensors")
+    share_mode(tmp / "model.safetensors")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     (tmp / "state.json").write_text(
         json.dumps({"step": step, "tokens": tokens, "resumed_at": resumed_at, "fingerprint": fingerprint})
@@ -459,6 +461,7 @@ def _save_outputs(out: Path, model: MerinoForCausalLM, tokenizer, log: Path, met
     """The final model (safetensors + config, and the tokenizer: loadable with ``AutoModelForCausalLM``), the
     training log, ``metrics.json`` and the loss curve."""
     model.save_pretrained(out)
+    share_mode(out / "model.safetensors")
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
     shutil.copyfile(log, out / "log.jsonl")

@@ -28,6 +28,7 @@ from merino.checks import (  # noqa: E402
 )
 from merino.cost import Budget  # noqa: E402
 from merino.hub import check_offline_cache  # noqa: E402
+from merino.optional import check_optional_dependencies  # noqa: E402
 from merino.search import ENTROPY_OBJECTIVES, PROXY_OBJECTIVES  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -37,6 +38,7 @@ if workflow.overwrite_configfiles:  # the first --configfile is the base (workfl
 validate(config, schema=str(SCHEMA))
 apply_design_preset(config)  # design_fit.preset: its objective and entropy constants replace the config's
 check_config(config)
+check_optional_dependencies(config)  # a set key whose package the environment lacks: one line, before any job
 # Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE): every Hub resource the config reads (corpora, tokenizers, the
 # baselines' weights, lm-eval's task data sets) must be in the local cache; a missing one stops here, before any
 # job, with an error naming it and the command that stages it (merino.hub; profiles/slurm/README.md, step 4).
