@@ -20,7 +20,9 @@ from scipy import stats
 
 from . import plotting
 from .space import Architecture, SearchSpace
+from .verdicts import paired_rank_difference, spearman_rows, verdict
 
+RIVALS = ("ntk", "dss", "decoder_params")  # Fig. 3's claim: entropy ranks better than each of these
 PROXIES = {
     "entropy": "Entropy (ours: alpha, gamma)",
     "ntk": "NTK condition number (TE-NAS)",
@@ -41,15 +43,6 @@ def sample_architecture(space: SearchSpace, seed: int, index: int) -> Architectu
 
 
 # ---- rank correlation with bootstrap confidence intervals ----------------------------------------------
-def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman rho of every row pair of (S, n) arrays (average ranks for ties); NaN where constant."""
-    rx, ry = stats.rankdata(x, axis=1), stats.rankdata(y, axis=1)
-    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
-    denom = np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, (rx * ry).sum(1) / denom, np.nan)
-
-
 def rank_correlation(x, y, samples: int, confidence: float, seed: int) -> dict:
     """Spearman rho and Kendall tau-b of x against y, each with a percentile bootstrap interval over
     ``samples`` resamples of the pairs (resamples where either side is constant are dropped)."""
@@ -60,7 +53,7 @@ def rank_correlation(x, y, samples: int, confidence: float, seed: int) -> dict:
         )
     idx = np.random.default_rng(seed).integers(0, len(x), (samples, len(x)))
     boots = {
-        "spearman": (stats.spearmanr(x, y).statistic, _spearman_rows(x[idx], y[idx])),
+        "spearman": (stats.spearmanr(x, y).statistic, spearman_rows(x[idx], y[idx])),
         "kendall": (stats.kendalltau(x, y).statistic, np.array([stats.kendalltau(x[i], y[i]).statistic for i in idx])),
     }
     lo, hi = 50 * (1 - confidence), 50 * (1 + confidence)
@@ -146,9 +139,32 @@ def add_entropy_variants(df: pd.DataFrame, constants: dict) -> pd.DataFrame:
     return out
 
 
+def rival_difference(part: pd.DataFrame, proxy: str, bootstrap: dict) -> dict:
+    """Fig. 3's claim for one rival proxy: rho(entropy) - rho(proxy) against -perplexity over the same
+    architectures, its paired bootstrap interval, and the verdict read off it (merino.verdicts)."""
+    if proxy not in RIVALS or "score_entropy" not in part:
+        return {}
+    d = paired_rank_difference(
+        part["score_entropy"],
+        part[f"score_{proxy}"],
+        -part["val_perplexity"].to_numpy(),
+        bootstrap["samples"],
+        bootstrap["confidence"],
+        bootstrap["seed"],
+    )
+    return {
+        "entropy_minus_spearman": d["difference"],
+        "entropy_minus_spearman_lo": d["lo"],
+        "entropy_minus_spearman_hi": d["hi"],
+        "verdict": verdict(d["lo"], d["hi"]),
+    }
+
+
 def summary_table(df: pd.DataFrame, bootstrap: dict, calibration: dict | None, claim: str) -> pd.DataFrame:
     """Spearman rho / Kendall tau (with intervals) of every proxy against -perplexity, on all
-    architectures and, with calibration, on the held-out split; plus half- vs full-training perplexity."""
+    architectures and, with calibration, on the held-out split; plus half- vs full-training perplexity.
+    Each rival proxy's row carries Fig. 3's claim decided: rho(entropy) - rho(proxy) with its paired
+    bootstrap interval and verdict."""
     kw = {"samples": bootstrap["samples"], "confidence": bootstrap["confidence"], "seed": bootstrap["seed"]}
     labels = {**PROXIES, **ENTROPY_VARIANTS}
     splits = [("all", df, "none (constants from config)")]
@@ -178,7 +194,8 @@ def summary_table(df: pd.DataFrame, bootstrap: dict, calibration: dict | None, c
                     "split": split,
                     **rank_correlation(part[f"score_{proxy}"], target, **kw),
                     "calibration": tuned if proxy == "entropy_calibrated" else "none",
-                    "paper_claim": claim if proxy == "entropy" else "",
+                    "paper_claim": claim if proxy == "entropy" or proxy in RIVALS else "",
+                    **rival_difference(part, proxy, bootstrap),
                 }
             )
         if part["val_perplexity_half"].notna().all():

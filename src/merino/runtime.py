@@ -143,6 +143,7 @@ def export(model: nn.Module, inputs, path: str | Path) -> list[str]:
 def onnx_session(path: str | Path, threads: int | None):
     """An ONNX Runtime CPU session of the graph at ``path`` with ``threads`` intra-op threads (None: its default)."""
     import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.inter_op_num_threads = 1

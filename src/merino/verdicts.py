@@ -1,0 +1,77 @@
+"""Verdicts on the paper's claims, each computed from an interval, never from one run.
+
+A claim of the paper says that one quantity exceeds another: entropy ranks architectures better than NTK, DSS-Score
+or decoder params (Fig. 3); a MeRino model reaches a lower perplexity than the baseline of the same budget (Fig. 5,
+Tables 2, 5, 6).  Its verdict is read off the interval of the difference, oriented so that positive means "as the
+paper claims": ``holds`` when the whole interval lies above zero, ``fails`` when it lies wholly below, ``undecided at
+this scale`` when it contains zero or could not be computed (too few architectures or seeds).
+
+Intervals: a paired bootstrap over the same architectures for a difference of rank correlations (both correlations
+from one resample of the architectures, so their common noise cancels), and Student's t over seeds for trained
+models (the mean of per-seed paired differences against the baseline trained with the same seed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+HOLDS, FAILS, UNDECIDED = "holds", "fails", "undecided at this scale"
+
+
+def verdict(lo: float, hi: float) -> str:
+    """The verdict of a claim whose oriented difference (positive: as claimed) has the interval [lo, hi]."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return UNDECIDED
+    if lo > hi:
+        raise ValueError(f"an interval needs lo <= hi, got [{lo}, {hi}]")
+    if lo > 0:
+        return HOLDS
+    if hi < 0:
+        return FAILS
+    return UNDECIDED
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman rho of every row pair of (S, n) arrays (average ranks for ties); NaN where a row is constant."""
+    rx, ry = stats.rankdata(x, axis=1), stats.rankdata(y, axis=1)
+    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    denom = np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (rx * ry).sum(1) / denom, np.nan)
+
+
+def paired_rank_difference(a, b, target, samples: int, confidence: float, seed: int) -> dict:
+    """Spearman rho(a, target) - rho(b, target) over the same items, with a percentile interval from ``samples``
+    paired bootstrap resamples of the items (a resample where either rho is undefined is dropped)."""
+    a, b, target = (np.asarray(v, dtype=np.float64) for v in (a, b, target))
+    if not (a.shape == b.shape == target.shape) or a.ndim != 1 or len(a) < 3:
+        raise ValueError(
+            f"a paired rank difference needs three equally long series of at least 3 values, got {a.shape}, "
+            f"{b.shape} and {target.shape}"
+        )
+    value = stats.spearmanr(a, target).statistic - stats.spearmanr(b, target).statistic
+    idx = np.random.default_rng(seed).integers(0, len(a), (samples, len(a)))
+    boot = spearman_rows(a[idx], target[idx]) - spearman_rows(b[idx], target[idx])
+    boot = boot[np.isfinite(boot)]
+    lo, hi = np.percentile(boot, [50 * (1 - confidence), 50 * (1 + confidence)]) if len(boot) else (np.nan, np.nan)
+    return {"difference": float(value), "lo": float(lo), "hi": float(hi), "n": len(a), "resamples": len(boot)}
+
+
+def mean_interval(values, confidence: float) -> dict:
+    """Mean of ``values`` (one per seed) with Student's t interval; NaN bounds with fewer than two values."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return {"mean": np.nan, "lo": np.nan, "hi": np.nan, "n": 0}
+    mean = float(v.mean())
+    if len(v) < 2:
+        return {"mean": mean, "lo": np.nan, "hi": np.nan, "n": 1}
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": len(v)}
+
+
+def paired_seed_difference(ours: dict, baseline: dict, confidence: float) -> dict:
+    """Mean over the seeds both were trained with of ``ours[seed] - baseline[seed]``, with Student's t interval."""
+    seeds = sorted(set(ours) & set(baseline))
+    return {**mean_interval([ours[s] - baseline[s] for s in seeds], confidence), "seeds": seeds}
