@@ -1,6 +1,5 @@
 """merino.verdicts: a claim's verdict from the interval of its difference, on constructed data: a clear win, a clear
-loss, an interval spanning zero; the paired bootstrap of a difference of rank correlations and t intervals
-over seeds."""
+loss, an interval spanning zero; the paired bootstrap of a difference of rank correlations; Fig. 3's summary."""
 
 import numpy as np
 import pandas as pd
@@ -11,9 +10,7 @@ from merino.verdicts import (
     FAILS,
     HOLDS,
     UNDECIDED,
-    mean_interval,
     paired_rank_difference,
-    paired_seed_difference,
     verdict,
 )
 
@@ -66,16 +63,6 @@ def test_the_pairing_cancels_common_noise():
 def test_a_paired_difference_needs_equal_series_of_three():
     with pytest.raises(ValueError, match="at least 3"):
         paired_rank_difference([1, 2], [2, 1], [1, 2], **BOOT)
-
-
-def test_intervals_over_seeds():
-    assert mean_interval([1.0], 0.95)["n"] == 1 and np.isnan(mean_interval([1.0], 0.95)["lo"])
-    m = mean_interval([1.0, 2.0, 3.0], 0.95)
-    assert m["mean"] == 2.0 and m["lo"] == pytest.approx(2 - 4.302653 / np.sqrt(3), rel=1e-6)
-    ours = {0: 30.0, 1: 31.0, 2: 29.5}
-    base = {0: 35.0, 1: 36.5, 2: 34.0, 3: 40.0}  # seed 3 has no partner: left out
-    d = paired_seed_difference({s: -v for s, v in ours.items()}, {s: -v for s, v in base.items()}, 0.95)
-    assert d["seeds"] == [0, 1, 2] and d["mean"] == pytest.approx(5.0) and verdict(d["lo"], d["hi"]) == HOLDS
 
 
 def test_fig3_summary_decides_each_rival_from_its_paired_interval():

@@ -36,6 +36,7 @@ Devices
 Results and infrastructure
     ``paper``        tables and figures, ours beside the published numbers (``reference/published.yaml``)
     ``comparisons``  NAS comparisons and ablations; Fig. 5, Tables 4, 5, 6
+    ``verdicts``     a claim's verdict from the interval of its difference (holds, fails, undecided); Fig. 3
     ``plotting``     one style for every figure
     ``checks``       config checks a JSON schema cannot express
     ``hub``          the Hugging Face Hub resources a config reads, and the offline cache

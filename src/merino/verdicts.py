@@ -6,9 +6,8 @@ Tables 2, 5, 6).  Its verdict is read off the interval of the difference, orient
 paper claims": ``holds`` when the whole interval lies above zero, ``fails`` when it lies wholly below, ``undecided at
 this scale`` when it contains zero or could not be computed (too few architectures or seeds).
 
-Intervals: a paired bootstrap over the same architectures for a difference of rank correlations (both correlations
-from one resample of the architectures, so their common noise cancels), and Student's t over seeds for trained
-models (the mean of per-seed paired differences against the baseline trained with the same seed).
+The interval of a difference of rank correlations is a paired bootstrap over the same architectures: both
+correlations come from one resample of the architectures, so their common noise cancels.
 """
 
 from __future__ import annotations
@@ -56,22 +55,3 @@ def paired_rank_difference(a, b, target, samples: int, confidence: float, seed: 
     boot = boot[np.isfinite(boot)]
     lo, hi = np.percentile(boot, [50 * (1 - confidence), 50 * (1 + confidence)]) if len(boot) else (np.nan, np.nan)
     return {"difference": float(value), "lo": float(lo), "hi": float(hi), "n": len(a), "resamples": len(boot)}
-
-
-def mean_interval(values, confidence: float) -> dict:
-    """Mean of ``values`` (one per seed) with Student's t interval; NaN bounds with fewer than two values."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return {"mean": np.nan, "lo": np.nan, "hi": np.nan, "n": 0}
-    mean = float(v.mean())
-    if len(v) < 2:
-        return {"mean": mean, "lo": np.nan, "hi": np.nan, "n": 1}
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
-    return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": len(v)}
-
-
-def paired_seed_difference(ours: dict, baseline: dict, confidence: float) -> dict:
-    """Mean over the seeds both were trained with of ``ours[seed] - baseline[seed]``, with Student's t interval."""
-    seeds = sorted(set(ours) & set(baseline))
-    return {**mean_interval([ours[s] - baseline[s] for s in seeds], confidence), "seeds": seeds}
