@@ -10,9 +10,11 @@ import torch
 from torch import nn
 
 from merino.cost import CostModel
+from merino.entropy import objective_score
 from merino.model import MerinoConfig, MerinoForCausalLM
 from merino.proxies import (
     ScoredMatrix,
+    all_proxies,
     condition_number,
     decoder_params,
     dss_from_gradients,
@@ -253,6 +255,19 @@ def test_proxy_scorers_are_the_correlation_studys_proxies(published):
     assert params(ARCH) == decoder_params(MerinoForCausalLM(make(ARCH)))
     with pytest.raises(ValueError, match="unknown proxy objective 'snip'"):
         proxy_scorer("snip", make, batch, **kw)
+
+
+def test_the_study_scores_entropy_in_the_global_form_and_by_eq15(tiny_table):
+    """all_proxies: the global form and Eq. 15 (objective eq15, per-block penalty) under the same table."""
+    arch = Architecture.from_dict({"E": [64, 128], "F": [128, 256], "L": [2, 1]})
+    config = merino_config(arch)
+    batch = torch.randint(0, 97, (2, 8), generator=torch.Generator().manual_seed(0))
+    result = all_proxies(arch, config, tiny_table, batch, ntk_inits=1, dss_seq_len=8, seed=0)
+    assert result["scores"]["entropy"] == objective_score(arch, tiny_table, "entropy")
+    assert (
+        result["scores"]["entropy_eq15"] == result["raw"]["entropy_eq15"] == objective_score(arch, tiny_table, "eq15")
+    )
+    assert result["scores"]["entropy_eq15"] != result["scores"]["entropy"]
 
 
 def test_proxy_batch_is_training_sequences_fixed_by_the_seed(tmp_path):

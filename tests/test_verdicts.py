@@ -71,6 +71,7 @@ def test_fig3_summary_decides_each_rival_from_its_paired_interval():
         {
             "candidate": [f"a{i:03d}" for i in range(40)],
             "score_entropy": a,
+            "score_entropy_eq15": -a,  # Eq. 15 made to rank the wrong way: it loses to every rival
             "score_ntk": b,
             "score_dss": -a,  # ranks perfectly the wrong way
             "score_decoder_params": a + 1e-9 * b,
@@ -83,3 +84,5 @@ def test_fig3_summary_decides_each_rival_from_its_paired_interval():
     assert summary.loc["dss", "verdict"] == HOLDS and summary.loc["dss", "entropy_minus_spearman"] > 1.5
     assert summary.loc["decoder_params", "verdict"] == UNDECIDED  # the same ranking: a difference of 0
     assert pd.isna(summary.loc["entropy", "verdict"])
+    assert (summary.loc[["ntk", "decoder_params"], "eq15_verdict"] == FAILS).all()
+    assert summary.loc["dss", "eq15_verdict"] == UNDECIDED  # -a against -a: the same ranking

@@ -177,8 +177,15 @@ def test_smoke_run_produces_every_output(tiny_run):
         assert provenance["settings"]["training"]["steps"] == 20
         assert provenance["inputs_sha256"]["tokens_meta"] and provenance["settings"]["data"]["corpus_sha256"]
     study = (tiny_run / "results/tables/fig3_summary.csv").read_text()
-    for proxy in ("entropy", "ntk", "dss", "decoder_params", "half_vs_full_training", "entropy_calibrated"):
+    for proxy in ("entropy", "entropy_eq15", "ntk", "dss", "decoder_params", "half_vs_full_training"):
         assert f"\n{proxy}," in study, proxy
+    assert "\nentropy_calibrated," in study
+    fig3 = pd.read_csv(tiny_run / "results/tables/fig3_summary.csv").set_index(["proxy", "split"])
+    for rival in ("ntk", "dss", "decoder_params"):
+        for prefix in ("", "eq15_"):
+            row = fig3.loc[(rival, "all")]
+            assert row[f"{prefix}verdict"] in ("holds", "fails", "undecided at this scale"), (rival, prefix)
+            assert row[f"{prefix}entropy_minus_spearman_lo"] <= row[f"{prefix}entropy_minus_spearman_hi"]
     assert len((tiny_run / "results/tables/fig3_correlation.csv").read_text().splitlines()) == 1 + 6
     assert (tiny_run / "figures/fig3_correlation.pdf").stat().st_size > 0
     table1 = (tiny_run / "results/tables/table1.csv").read_text()

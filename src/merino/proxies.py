@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .entropy import EntropyLookupTable, architecture_entropy
+from .entropy import EntropyLookupTable, architecture_entropy, objective_score
 from .model import MerinoAttention, MerinoConfig, MerinoForCausalLM, MerinoLayer
 from .search import PROXY_OBJECTIVES
 from .space import Architecture
@@ -272,7 +272,9 @@ def all_proxies(
     score_head: bool = True,
 ) -> dict:
     """Every proxy of one architecture, raw values and scores oriented so that higher is better
-    (``ntk_weights_only``, ``fused_qkv``, ``score_head``: see :func:`proxy_scorer`)."""
+    (``ntk_weights_only``, ``fused_qkv``, ``score_head``: see :func:`proxy_scorer`).  Entropy twice: the global
+    form (``entropy``, H exp(-kappa gamma) with Eq. 11's gamma) and Eq. 15 as published (``entropy_eq15``), both
+    under the table's constants."""
     torch.manual_seed(seed)
     model = MerinoForCausalLM(config).to(batch.device)
     h = architecture_entropy(arch, table)
@@ -283,9 +285,11 @@ def all_proxies(
         **dss,
         "decoder_params": decoder_params(model),
         **{f"entropy_{k}": v for k, v in h.to_dict().items()},
+        "entropy_eq15": objective_score(arch, table, "eq15"),
     }
     scores = {
         "entropy": h.objective,
+        "entropy_eq15": raw["entropy_eq15"],
         "ntk": -kappa["ntk_condition"],
         "dss": dss["dss"],
         "decoder_params": float(raw["decoder_params"]),
