@@ -89,12 +89,6 @@ class EntropyConstants:
 
 
 # ---- Eq. 7 -----------------------------------------------------------------------------------------
-def entropy_from_singular_values(s: torch.Tensor, epsilon: float, log_base: float = math.e) -> float:
-    """sum_j log(1 + s_j^2 / eps^2) in base ``log_base``."""
-    s2 = s.double() ** 2
-    return float((s2 / epsilon**2).log1p().sum() / math.log(log_base))
-
-
 def matrix_entropy(w: torch.Tensor, epsilon: float, log_base: float = math.e) -> float:
     """Eq. 7 for one given matrix: sum_j log(1 + s_j^2 / eps^2) = log det(I + G / eps^2) with G the smaller
     Gram matrix (its eigenvalues are the s_j^2), from the Cholesky factor's diagonal in float64.  The same

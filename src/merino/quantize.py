@@ -565,14 +565,19 @@ KERNELS = ("dequantize", "integer")
 DEQUANTIZED = "torch float32 matmul (dequantized weights)"
 
 
+def check_kernels(kernels: str) -> None:
+    """Raise unless ``kernels`` names one of :data:`KERNELS`."""
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+
+
 def inference_kernels(quantized: QuantizedModel, kernels: str = "dequantize", compute: str = "int8") -> tuple[str, str]:
     """Which kernels :func:`load_quantized` runs for ``kernels``: ("dequantize" | "integer", a description
     for result files).  ``integer`` falls back to dequantized weights, saying why in the description, when
     a weight cannot run on the integer kernel (a bit width or group size MatMulNBits rejects)."""
     from .int_kernels import kernel_name, unsupported_reason
 
-    if kernels not in KERNELS:
-        raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+    check_kernels(kernels)
     if kernels == "dequantize":
         return kernels, DEQUANTIZED
     reasons = {unsupported_reason(q.bits, q.group_size, q.codes.shape[1]) for q in quantized.weights.values()} - {None}
@@ -599,8 +604,7 @@ def load_quantized(
 
     from .model import register
 
-    if kernels not in KERNELS:
-        raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+    check_kernels(kernels)
     if kernels == "integer" and torch.device(device).type != "cpu":
         raise ValueError(
             f"integer kernels run on the CPU (onnxruntime MatMulNBits), not on device {device!r}: "
