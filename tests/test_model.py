@@ -1,3 +1,4 @@
+import inspect
 import json
 import os
 import subprocess
@@ -542,6 +543,17 @@ def test_return_dict_false_gives_tuples():
     assert torch.equal(logits, expected.logits) and len(cache) == 5
     (hidden,) = model.model(x, use_cache=False, return_dict=False)
     assert hidden.shape == (2, 6, 64)
+
+
+def test_return_dict_is_in_the_signature_that_exporters_bind():
+    """torch.export (as transformers' exporters call it) binds keyword arguments to forward's signature:
+    return_dict must be a named parameter there, not only a keyword @can_return_tuple takes."""
+    model = tiny_model().eval()
+    x = torch.randint(1, V, (1, 6))
+    for module in (model, model.model):
+        assert "return_dict" in inspect.signature(module.forward).parameters
+    program = torch.export.export(model, (), {"input_ids": x, "use_cache": False, "return_dict": True})
+    assert torch.allclose(program.module()(input_ids=x, use_cache=False, return_dict=True).logits, model(x).logits)
 
 
 def test_unknown_keyword_arguments_are_rejected():

@@ -382,6 +382,8 @@ class MerinoModel(MerinoPreTrainedModel):
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,  # taken by @can_return_tuple before this body runs; named here so that
+        # callers that bind keyword arguments to the signature (torch.export, transformers' exporters) may pass it
     ) -> BaseModelOutputWithPast:
         """``attention_mask`` (B, S): 1 for tokens, 0 for (left) padding, S = cached + new tokens; without
         ``position_ids`` positions then count tokens only.  ``position_ids`` (B, T) that restart inside a
@@ -494,6 +496,7 @@ class MerinoForCausalLM(MerinoPreTrainedModel, GenerationMixin):
         output_hidden_states: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         num_items_in_batch: int | torch.Tensor | None = None,
+        return_dict: bool | None = None,  # taken by @can_return_tuple (see MerinoModel.forward)
     ) -> CausalLMOutputWithPast:
         """``labels`` (B, T) are the inputs themselves (shifted here); -100 marks positions without a loss.
         ``logits_to_keep``: an int n computes logits for the last n positions only (0: all), a tensor
