@@ -71,7 +71,7 @@ def schema_has_key(dotted: str) -> bool:
     """Whether a dotted config key (``*`` for any name) is a property path of the config schema."""
     node = SCHEMA
     for part in dotted.split("."):
-        node = node.get("$defs", {}).get(node["$ref"].split("/")[-1], node) if "$ref" in node else node
+        node = SCHEMA["$defs"][node["$ref"].split("/")[-1]] if "$ref" in node else node
         props = node.get("properties", {})
         if part in props:
             node = props[part]
@@ -95,10 +95,15 @@ ABSENT = OptionalDependency(
     module="merino_no_such_backend",
     distribution="merino-no-such-backend",
     extra="nosuch",
-    config_key="latency.devices.<device>.backend",
+    config_key="latency.devices.*.backend",
     enabled=lambda config: any(d.get("backend") == "nosuch" for d in config["latency"]["devices"].values()),
 )
-PRESENT = OptionalDependency("yaml", "pyyaml", "yamlish", "latency.devices.<device>.backend", lambda config: True)
+PRESENT = OptionalDependency("yaml", "pyyaml", "yamlish", "latency.devices.*.backend", lambda config: True)
+
+
+def test_config_keys_are_read_against_the_schema():
+    assert schema_has_key(ABSENT.config_key) and schema_has_key("scales.pretrain.model.head_dim")  # via $defs
+    assert not schema_has_key("latency.devices.*.no_such_key") and not schema_has_key("no_such_section")
 
 
 def test_a_set_key_whose_package_is_missing_stops_in_one_line():
@@ -109,7 +114,7 @@ def test_a_set_key_whose_package_is_missing_stops_in_one_line():
         check_optional_dependencies(config, [ABSENT, PRESENT])
     message = str(err.value)
     assert "\n" not in message
-    assert "latency.devices.<device>.backend" in message and 'pip install -e ".[nosuch]"' in message
+    assert "latency.devices.*.backend" in message and 'pip install -e ".[nosuch]"' in message
     assert "yaml" not in message
 
 
